@@ -1,0 +1,255 @@
+//! Command-line interface: thin wrappers over the library, one subcommand per pipeline verb.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::data::{DataLocator, DatasetKind};
+use crate::device::{self, DeviceChoice};
+use crate::matrix::Plan;
+use crate::runner::{self, RunOptions};
+use crate::store::Store;
+
+/// Reproducibility harness for Balanced Meta-Softmax (Ren et al., NeurIPS 2020).
+#[derive(Debug, Parser)]
+#[command(name = "balms", version, about)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the resolved plan of matrix files: cells, every setting, seeds, class counts.
+    Plan {
+        /// Matrix files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run every unfinished run of matrix files (resumable).
+    Run {
+        /// Matrix files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Run options.
+        #[command(flatten)]
+        options: RunArgs,
+    },
+    /// Aggregate finished runs into tables under the paper folder.
+    Report {
+        /// Matrix files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Results folder.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Output folder.
+        #[arg(long, default_value = "paper")]
+        paper: PathBuf,
+    },
+    /// Run and report every matrix in a folder whose data is present; name those skipped.
+    Reproduce {
+        /// Folder of matrix files.
+        #[arg(long, default_value = "experiments")]
+        experiments: PathBuf,
+        /// Output folder of the tables.
+        #[arg(long, default_value = "paper")]
+        paper: PathBuf,
+        /// Recompute everything in this scratch folder and compare with `--results`.
+        #[arg(long)]
+        scratch: Option<PathBuf>,
+        /// Run options.
+        #[command(flatten)]
+        options: RunArgs,
+    },
+    /// List the datasets and where they were found.
+    Data {
+        /// Data folder (also `BALMS_DATA`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+    /// List the registered losses, samplers, models and datasets.
+    List,
+}
+
+/// Options of commands that train.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Results folder.
+    #[arg(long, default_value = "results")]
+    pub results: PathBuf,
+    /// Data folder (then `BALMS_DATA`, then well-known places).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Training device; `auto` says which it picked.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceChoice,
+    /// Intra-op CPU threads (recorded with every result; same seed and threads, same bytes).
+    #[arg(long, default_value_t = 2)]
+    pub threads: i32,
+    /// Hide progress bars.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl RunArgs {
+    fn options(&self, results: &Path) -> anyhow::Result<RunOptions> {
+        anyhow::ensure!(self.threads >= 1, "`--threads` must be at least 1");
+        tch::set_num_threads(self.threads);
+        let device = device::resolve(self.device)?;
+        if self.device == DeviceChoice::Auto {
+            eprintln!("device: {} (auto)", device::label(device));
+        }
+        Ok(RunOptions {
+            store: Store::new(results),
+            device,
+            threads: self.threads,
+            locator: DataLocator {
+                data_dir: self.data_dir.clone(),
+            },
+            progress: !self.no_progress,
+        })
+    }
+}
+
+/// Parses arguments and runs the command.
+///
+/// # Errors
+/// Any failure, with context naming the file, cell or field.
+#[allow(clippy::print_stdout)]
+pub fn main() -> anyhow::Result<ExitCode> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Plan { files } => {
+            for file in files {
+                print!("{}", Plan::load(&file)?.render());
+            }
+        }
+        Command::Run { files, options } => {
+            let run_options = options.options(&options.results)?;
+            for file in files {
+                run_matrix(&Plan::load(&file)?, &run_options)?;
+            }
+        }
+        Command::Report {
+            files,
+            results,
+            paper,
+        } => {
+            for file in files {
+                let path = crate::report::write_report(
+                    &Plan::load(&file)?,
+                    &Store::new(&results),
+                    &paper,
+                )?;
+                println!("wrote {}", path.display());
+            }
+        }
+        Command::Reproduce {
+            experiments,
+            paper,
+            scratch,
+            options,
+        } => return reproduce(&experiments, &paper, scratch.as_deref(), &options),
+        Command::Data { data_dir } => print!("{}", data_listing(&DataLocator { data_dir })),
+        Command::List => print!("{}", registry_listing()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_matrix(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
+    let summary = runner::run_plan(plan, options)?;
+    eprintln!(
+        "matrix `{}`: {} trained, {} already finished",
+        plan.name, summary.trained, summary.skipped
+    );
+    Ok(())
+}
+
+/// `balms reproduce`: every matrix whose data is present, then its report.
+#[allow(clippy::print_stdout)]
+fn reproduce(
+    experiments: &Path,
+    paper: &Path,
+    scratch: Option<&Path>,
+    args: &RunArgs,
+) -> anyhow::Result<ExitCode> {
+    let results = scratch.map_or_else(|| args.results.clone(), |s| s.join("results"));
+    let paper = scratch.map_or_else(|| paper.to_path_buf(), |s| s.join("paper"));
+    let options = args.options(&results)?;
+    let mut skipped = Vec::new();
+    for file in matrix_files(experiments)? {
+        let plan = Plan::load(&file)?;
+        if let Some(missing) = plan
+            .columns
+            .iter()
+            .find_map(|c| options.locator.locate(&c.dataset).err())
+        {
+            skipped.push(format!("{} ({}): {missing}", plan.name, file.display()));
+            continue;
+        }
+        run_matrix(&plan, &options)?;
+        let path = crate::report::write_report(&plan, &options.store, &paper)?;
+        println!("wrote {}", path.display());
+        if scratch.is_some() {
+            let differences =
+                crate::report::compare::compare(&plan, &options.store, &Store::new(&args.results))?;
+            println!(
+                "{}",
+                crate::report::compare::render(&plan.name, &differences)
+            );
+        }
+    }
+    for line in &skipped {
+        println!("skipped {line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn matrix_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read `{}`", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// What `balms data` prints.
+#[must_use]
+pub fn data_listing(locator: &DataLocator) -> String {
+    let kinds = [
+        DatasetKind::DigitsLt,
+        DatasetKind::GaussianLt(Default::default()),
+        DatasetKind::FashionMnistLt,
+        DatasetKind::MnistLt,
+        DatasetKind::Cifar10Lt,
+        DatasetKind::Cifar100Lt,
+    ];
+    let mut out = String::new();
+    for kind in kinds {
+        let line = match locator.locate(&kind) {
+            Ok(None) => "embedded".to_string(),
+            Ok(Some(dir)) => format!("found in {}", dir.display()),
+            Err(_) => format!("missing; {}", kind.hint()),
+        };
+        out.push_str(&format!("{:<18} {line}\n", kind.name()));
+    }
+    out
+}
+
+/// What `balms list` prints.
+#[must_use]
+pub fn registry_listing() -> String {
+    "losses:\n  softmax            softmax cross-entropy\n  balanced-softmax   CE(logits + log n_j) (Ren et al., Eqn 4); predict with raw logits\n\
+     samplers:\n  instance           a fresh permutation per epoch\n  class-balanced     class-aware, 4 images per class visit (Kang et al.)\n  square-root        classes with probability proportional to sqrt(n_j)\n\
+     models:\n  mlp = { hidden = [...] }   multi-layer perceptron\n  small-cnn          two conv blocks + 128-unit layer, 1x28x28\n  resnet32           CIFAR ResNet-32, option-A shortcuts\n\
+     datasets:\n  cifar10-lt  cifar100-lt  fashion-mnist-lt  mnist-lt  digits-lt (embedded)  gaussian-lt (synthetic)\n"
+        .to_string()
+}

@@ -1,0 +1,209 @@
+//! Wire types of a matrix file: pure syntax, checked by serde.
+//!
+//! Every struct is `kebab-case` with `deny_unknown_fields`, so a typo fails here with the file,
+//! line and column (toml's caret message). Semantic checks and defaults live in [`crate::matrix`].
+//! Field docs give the default applied there.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::data::DatasetSpec;
+use crate::loss::LossSpec;
+use crate::model::ModelSpec;
+use crate::sampler::SamplerSpec;
+
+/// A whole matrix file (`experiments/*.toml`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MatrixFile {
+    /// Matrix name: the folder under `results/` and the stem of the report under `paper/`.
+    pub name: String,
+    /// One-line description shown in plans and report captions.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Explicit seeds. Exactly one of `seeds` or `repeats` is given.
+    #[serde(default)]
+    pub seeds: Option<Vec<u64>>,
+    /// Number of repeats, seeded `base-seed`, `base-seed + 1`, …
+    #[serde(default)]
+    pub repeats: Option<u64>,
+    /// First seed when `repeats` is used (default 1).
+    #[serde(default)]
+    pub base_seed: Option<u64>,
+    /// Datasets and their imbalance factors (the table's columns).
+    pub datasets: Vec<DatasetSpec>,
+    /// Defaults for every method; each method may override any of them.
+    #[serde(default)]
+    pub defaults: SettingsWire,
+    /// The methods (the table's rows).
+    pub methods: Vec<MethodWire>,
+}
+
+/// Training settings, every field optional so that methods override defaults field by field.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SettingsWire {
+    /// Network (default `{ mlp = { hidden = [256, 256] } }`).
+    pub model: Option<ModelSpec>,
+    /// Loss (default `softmax`).
+    pub loss: Option<LossSpec>,
+    /// Sampler (default `instance`).
+    pub sampler: Option<SamplerSpec>,
+    /// Training epochs (default 10); one epoch is `ceil(N / batch-size)` iterations whatever the sampler.
+    pub epochs: Option<u32>,
+    /// Batch size (default 128).
+    pub batch_size: Option<u32>,
+    /// SGD settings.
+    #[serde(default)]
+    pub optimizer: OptimizerWire,
+    /// Learning-rate schedule.
+    #[serde(default)]
+    pub schedule: ScheduleWire,
+    /// Training augmentation (default `none`).
+    pub augment: Option<crate::data::augment::AugmentSpec>,
+    /// Model-selection rule (default `last`).
+    pub selection: Option<crate::train::Selection>,
+    /// Settings of the decoupled second stage.
+    #[serde(default)]
+    pub stage2: Stage2Wire,
+}
+
+/// SGD with momentum (the paper's optimiser).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct OptimizerWire {
+    /// Peak learning rate (default 0.1).
+    pub lr: Option<f64>,
+    /// Momentum (default 0.9).
+    pub momentum: Option<f64>,
+    /// Weight decay (default 5e-4).
+    pub weight_decay: Option<f64>,
+    /// Nesterov momentum (default false: the official code's plain momentum; the paper says Nesterov).
+    pub nesterov: Option<bool>,
+}
+
+/// Cosine schedule to zero with a linear warm-up, stepped every iteration.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ScheduleWire {
+    /// Warm-up length in epochs, fractions allowed (default 0).
+    pub warmup_epochs: Option<f64>,
+    /// Learning rate at the start of warm-up as a fraction of `lr` (default 0.5: the paper's 0.05 to 0.1).
+    pub warmup_start_factor: Option<f64>,
+}
+
+/// Settings of stage 2 of decoupled training (a fresh linear classifier on frozen features).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Stage2Wire {
+    /// Iterations (default 2000, the paper's CIFAR setting).
+    pub iterations: Option<u32>,
+    /// Batch size (default 512).
+    pub batch_size: Option<u32>,
+    /// SGD settings (default lr 0.1, momentum 0.9, weight decay 5e-4).
+    #[serde(default)]
+    pub optimizer: OptimizerWire,
+}
+
+/// One method: a row of a paper table.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct MethodWire {
+    /// Row name, unique in the matrix (`softmax`, `balanced-softmax-dt`, …).
+    pub name: String,
+    /// For decoupled training: the end-to-end method of this matrix whose backbone is reused.
+    #[serde(default)]
+    pub stage1: Option<String>,
+    /// Overrides `defaults.model`.
+    pub model: Option<ModelSpec>,
+    /// Overrides `defaults.loss`.
+    pub loss: Option<LossSpec>,
+    /// Overrides `defaults.sampler`.
+    pub sampler: Option<SamplerSpec>,
+    /// Overrides `defaults.epochs`.
+    pub epochs: Option<u32>,
+    /// Overrides `defaults.batch-size`.
+    pub batch_size: Option<u32>,
+    /// Overrides fields of `defaults.optimizer`.
+    #[serde(default)]
+    pub optimizer: OptimizerWire,
+    /// Overrides fields of `defaults.schedule`.
+    #[serde(default)]
+    pub schedule: ScheduleWire,
+    /// Overrides `defaults.augment`.
+    pub augment: Option<crate::data::augment::AugmentSpec>,
+    /// Overrides `defaults.selection`.
+    pub selection: Option<crate::train::Selection>,
+    /// Overrides fields of `defaults.stage2`.
+    #[serde(default)]
+    pub stage2: Stage2Wire,
+}
+
+impl MethodWire {
+    /// The method's overrides as settings (serde cannot combine `flatten` with
+    /// `deny_unknown_fields`, so the fields are listed twice).
+    #[must_use]
+    pub fn settings(&self) -> SettingsWire {
+        SettingsWire {
+            model: self.model.clone(),
+            loss: self.loss.clone(),
+            sampler: self.sampler.clone(),
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            optimizer: self.optimizer.clone(),
+            schedule: self.schedule.clone(),
+            augment: self.augment.clone(),
+            selection: self.selection,
+            stage2: self.stage2.clone(),
+        }
+    }
+}
+
+/// A syntax error or unreadable file, naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read matrix `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid matrix (toml's message carries line, column and caret).
+    #[error("invalid matrix `{path}`:\n{source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's error.
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+}
+
+impl MatrixFile {
+    /// Reads and parses a matrix file.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, with line and column for syntax errors.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses matrix text; `path` is used in messages only.
+    ///
+    /// # Errors
+    /// [`ConfigError::Parse`].
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            source: Box::new(e),
+        })
+    }
+}

@@ -1,0 +1,176 @@
+//! The long-tail profile and the seeded choice of a long-tailed training subset.
+
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use sha2::{Digest, Sha256};
+
+/// Per-class training counts `n_i = floor(n_max * (1/IF)^(i/(C-1)))`, class 0 the head.
+///
+/// Computed in f64 in the reference code's order (`gamma = 1/IF`, then `gamma.powf(i/(C-1))`,
+/// then `* n_max`, then truncation); `exp`/`ln` rewrites lose a sample in some CIFAR settings.
+///
+/// # Panics
+/// If `classes < 2`.
+#[must_use]
+pub fn profile(n_max: usize, imbalance: f64, classes: usize) -> Vec<usize> {
+    assert!(
+        classes >= 2,
+        "a long-tail profile needs at least two classes"
+    );
+    let gamma = 1.0 / imbalance;
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
+    (0..classes)
+        .map(|i| (n_max as f64 * gamma.powf(i as f64 / (classes as f64 - 1.0))) as usize)
+        .collect()
+}
+
+/// Chooses, for each class `c`, `counts[c]` of the pool's class-`c` indices: the class's indices
+/// in pool order are shuffled with `rng` and the first `counts[c]` kept (as LDAM-DRW's seeded
+/// `np.random.shuffle`). Returns indices class by class.
+///
+/// # Errors
+/// A message naming the class when the pool holds fewer samples than the profile asks for.
+pub fn choose_subset(
+    labels: &[i64],
+    counts: &[usize],
+    rng: &mut ChaCha8Rng,
+) -> Result<Vec<usize>, String> {
+    let mut chosen = Vec::with_capacity(counts.iter().sum());
+    for (class, &want) in counts.iter().enumerate() {
+        let mut members: Vec<usize> = labels
+            .iter()
+            .enumerate()
+            .filter(|(_, &y)| usize::try_from(y).ok() == Some(class))
+            .map(|(i, _)| i)
+            .collect();
+        if members.len() < want {
+            return Err(format!(
+                "class {class} has {} training samples, the profile asks for {want}",
+                members.len()
+            ));
+        }
+        members.shuffle(rng);
+        chosen.extend_from_slice(&members[..want]);
+    }
+    Ok(chosen)
+}
+
+/// SHA-256 (hex) of the chosen indices as little-endian u64s in order: the data hash of a run.
+#[must_use]
+pub fn indices_hash(indices: &[usize]) -> String {
+    let mut hasher = Sha256::new();
+    for &i in indices {
+        hasher.update((i as u64).to_le_bytes());
+    }
+    hex(&hasher.finalize())
+}
+
+/// Lower-case hex of bytes.
+#[must_use]
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The paper's shot groups, by training count: many (> 100), medium (20 to 100), few (< 20).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shot {
+    /// More than 100 training images.
+    Many,
+    /// 20 to 100 training images, inclusive.
+    Medium,
+    /// Fewer than 20 training images.
+    Few,
+}
+
+impl Shot {
+    /// The group of a class with `count` training images (thresholds of the official `shot_acc`).
+    #[must_use]
+    pub fn of(count: usize) -> Self {
+        if count > 100 {
+            Shot::Many
+        } else if count < 20 {
+            Shot::Few
+        } else {
+            Shot::Medium
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn cifar_totals_match_the_paper() {
+        let total = |n, imb, c| profile(n, imb, c).iter().sum::<usize>();
+        assert_eq!(total(5000, 200.0, 10), 11_203);
+        assert_eq!(total(5000, 100.0, 10), 12_406);
+        assert_eq!(total(5000, 10.0, 10), 20_431);
+        assert_eq!(total(500, 200.0, 100), 9_502);
+        assert_eq!(total(500, 100.0, 100), 10_847);
+        assert_eq!(total(500, 10.0, 100), 19_573);
+    }
+
+    #[test]
+    fn cifar10_per_class_lists() {
+        assert_eq!(
+            profile(5000, 200.0, 10),
+            [5000, 2775, 1540, 854, 474, 263, 146, 81, 45, 25]
+        );
+        assert_eq!(
+            profile(5000, 100.0, 10),
+            [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
+        );
+        assert_eq!(
+            profile(5000, 10.0, 10),
+            [5000, 3871, 2997, 2320, 1796, 1391, 1077, 834, 645, 500]
+        );
+    }
+
+    #[test]
+    fn cifar100_if100_list() {
+        let expected = [
+            500, 477, 455, 434, 415, 396, 378, 361, 344, 328, 314, 299, 286, 273, 260, 248, 237,
+            226, 216, 206, 197, 188, 179, 171, 163, 156, 149, 142, 135, 129, 123, 118, 112, 107,
+            102, 98, 93, 89, 85, 81, 77, 74, 70, 67, 64, 61, 58, 56, 53, 51, 48, 46, 44, 42, 40,
+            38, 36, 35, 33, 32, 30, 29, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 15, 14,
+            13, 13, 12, 12, 11, 11, 10, 10, 9, 9, 8, 8, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5,
+        ];
+        assert_eq!(profile(500, 100.0, 100), expected);
+        let tail: Vec<usize> = profile(500, 200.0, 100).into_iter().rev().take(5).collect();
+        assert_eq!(tail, [2, 2, 2, 2, 3]);
+    }
+
+    #[test]
+    fn subset_is_seeded_and_respects_counts() {
+        let labels: Vec<i64> = (0..300).map(|i| i % 3).collect();
+        let counts = [100, 10, 1];
+        let a = choose_subset(&labels, &counts, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let b = choose_subset(&labels, &counts, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+        let c = choose_subset(&labels, &counts, &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
+        assert_eq!(a, b);
+        assert_ne!(indices_hash(&a), indices_hash(&c));
+        assert_eq!(a.len(), 111);
+        assert!(a[100..110].iter().all(|&i| labels[i] == 1));
+        assert!(choose_subset(&labels, &[101, 0, 0], &mut ChaCha8Rng::seed_from_u64(1)).is_err());
+    }
+
+    #[test]
+    fn shot_thresholds() {
+        assert_eq!(Shot::of(101), Shot::Many);
+        assert_eq!(Shot::of(100), Shot::Medium);
+        assert_eq!(Shot::of(20), Shot::Medium);
+        assert_eq!(Shot::of(19), Shot::Few);
+    }
+}

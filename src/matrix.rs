@@ -1,0 +1,700 @@
+//! A validated plan: the matrix file with defaults applied, checked, and expanded into cells
+//! (dataset x imbalance factor x method) and runs (cell x seed).
+//!
+//! After [`Plan::from_file`] nothing is optional "because the file might not say": every
+//! hyper-parameter has its value, and `balms plan` prints them all ([`Plan::render`]).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{MatrixFile, OptimizerWire, ScheduleWire, SettingsWire, Stage2Wire};
+use crate::data::augment::AugmentSpec;
+use crate::data::longtail::Shot;
+use crate::data::DatasetKind;
+use crate::loss::LossSpec;
+use crate::model::ModelSpec;
+use crate::sampler::SamplerSpec;
+use crate::seed::Seed;
+use crate::train::Selection;
+
+/// A semantic error in a matrix, naming the file and the field or method.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid matrix `{path}`: {message}")]
+pub struct MatrixError {
+    /// The matrix file.
+    pub path: PathBuf,
+    /// What is wrong, naming the field.
+    pub message: String,
+}
+
+/// SGD settings, resolved.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Optimizer {
+    /// Peak learning rate.
+    pub lr: f64,
+    /// Momentum.
+    pub momentum: f64,
+    /// Weight decay (applied to every parameter, as `torch.optim.SGD`).
+    pub weight_decay: f64,
+    /// Nesterov momentum.
+    pub nesterov: bool,
+}
+
+/// Cosine-to-zero schedule with linear warm-up, stepped every iteration.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Schedule {
+    /// Warm-up length in epochs.
+    pub warmup_epochs: f64,
+    /// Learning rate at the start of warm-up, as a fraction of the peak.
+    pub warmup_start_factor: f64,
+}
+
+/// Settings of an end-to-end training (or of a decoupled method's stage 1).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Settings {
+    /// Backbone.
+    pub model: ModelSpec,
+    /// Loss.
+    pub loss: LossSpec,
+    /// Sampler.
+    pub sampler: SamplerSpec,
+    /// Epochs of `ceil(N / batch-size)` iterations.
+    pub epochs: u32,
+    /// Batch size.
+    pub batch_size: u32,
+    /// SGD.
+    pub optimizer: Optimizer,
+    /// Learning-rate schedule.
+    pub schedule: Schedule,
+    /// Training augmentation.
+    pub augment: AugmentSpec,
+    /// Model-selection rule.
+    pub selection: Selection,
+}
+
+/// Stage 2 of decoupled training: a fresh linear classifier on the frozen stage-1 backbone,
+/// trained on features computed once in evaluation mode (see README, "Decoupled training").
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Stage2 {
+    /// The end-to-end method whose backbone is reused.
+    pub stage1: String,
+    /// Loss of the classifier.
+    pub loss: LossSpec,
+    /// Sampler of the classifier's batches.
+    pub sampler: SamplerSpec,
+    /// Iterations.
+    pub iterations: u32,
+    /// Batch size.
+    pub batch_size: u32,
+    /// SGD (cosine to zero, no warm-up, as the official stage-2 configs).
+    pub optimizer: Optimizer,
+}
+
+/// How a method trains.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scheme {
+    /// End-to-end training.
+    EndToEnd(Settings),
+    /// Decoupled training on another method's backbone.
+    Decoupled(Stage2),
+}
+
+/// A row of a table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Method {
+    /// Unique name.
+    pub name: String,
+    /// How it trains.
+    pub scheme: Scheme,
+}
+
+/// A column of a table: a dataset at an imbalance factor.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Column {
+    /// Dataset.
+    pub dataset: DatasetKind,
+    /// Imbalance factor.
+    pub imbalance: f64,
+}
+
+impl Column {
+    /// `fashion-mnist-lt/if100`.
+    #[must_use]
+    pub fn id(&self) -> String {
+        format!("{}/if{}", self.dataset.name(), self.imbalance)
+    }
+}
+
+/// One cell: a method on a column.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Cell {
+    /// The column.
+    pub column: Column,
+    /// The method.
+    pub method: Method,
+}
+
+impl Cell {
+    /// Display id, `fashion-mnist-lt/if100/softmax`.
+    #[must_use]
+    pub fn id(&self) -> String {
+        format!("{}/{}", self.column.id(), self.method.name)
+    }
+
+    /// Folder name under the matrix's results, `fashion-mnist-lt.if100.softmax`.
+    #[must_use]
+    pub fn dir_name(&self) -> String {
+        self.id().replace('/', ".")
+    }
+}
+
+/// The seeds of every random stream of one run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RunSeeds {
+    /// The matrix seed.
+    pub seed: Seed,
+    /// Long-tailed subset (shared by all methods of a column at this seed).
+    pub subset: u64,
+    /// Weight initialisation (`tch::manual_seed`).
+    pub init: u64,
+    /// Batch order and sampler.
+    pub order: u64,
+    /// Augmentation.
+    pub augment: u64,
+}
+
+/// Stream names, so the plan and the trainer cannot disagree.
+pub mod streams {
+    /// Initialisation of end-to-end networks.
+    pub const INIT: &str = "init";
+    /// Sampler and order.
+    pub const ORDER: &str = "order";
+    /// Augmentation.
+    pub const AUGMENT: &str = "augment";
+    /// Initialisation of a stage-2 classifier.
+    pub const STAGE2_INIT: &str = "stage2/init";
+    /// Sampler of stage 2.
+    pub const STAGE2_ORDER: &str = "stage2/order";
+}
+
+impl RunSeeds {
+    /// The streams of `cell` at `seed`.
+    #[must_use]
+    pub fn new(cell: &Cell, seed: Seed) -> RunSeeds {
+        let subset = seed.derive(&crate::data::subset_stream(
+            &cell.column.dataset,
+            cell.column.imbalance,
+        ));
+        let (init, order) = match cell.method.scheme {
+            Scheme::EndToEnd(_) => (streams::INIT, streams::ORDER),
+            Scheme::Decoupled(_) => (streams::STAGE2_INIT, streams::STAGE2_ORDER),
+        };
+        RunSeeds {
+            seed,
+            subset,
+            init: seed.derive(init),
+            order: seed.derive(order),
+            augment: seed.derive(streams::AUGMENT),
+        }
+    }
+}
+
+/// A validated, expanded matrix.
+#[derive(Clone, Debug, Serialize)]
+pub struct Plan {
+    /// Matrix name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// The file it came from.
+    #[serde(skip)]
+    pub path: PathBuf,
+    /// Seeds, in order.
+    pub seeds: Vec<Seed>,
+    /// Columns, in file order.
+    pub columns: Vec<Column>,
+    /// Methods, in file order.
+    pub methods: Vec<Method>,
+}
+
+impl Plan {
+    /// Reads, validates and expands a matrix file.
+    ///
+    /// # Errors
+    /// Syntax errors (with line and column) and semantic errors, naming the file.
+    pub fn load(path: &Path) -> anyhow::Result<Plan> {
+        let file = MatrixFile::load(path)?;
+        Ok(Plan::from_file(file, path)?)
+    }
+
+    /// Validates and expands a parsed matrix.
+    ///
+    /// # Errors
+    /// [`MatrixError`] naming the file and field.
+    pub fn from_file(file: MatrixFile, path: &Path) -> Result<Plan, MatrixError> {
+        let fail = |message: String| MatrixError {
+            path: path.to_path_buf(),
+            message,
+        };
+        check_name("name", &file.name).map_err(fail)?;
+        let seeds = resolve_seeds(&file).map_err(fail)?;
+        let columns = resolve_columns(&file).map_err(fail)?;
+        let methods = resolve_methods(&file).map_err(fail)?;
+        check_models(&methods, &columns).map_err(fail)?;
+        Ok(Plan {
+            name: file.name,
+            description: file.description.unwrap_or_default(),
+            path: path.to_path_buf(),
+            seeds,
+            columns,
+            methods,
+        })
+    }
+
+    /// Every cell, column-major (all methods of the first column first).
+    #[must_use]
+    pub fn cells(&self) -> Vec<Cell> {
+        self.columns
+            .iter()
+            .flat_map(|column| {
+                self.methods.iter().map(|method| Cell {
+                    column: column.clone(),
+                    method: method.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The method named `name`.
+    #[must_use]
+    pub fn method(&self, name: &str) -> Option<&Method> {
+        self.methods.iter().find(|m| m.name == name)
+    }
+
+    /// The resolved plan as text: what `balms plan` prints and the snapshot tests pin.
+    #[must_use]
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "matrix `{}`", self.name);
+        if !self.description.is_empty() {
+            let _ = writeln!(out, "  {}", self.description);
+        }
+        let seeds: Vec<String> = self.seeds.iter().map(ToString::to_string).collect();
+        let _ = writeln!(out, "seeds: {}", seeds.join(", "));
+        let _ = writeln!(out, "\ncolumns ({}):", self.columns.len());
+        for column in &self.columns {
+            render_column(&mut out, column);
+        }
+        let _ = writeln!(out, "\nmethods ({}):", self.methods.len());
+        for method in &self.methods {
+            render_method(&mut out, method);
+        }
+        let cells = self.cells();
+        let _ = writeln!(
+            out,
+            "\ncells ({}), runs ({}):",
+            cells.len(),
+            cells.len() * self.seeds.len()
+        );
+        for cell in &cells {
+            let _ = writeln!(out, "  {}  [{}]", cell.id(), cell.dir_name());
+            for &seed in &self.seeds {
+                let s = RunSeeds::new(cell, seed);
+                let _ = writeln!(
+                    out,
+                    "    seed {}: subset {:016x}  init {:016x}  order {:016x}  augment {:016x}",
+                    s.seed, s.subset, s.init, s.order, s.augment
+                );
+            }
+        }
+        out
+    }
+}
+
+fn render_column(out: &mut String, column: &Column) {
+    let counts = column.dataset.class_counts(column.imbalance);
+    let groups = [Shot::Many, Shot::Medium, Shot::Few]
+        .map(|g| counts.iter().filter(|&&n| Shot::of(n) == g).count());
+    let _ = writeln!(
+        out,
+        "  {}: {} classes, {} training images (head {}, tail {}), many/medium/few classes {}/{}/{}",
+        column.id(),
+        counts.len(),
+        counts.iter().sum::<usize>(),
+        counts[0],
+        counts[counts.len() - 1],
+        groups[0],
+        groups[1],
+        groups[2]
+    );
+    let list: Vec<String> = counts.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "    counts: [{}]", list.join(", "));
+}
+
+fn render_method(out: &mut String, method: &Method) {
+    match &method.scheme {
+        Scheme::EndToEnd(s) => {
+            let _ = writeln!(out, "  {}: end-to-end", method.name);
+            let _ = writeln!(
+                out,
+                "    model {}; loss {}; sampler {}; epochs {}; batch {}; augment {}; selection {}",
+                s.model.label(),
+                s.loss.label(),
+                s.sampler.label(),
+                s.epochs,
+                s.batch_size,
+                s.augment.label(),
+                s.selection.label()
+            );
+            let _ = writeln!(
+                out,
+                "    {}; cosine to 0 after {} warm-up epochs from {}x",
+                render_sgd(&s.optimizer),
+                s.schedule.warmup_epochs,
+                s.schedule.warmup_start_factor
+            );
+        }
+        Scheme::Decoupled(s) => {
+            let _ = writeln!(
+                out,
+                "  {}: decoupled on the backbone of `{}`",
+                method.name, s.stage1
+            );
+            let _ = writeln!(
+                out,
+                "    stage 2: fresh linear classifier; loss {}; sampler {}; {} iterations; batch {}",
+                s.loss.label(),
+                s.sampler.label(),
+                s.iterations,
+                s.batch_size
+            );
+            let _ = writeln!(
+                out,
+                "    {}; cosine to 0, no warm-up; features frozen (eval mode, computed once)",
+                render_sgd(&s.optimizer)
+            );
+        }
+    }
+}
+
+fn render_sgd(o: &Optimizer) -> String {
+    format!(
+        "sgd lr {} momentum {} weight-decay {} nesterov {}",
+        o.lr, o.momentum, o.weight_decay, o.nesterov
+    )
+}
+
+fn check_name(field: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{field}` = {name:?}: use lower-case letters, digits, `-` and `_`"
+        ))
+    }
+}
+
+fn resolve_seeds(file: &MatrixFile) -> Result<Vec<Seed>, String> {
+    let seeds: Vec<Seed> = match (&file.seeds, file.repeats) {
+        (Some(list), None) => list.iter().copied().map(Seed).collect(),
+        (None, Some(repeats)) => {
+            let base = file.base_seed.unwrap_or(1);
+            (0..repeats).map(|k| Seed(base + k)).collect()
+        }
+        (Some(_), Some(_)) => return Err("give either `seeds` or `repeats`, not both".to_string()),
+        (None, None) => {
+            return Err("missing `seeds` (a list) or `repeats` (with `base-seed`)".to_string())
+        }
+    };
+    if file.seeds.is_some() && file.base_seed.is_some() {
+        return Err("`base-seed` goes with `repeats`, not with `seeds`".to_string());
+    }
+    if seeds.is_empty() {
+        return Err("`seeds`/`repeats`: at least one seed is needed".to_string());
+    }
+    let mut sorted = seeds.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    if sorted.len() != seeds.len() {
+        return Err("`seeds`: a seed is listed twice".to_string());
+    }
+    Ok(seeds)
+}
+
+fn resolve_columns(file: &MatrixFile) -> Result<Vec<Column>, String> {
+    if file.datasets.is_empty() {
+        return Err("`datasets` is empty".to_string());
+    }
+    let mut columns: Vec<Column> = Vec::new();
+    for spec in &file.datasets {
+        let (dataset, imbalances) = spec.split();
+        if imbalances.is_empty() {
+            return Err(format!("`datasets.{}.imbalance` is empty", dataset.name()));
+        }
+        if dataset.classes() < 2 {
+            return Err(format!(
+                "`datasets.{}`: at least two classes are needed",
+                dataset.name()
+            ));
+        }
+        for &imbalance in imbalances {
+            let column = Column {
+                dataset: dataset.clone(),
+                imbalance,
+            };
+            check_imbalance(&column)?;
+            if columns.iter().any(|c| c.id() == column.id()) {
+                return Err(format!("column `{}` is listed twice", column.id()));
+            }
+            columns.push(column);
+        }
+    }
+    Ok(columns)
+}
+
+fn check_imbalance(column: &Column) -> Result<(), String> {
+    let field = format!("`datasets.{}.imbalance`", column.dataset.name());
+    if !column.imbalance.is_finite() || column.imbalance < 1.0 {
+        return Err(format!(
+            "{field} = {}: an imbalance factor is at least 1",
+            column.imbalance
+        ));
+    }
+    let counts = column.dataset.class_counts(column.imbalance);
+    if counts.iter().any(|&n| n == 0) {
+        return Err(format!(
+            "{field} = {}: the tail class would have no image (n_max {})",
+            column.imbalance,
+            column.dataset.n_max()
+        ));
+    }
+    Ok(())
+}
+
+fn resolve_methods(file: &MatrixFile) -> Result<Vec<Method>, String> {
+    if file.methods.is_empty() {
+        return Err("`methods` is empty".to_string());
+    }
+    let mut methods = Vec::new();
+    for wire in &file.methods {
+        let field = format!("method `{}`", wire.name);
+        check_name("methods.name", &wire.name)?;
+        if methods.iter().any(|m: &Method| m.name == wire.name) {
+            return Err(format!("{field} is defined twice"));
+        }
+        let settings = wire.settings();
+        let scheme = match &wire.stage1 {
+            None => Scheme::EndToEnd(
+                resolve_settings(&file.defaults, &settings).map_err(|e| format!("{field}: {e}"))?,
+            ),
+            Some(stage1) => Scheme::Decoupled(
+                resolve_stage2(file, stage1, &settings).map_err(|e| format!("{field}: {e}"))?,
+            ),
+        };
+        methods.push(Method {
+            name: wire.name.clone(),
+            scheme,
+        });
+    }
+    Ok(methods)
+}
+
+fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Settings, String> {
+    let pick = |a: &Option<u32>, b: &Option<u32>, default: u32| a.or(*b).unwrap_or(default);
+    let settings = Settings {
+        model: own
+            .model
+            .clone()
+            .or_else(|| defaults.model.clone())
+            .unwrap_or(ModelSpec::Mlp {
+                hidden: vec![256, 256],
+            }),
+        loss: own
+            .loss
+            .clone()
+            .or_else(|| defaults.loss.clone())
+            .unwrap_or(LossSpec::Softmax),
+        sampler: own
+            .sampler
+            .clone()
+            .or_else(|| defaults.sampler.clone())
+            .unwrap_or(SamplerSpec::Instance),
+        epochs: pick(&own.epochs, &defaults.epochs, 10),
+        batch_size: pick(&own.batch_size, &defaults.batch_size, 128),
+        optimizer: resolve_optimizer(&own.optimizer, &defaults.optimizer)?,
+        schedule: resolve_schedule(&own.schedule, &defaults.schedule)?,
+        augment: own
+            .augment
+            .clone()
+            .or_else(|| defaults.augment.clone())
+            .unwrap_or(AugmentSpec::None),
+        selection: own
+            .selection
+            .or(defaults.selection)
+            .unwrap_or(Selection::Last),
+    };
+    if settings.epochs == 0 || settings.batch_size == 0 {
+        return Err("`epochs` and `batch-size` must be at least 1".to_string());
+    }
+    if settings.schedule.warmup_epochs >= f64::from(settings.epochs) {
+        return Err(format!(
+            "`schedule.warmup-epochs` = {} must be below `epochs` = {}",
+            settings.schedule.warmup_epochs, settings.epochs
+        ));
+    }
+    Ok(settings)
+}
+
+fn resolve_optimizer(own: &OptimizerWire, defaults: &OptimizerWire) -> Result<Optimizer, String> {
+    let optimizer = Optimizer {
+        lr: own.lr.or(defaults.lr).unwrap_or(0.1),
+        momentum: own.momentum.or(defaults.momentum).unwrap_or(0.9),
+        weight_decay: own.weight_decay.or(defaults.weight_decay).unwrap_or(5e-4),
+        nesterov: own.nesterov.or(defaults.nesterov).unwrap_or(false),
+    };
+    if !(optimizer.lr > 0.0 && optimizer.lr.is_finite()) {
+        return Err(format!(
+            "`optimizer.lr` = {} must be positive",
+            optimizer.lr
+        ));
+    }
+    if !(0.0..1.0).contains(&optimizer.momentum) {
+        return Err(format!(
+            "`optimizer.momentum` = {} must be in [0, 1)",
+            optimizer.momentum
+        ));
+    }
+    if !(optimizer.weight_decay >= 0.0) {
+        return Err(format!(
+            "`optimizer.weight-decay` = {} must be non-negative",
+            optimizer.weight_decay
+        ));
+    }
+    if optimizer.nesterov && optimizer.momentum == 0.0 {
+        return Err("`optimizer.nesterov` needs a positive momentum".to_string());
+    }
+    Ok(optimizer)
+}
+
+fn resolve_schedule(own: &ScheduleWire, defaults: &ScheduleWire) -> Result<Schedule, String> {
+    let schedule = Schedule {
+        warmup_epochs: own.warmup_epochs.or(defaults.warmup_epochs).unwrap_or(0.0),
+        warmup_start_factor: own
+            .warmup_start_factor
+            .or(defaults.warmup_start_factor)
+            .unwrap_or(0.5),
+    };
+    if !(schedule.warmup_epochs >= 0.0) {
+        return Err("`schedule.warmup-epochs` must be non-negative".to_string());
+    }
+    if !(schedule.warmup_start_factor > 0.0 && schedule.warmup_start_factor <= 1.0) {
+        return Err("`schedule.warmup-start-factor` must be in (0, 1]".to_string());
+    }
+    Ok(schedule)
+}
+
+fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result<Stage2, String> {
+    let target = file.methods.iter().find(|m| m.name == stage1);
+    match target {
+        None => {
+            let names: Vec<&str> = file
+                .methods
+                .iter()
+                .filter(|m| m.stage1.is_none())
+                .map(|m| m.name.as_str())
+                .collect();
+            return Err(format!(
+                "`stage1` = `{stage1}` is not a method of this matrix (end-to-end methods: {})",
+                names.join(", ")
+            ));
+        }
+        Some(m) if m.stage1.is_some() => {
+            return Err(format!(
+                "`stage1` = `{stage1}` is itself decoupled; name an end-to-end method"
+            ));
+        }
+        Some(_) => {}
+    }
+    let stage1_only = [
+        ("model", own.model.is_some()),
+        ("epochs", own.epochs.is_some()),
+        ("batch-size", own.batch_size.is_some()),
+        ("augment", own.augment.is_some()),
+        ("selection", own.selection.is_some()),
+    ];
+    if let Some((field, _)) = stage1_only.iter().find(|(_, set)| *set) {
+        return Err(format!("`{field}` belongs to the stage-1 method `{stage1}`; set stage-2 settings under `stage2`"));
+    }
+    let (d, o): (&Stage2Wire, &Stage2Wire) = (&file.defaults.stage2, &own.stage2);
+    let stage2_default_optimizer = OptimizerWire {
+        lr: Some(0.1),
+        momentum: Some(0.9),
+        weight_decay: Some(5e-4),
+        nesterov: Some(false),
+    };
+    let merged_defaults = merge_optimizer(&d.optimizer, &stage2_default_optimizer);
+    let stage2 = Stage2 {
+        stage1: stage1.to_string(),
+        loss: own
+            .loss
+            .clone()
+            .or_else(|| file.defaults.loss.clone())
+            .unwrap_or(LossSpec::Softmax),
+        sampler: own
+            .sampler
+            .clone()
+            .or_else(|| file.defaults.sampler.clone())
+            .unwrap_or(SamplerSpec::Instance),
+        iterations: o.iterations.or(d.iterations).unwrap_or(2000),
+        batch_size: o.batch_size.or(d.batch_size).unwrap_or(512),
+        optimizer: resolve_optimizer(&o.optimizer, &merged_defaults)?,
+    };
+    if stage2.iterations == 0 || stage2.batch_size == 0 {
+        return Err("`stage2.iterations` and `stage2.batch-size` must be at least 1".to_string());
+    }
+    if own.optimizer.lr.is_some() || own.schedule.warmup_epochs.is_some() {
+        return Err("a decoupled method's optimiser is set under `stage2.optimizer`".to_string());
+    }
+    Ok(stage2)
+}
+
+fn merge_optimizer(first: &OptimizerWire, then: &OptimizerWire) -> OptimizerWire {
+    OptimizerWire {
+        lr: first.lr.or(then.lr),
+        momentum: first.momentum.or(then.momentum),
+        weight_decay: first.weight_decay.or(then.weight_decay),
+        nesterov: first.nesterov.or(then.nesterov),
+    }
+}
+
+fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
+    for method in methods {
+        if let Scheme::EndToEnd(settings) = &method.scheme {
+            for column in columns {
+                if let Some(why) = settings
+                    .model
+                    .incompatibility(&column.dataset.input_shape())
+                {
+                    return Err(format!(
+                        "method `{}` on `{}`: {why}",
+                        method.name,
+                        column.id()
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,222 @@
+//! Networks: a backbone that maps inputs to features and a linear classifier on top.
+//!
+//! Keeping the two apart is what decoupled training needs: stage 2 freezes the backbone and
+//! trains a fresh classifier. [`ModelSpec`] is the registry of backbones.
+
+mod mlp;
+mod resnet32;
+mod small_cnn;
+
+use serde::{Deserialize, Serialize};
+use tch::nn::{self, Module};
+use tch::Tensor;
+
+/// Training or evaluation mode (batch norm statistics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Training: batch statistics, running averages updated.
+    Train,
+    /// Evaluation: running averages used.
+    Eval,
+}
+
+impl Phase {
+    fn is_train(self) -> bool {
+        self == Phase::Train
+    }
+}
+
+/// A feature extractor.
+pub trait Backbone: std::fmt::Debug + Send {
+    /// Features of a batch.
+    ///
+    /// # Shapes
+    /// `[B, *input]` to `[B, feature_dim]`.
+    fn features(&self, xs: &Tensor, phase: Phase) -> Tensor;
+    /// Width of the features.
+    fn feature_dim(&self) -> i64;
+}
+
+/// A backbone as named in a matrix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelSpec {
+    /// Multi-layer perceptron on flattened inputs, ReLU between layers; features = last hidden layer.
+    Mlp {
+        /// Hidden widths, e.g. `[256, 256]`.
+        hidden: Vec<i64>,
+    },
+    /// Small CNN for 1x28x28 inputs: two conv(3x3)-BN-ReLU-maxpool blocks (32, 64 channels), then
+    /// a 128-unit ReLU layer as features.
+    SmallCnn,
+    /// ResNet-32 for CIFAR (He et al.; Idelbayev's variant used by the official code): 3 stages of 5
+    /// basic blocks (16/32/64 channels), option-A (zero-padding) shortcuts, Kaiming-normal conv
+    /// init, global average pooling to 64 features.
+    Resnet32,
+}
+
+impl ModelSpec {
+    /// Stable name used in plans.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self {
+            ModelSpec::Mlp { hidden } => {
+                format!(
+                    "mlp({})",
+                    hidden
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("-")
+                )
+            }
+            ModelSpec::SmallCnn => "small-cnn".to_string(),
+            ModelSpec::Resnet32 => "resnet32".to_string(),
+        }
+    }
+
+    /// Why this backbone cannot take inputs of `shape`, if it cannot.
+    #[must_use]
+    pub fn incompatibility(&self, shape: &[i64]) -> Option<String> {
+        match self {
+            ModelSpec::Mlp { hidden } if hidden.is_empty() || hidden.iter().any(|&h| h < 1) => {
+                Some("`mlp.hidden` needs at least one positive width".to_string())
+            }
+            ModelSpec::SmallCnn if shape != [1, 28, 28] => Some(format!(
+                "`small-cnn` takes 1x28x28 images, the dataset gives {shape:?}"
+            )),
+            ModelSpec::Resnet32 if shape.len() != 3 || shape[1] < 8 || shape[2] < 8 => Some(
+                format!("`resnet32` takes images of at least 8x8, the dataset gives {shape:?}"),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Builds the backbone under `path` for inputs of `shape`.
+    #[must_use]
+    pub fn build(&self, path: &nn::Path, shape: &[i64]) -> Box<dyn Backbone> {
+        match self {
+            ModelSpec::Mlp { hidden } => {
+                Box::new(mlp::Mlp::new(path, shape.iter().product(), hidden))
+            }
+            ModelSpec::SmallCnn => Box::new(small_cnn::SmallCnn::new(path)),
+            ModelSpec::Resnet32 => Box::new(resnet32::Resnet32::new(path, shape[0])),
+        }
+    }
+}
+
+/// A backbone and its linear classifier.
+#[derive(Debug)]
+pub struct Network {
+    /// Feature extractor.
+    pub backbone: Box<dyn Backbone>,
+    /// Linear classifier (with bias).
+    pub classifier: nn::Linear,
+}
+
+impl Network {
+    /// Builds backbone (`root / "backbone"`) and classifier (`root / "classifier"`).
+    #[must_use]
+    pub fn new(root: &nn::Path, spec: &ModelSpec, shape: &[i64], classes: i64) -> Network {
+        let backbone = spec.build(&(root / "backbone"), shape);
+        let classifier = linear_classifier(&(root / "classifier"), backbone.feature_dim(), classes);
+        Network {
+            backbone,
+            classifier,
+        }
+    }
+
+    /// Logits of a batch.
+    ///
+    /// # Shapes
+    /// `[B, *input]` to `[B, classes]`.
+    #[must_use]
+    pub fn logits(&self, xs: &Tensor, phase: Phase) -> Tensor {
+        self.classifier.forward(&self.backbone.features(xs, phase))
+    }
+}
+
+/// PyTorch's default initialisation of `nn.Linear` and `nn.Conv2d`: weights and biases uniform in
+/// `±1/sqrt(fan_in)` (tch's own default differs).
+#[must_use]
+pub fn torch_default_init(fan_in: i64) -> nn::Init {
+    #[allow(clippy::cast_precision_loss)]
+    let bound = 1.0 / (fan_in as f64).sqrt();
+    nn::Init::Uniform {
+        lo: -bound,
+        up: bound,
+    }
+}
+
+/// A linear classifier initialised as PyTorch's `nn.Linear` (the official code's
+/// `DotProductClassifier`).
+#[must_use]
+pub fn linear_classifier(path: &nn::Path, features: i64, classes: i64) -> nn::Linear {
+    let init = torch_default_init(features);
+    nn::linear(
+        path,
+        features,
+        classes,
+        nn::LinearConfig {
+            ws_init: init,
+            bs_init: Some(init),
+            bias: true,
+        },
+    )
+}
+
+/// Number of trainable parameters in a variable store.
+#[must_use]
+pub fn parameter_count(vs: &nn::VarStore) -> i64 {
+    vs.trainable_variables()
+        .iter()
+        .map(Tensor::numel)
+        .map(|n| i64::try_from(n).expect("fits"))
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tch::{Device, Kind};
+
+    fn count(spec: &ModelSpec, shape: &[i64], classes: i64) -> i64 {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net = Network::new(&vs.root(), spec, shape, classes);
+        let out = net.logits(
+            &Tensor::zeros(
+                [2].iter().chain(shape).copied().collect::<Vec<_>>(),
+                (Kind::Float, Device::Cpu),
+            ),
+            Phase::Eval,
+        );
+        assert_eq!(out.size(), [2, classes]);
+        parameter_count(&vs)
+    }
+
+    #[test]
+    fn resnet32_has_464154_parameters_for_ten_classes() {
+        assert_eq!(count(&ModelSpec::Resnet32, &[3, 32, 32], 10), 464_154);
+    }
+
+    #[test]
+    fn small_models_shapes() {
+        assert_eq!(
+            count(&ModelSpec::Mlp { hidden: vec![32] }, &[1, 8, 8], 10),
+            64 * 32 + 32 + 32 * 10 + 10
+        );
+        assert!(count(&ModelSpec::SmallCnn, &[1, 28, 28], 10) > 0);
+    }
+
+    #[test]
+    fn incompatible_inputs_are_named() {
+        assert!(ModelSpec::SmallCnn
+            .incompatibility(&[1, 8, 8])
+            .unwrap()
+            .contains("1x28x28"));
+        assert!(ModelSpec::Resnet32.incompatibility(&[16]).is_some());
+        assert!(ModelSpec::Mlp { hidden: vec![] }
+            .incompatibility(&[16])
+            .is_some());
+    }
+}

@@ -1,0 +1,255 @@
+//! The reporter: aggregates the seeds of each cell into means with Student-t intervals and
+//! renders Markdown tables under `paper/`. It reads `metrics.json` (and provenance from
+//! `config.json`) only; rendering is a pure function of the collected results.
+
+pub mod compare;
+pub mod estimate;
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Deserialize;
+use tabled::builder::Builder;
+use tabled::settings::Style;
+
+use crate::matrix::{Cell, Plan};
+use crate::store::{self, Metrics, Provenance, RunStatus, Store};
+use estimate::{Estimate, Sample};
+
+/// Confidence level of every interval.
+pub const LEVEL: f64 = 0.95;
+
+/// The finished runs of one cell.
+#[derive(Clone, Debug)]
+pub struct CellResults {
+    /// The cell.
+    pub cell: Cell,
+    /// Finished runs with the current configuration, in seed order.
+    pub runs: Vec<Metrics>,
+    /// Runs the plan asks for.
+    pub expected: usize,
+}
+
+/// Everything a matrix's report shows.
+#[derive(Clone, Debug)]
+pub struct MatrixReport {
+    /// Matrix name.
+    pub name: String,
+    /// Matrix description.
+    pub description: String,
+    /// Seeds of the plan.
+    pub seeds: Vec<u64>,
+    /// Column ids, in order.
+    pub columns: Vec<String>,
+    /// Method names, in order.
+    pub methods: Vec<String>,
+    /// Results per cell, column-major as [`Plan::cells`].
+    pub cells: Vec<CellResults>,
+    /// Distinct provenance lines of the runs (device, threads, libtorch, revision).
+    pub provenance: Vec<String>,
+    /// Whether all methods of a column at a seed trained on the same subset.
+    pub subsets_agree: bool,
+}
+
+#[derive(Deserialize)]
+struct ConfigRecord {
+    provenance: Provenance,
+}
+
+/// Collects a plan's finished runs from the store.
+///
+/// # Errors
+/// Unreadable records, naming the file.
+pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
+    let mut cells = Vec::new();
+    let mut provenance = BTreeSet::new();
+    for cell in plan.cells() {
+        let mut runs = Vec::new();
+        for &seed in &plan.seeds {
+            let dir = store.run_dir(&plan.name, &cell, seed.0);
+            if let RunStatus::Finished(metrics) =
+                Store::status(&dir, &crate::runner::expected_hash(plan, &cell, seed))?
+            {
+                let config: ConfigRecord = store::read_json(&dir.join("config.json"))?;
+                provenance.insert(describe(&config.provenance));
+                runs.push(*metrics);
+            }
+        }
+        cells.push(CellResults {
+            cell,
+            runs,
+            expected: plan.seeds.len(),
+        });
+    }
+    Ok(MatrixReport {
+        name: plan.name.clone(),
+        description: plan.description.clone(),
+        seeds: plan.seeds.iter().map(|s| s.0).collect(),
+        columns: plan.columns.iter().map(crate::matrix::Column::id).collect(),
+        methods: plan.methods.iter().map(|m| m.name.clone()).collect(),
+        subsets_agree: subsets_agree(&cells),
+        cells,
+        provenance: provenance.into_iter().collect(),
+    })
+}
+
+fn describe(p: &Provenance) -> String {
+    let dirty = if p.git_dirty {
+        " (uncommitted changes)"
+    } else {
+        ""
+    };
+    let revision: String = p.git_revision.chars().take(12).collect();
+    format!(
+        "{}, {} threads, libtorch {}, balms {} at {revision}{dirty}",
+        p.device, p.threads, p.libtorch, p.balms_version
+    )
+}
+
+/// Whether, for every column and seed, all methods' runs share one training-subset hash.
+fn subsets_agree(cells: &[CellResults]) -> bool {
+    let mut seen = std::collections::HashMap::new();
+    cells
+        .iter()
+        .flat_map(|c| {
+            c.runs
+                .iter()
+                .map(move |m| ((c.cell.column.id(), m.seed), &m.train_indices_sha256))
+        })
+        .all(|(key, hash)| seen.entry(key).or_insert(hash) == &hash)
+}
+
+/// Summary of one metric over a cell's runs: `None` when no run has it.
+fn estimate_of(
+    runs: &[Metrics],
+    metric: impl Fn(&Metrics) -> Option<f64>,
+) -> Option<Result<Estimate, f64>> {
+    let values: Vec<f64> = runs.iter().filter_map(&metric).map(|v| 100.0 * v).collect();
+    match values.len() {
+        0 => None,
+        1 => Some(Err(values[0])),
+        _ => Some(Ok(
+            Estimate::t_interval(&Sample::new(values).ok()?, LEVEL).ok()?
+        )),
+    }
+}
+
+fn format_estimate(estimate: Option<Result<Estimate, f64>>, expected: usize, long: bool) -> String {
+    match estimate {
+        None => "not run".to_string(),
+        Some(Err(single)) => format!("{single:.2} (n=1)"),
+        Some(Ok(e)) if long => {
+            let partial = if e.n < expected {
+                format!(" of {expected}")
+            } else {
+                String::new()
+            };
+            format!(
+                "{:.2} ± {:.2} [{:.2}, {:.2}] n={}{partial}",
+                e.mean, e.std_err, e.lower, e.upper, e.n
+            )
+        }
+        Some(Ok(e)) => format!("{:.2} ± {:.2}", e.mean, e.std_err),
+    }
+}
+
+/// Renders the report as Markdown: the main top-1 table, one many/medium/few table per column,
+/// and a caption stating the protocol.
+#[must_use]
+pub fn render_markdown(report: &MatrixReport) -> String {
+    let mut out = format!("# {}\n\n", report.name);
+    if !report.description.is_empty() {
+        let _ = writeln!(out, "{}\n", report.description);
+    }
+    let _ = writeln!(out, "Top-1 accuracy (%) on the balanced test set: mean ± standard error over seeds, [95% Student-t interval], n runs.\n");
+    let mut main = Builder::default();
+    main.push_record(
+        std::iter::once("Method".to_string())
+            .chain(report.columns.iter().map(|c| c.replace("/if", " IF "))),
+    );
+    for method in &report.methods {
+        let row = report
+            .cells
+            .iter()
+            .filter(|c| &c.cell.method.name == method);
+        main.push_record(std::iter::once(method.clone()).chain(row.map(|c| {
+            format_estimate(
+                estimate_of(&c.runs, |m| Some(m.evaluation.top1)),
+                c.expected,
+                true,
+            )
+        })));
+    }
+    let _ = writeln!(out, "{}\n", main.build().with(Style::markdown()));
+    for column in &report.columns {
+        render_groups(&mut out, report, column);
+    }
+    render_caption(&mut out, report);
+    out
+}
+
+fn render_groups(out: &mut String, report: &MatrixReport, column: &str) {
+    let _ = writeln!(
+        out,
+        "## {}: many / medium / few-shot accuracy (%)\n",
+        column.replace("/if", " IF ")
+    );
+    let mut table = Builder::default();
+    table.push_record([
+        "Method",
+        "Overall",
+        "Many (>100)",
+        "Medium (20-100)",
+        "Few (<20)",
+    ]);
+    for cell in report.cells.iter().filter(|c| c.cell.column.id() == column) {
+        let short = |f: fn(&Metrics) -> Option<f64>| {
+            format_estimate(estimate_of(&cell.runs, f), cell.expected, false)
+        };
+        table.push_record([
+            cell.cell.method.name.clone(),
+            short(|m| Some(m.evaluation.top1)),
+            short(|m| m.evaluation.many),
+            short(|m| m.evaluation.medium),
+            short(|m| m.evaluation.few),
+        ]);
+    }
+    let _ = writeln!(out, "{}\n", table.build().with(Style::markdown()));
+}
+
+fn render_caption(out: &mut String, report: &MatrixReport) {
+    let seeds: Vec<String> = report.seeds.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "**Protocol.** Model selection: the last iteration (the test set selects nothing). Seeds: {}.", seeds.join(", "));
+    let agree = if report.subsets_agree {
+        "yes"
+    } else {
+        "NO: methods saw different data"
+    };
+    let _ = writeln!(out, "Every method of a column at a seed trained on the same long-tailed subset (hash agreement): {agree}.");
+    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the mean of its classes'; \"-\"-less cells marked \"not run\" have no class in that group or no finished run.");
+    let _ = writeln!(
+        out,
+        "Runs: {}.",
+        if report.provenance.is_empty() {
+            "none".to_string()
+        } else {
+            report.provenance.join("; ")
+        }
+    );
+}
+
+/// Collects, renders and writes `paper/<matrix>.md`; returns the path.
+///
+/// # Errors
+/// Store or write errors, naming the file.
+pub fn write_report(
+    plan: &Plan,
+    store: &Store,
+    paper: &Path,
+) -> anyhow::Result<std::path::PathBuf> {
+    let report = collect(plan, store)?;
+    let path = paper.join(format!("{}.md", plan.name));
+    store::write_atomic(&path, render_markdown(&report).as_bytes())?;
+    Ok(path)
+}

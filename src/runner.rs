@@ -1,0 +1,419 @@
+//! Walks a plan: skips finished runs, trains the rest, records each as finished or failed.
+//!
+//! End-to-end runs go first, so each stage-1 backbone exists before the decoupled methods that
+//! reuse it: a stage-1 run is trained once per dataset, imbalance factor and seed. A run that
+//! fails (or diverges) is recorded in `failed.json` and the matrix goes on; the command then
+//! exits non-zero naming the failed runs.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tch::Device;
+
+use crate::data::{DataLocator, Pool, RunData};
+use crate::matrix::{Cell, Method, Plan, RunSeeds, Scheme};
+use crate::seed::Seed;
+use crate::store::{self, Failure, Metrics, Provenance, RunConfig, RunStatus, Store};
+use crate::train::{self, Progress, Trained};
+
+/// How to run a plan.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Where results go.
+    pub store: Store,
+    /// Training device.
+    pub device: Device,
+    /// Intra-op threads (recorded; set by the caller).
+    pub threads: i32,
+    /// Where data is found.
+    pub locator: DataLocator,
+    /// Show progress bars (they hide themselves when stderr is not a terminal).
+    pub progress: bool,
+}
+
+/// What a matrix run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Runs already finished and skipped.
+    pub skipped: usize,
+    /// Runs trained now.
+    pub trained: usize,
+    /// Runs that failed, with their ids.
+    pub failed: Vec<String>,
+}
+
+/// One run of the plan: a cell at a seed.
+struct Job {
+    cell: Cell,
+    seed: Seed,
+    seeds: RunSeeds,
+    stage1: Option<Cell>,
+    hash: String,
+    dir: PathBuf,
+}
+
+impl Job {
+    fn id(&self) -> String {
+        format!("{} seed {}", self.cell.id(), self.seed)
+    }
+}
+
+/// Runs every unfinished run of `plan`.
+///
+/// # Errors
+/// Missing data (before anything trains), store errors, or failed runs (after all others ran).
+pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary> {
+    let provenance_base = provenance(options);
+    let jobs = jobs(plan, &options.store);
+    let pools = load_pools(plan, &options.locator)?;
+    store::write_atomic(
+        &options.store.matrix_dir(&plan.name).join("plan.txt"),
+        plan.render().as_bytes(),
+    )?;
+    let bars = Bars::new(jobs.len(), options.progress);
+    let mut summary = RunSummary::default();
+    for job in &jobs {
+        match Store::status(&job.dir, &job.hash)? {
+            RunStatus::Finished(_) => summary.skipped += 1,
+            status => {
+                if matches!(status, RunStatus::Stale) {
+                    bars.println(&format!(
+                        "{}: stored result is from another configuration; rerunning",
+                        job.id()
+                    ));
+                }
+                let pool = &pools[job.cell.column.dataset.name()];
+                let provenance = Provenance {
+                    data_source: pool.source.clone(),
+                    ..provenance_base.clone()
+                };
+                match execute(plan, job, pool, options, provenance, &bars) {
+                    Ok(metrics) => {
+                        summary.trained += 1;
+                        bars.println(&format!(
+                            "{}: top-1 {:.4}",
+                            job.id(),
+                            metrics.evaluation.top1
+                        ));
+                    }
+                    Err(err) => {
+                        record_failure(job, &err)?;
+                        bars.println(&format!("{}: FAILED: {err:#}", job.id()));
+                        summary.failed.push(job.id());
+                    }
+                }
+            }
+        }
+        bars.matrix.inc(1);
+    }
+    bars.matrix.finish_and_clear();
+    if !summary.failed.is_empty() {
+        bail!(
+            "{} run(s) of `{}` failed (see their failed.json): {}",
+            summary.failed.len(),
+            plan.name,
+            summary.failed.join(", ")
+        );
+    }
+    Ok(summary)
+}
+
+/// The plan's runs, end-to-end cells first.
+fn jobs(plan: &Plan, store: &Store) -> Vec<Job> {
+    let mut cells = plan.cells();
+    cells.sort_by_key(|c| matches!(c.method.scheme, Scheme::Decoupled(_)));
+    cells
+        .into_iter()
+        .flat_map(|cell| plan.seeds.iter().map(move |&seed| (cell.clone(), seed)))
+        .map(|(cell, seed)| {
+            let stage1 = stage1_cell(plan, &cell);
+            let seeds = RunSeeds::new(&cell, seed);
+            let hash = store::config_hash(&cell, stage1.as_ref().map(|c| &c.method), &seeds);
+            let dir = store.run_dir(&plan.name, &cell, seed.0);
+            Job {
+                cell,
+                seed,
+                seeds,
+                stage1,
+                hash,
+                dir,
+            }
+        })
+        .collect()
+}
+
+/// For a decoupled cell, the stage-1 cell on the same column.
+fn stage1_cell(plan: &Plan, cell: &Cell) -> Option<Cell> {
+    match &cell.method.scheme {
+        Scheme::Decoupled(s) => {
+            let method = plan.method(&s.stage1).expect("validated").clone();
+            Some(Cell {
+                column: cell.column.clone(),
+                method,
+            })
+        }
+        Scheme::EndToEnd(_) => None,
+    }
+}
+
+/// Loads each dataset of the plan once, failing before any training if one is missing.
+fn load_pools(plan: &Plan, locator: &DataLocator) -> anyhow::Result<HashMap<&'static str, Pool>> {
+    let mut pools = HashMap::new();
+    for column in &plan.columns {
+        let name = column.dataset.name();
+        if !pools.contains_key(name) {
+            let pool = Pool::load(&column.dataset, locator)
+                .with_context(|| format!("matrix `{}`", plan.name))?;
+            pools.insert(name, pool);
+        }
+    }
+    Ok(pools)
+}
+
+/// Trains one run and writes its records.
+fn execute(
+    plan: &Plan,
+    job: &Job,
+    pool: &Pool,
+    options: &RunOptions,
+    provenance: Provenance,
+    bars: &Bars,
+) -> anyhow::Result<Metrics> {
+    let config = RunConfig {
+        schema: store::SCHEMA,
+        matrix: plan.name.clone(),
+        run: job.cell.id(),
+        cell: job.cell.clone(),
+        stage1: job.stage1.as_ref().map(|c| c.method.clone()),
+        seeds: job.seeds.clone(),
+        config_sha256: job.hash.clone(),
+        provenance,
+    };
+    Store::begin(&job.dir, &config)?;
+    let data = pool.long_tailed(job.cell.column.imbalance, job.seed, options.device)?;
+    let started = Instant::now();
+    let mut progress = RunProgress {
+        bar: bars.run(&job.id()),
+        dir: job.dir.clone(),
+    };
+    let trained = match &job.cell.method.scheme {
+        Scheme::EndToEnd(settings) => train::end_to_end(
+            settings,
+            &data,
+            &job.seeds,
+            options.device,
+            &job.dir.join("model.ot"),
+            &mut progress,
+        )?,
+        Scheme::Decoupled(stage2) => {
+            let stage1 = job.stage1.as_ref().expect("decoupled cells have a stage 1");
+            let (checkpoint, model) =
+                stage1_checkpoint(plan, stage1, job.seed, &data, options, bars)?;
+            train::stage2(
+                stage2,
+                &model,
+                &data,
+                &job.seeds,
+                options.device,
+                &checkpoint,
+                &mut progress,
+            )?
+        }
+    };
+    progress.bar.finish_and_clear();
+    let metrics = to_metrics(job, &data, trained);
+    Store::log(
+        &job.dir,
+        &serde_json::json!({"type": "end", "seconds": started.elapsed().as_secs_f64(), "top1": metrics.evaluation.top1}),
+    )?;
+    store::write_json(&job.dir.join("metrics.json"), &metrics)?;
+    Ok(metrics)
+}
+
+/// The stage-1 checkpoint for a decoupled run, retraining the stage-1 model (deterministically,
+/// without touching its records) when only its records were kept, e.g. in a fresh clone.
+fn stage1_checkpoint(
+    plan: &Plan,
+    stage1: &Cell,
+    seed: Seed,
+    data: &RunData,
+    options: &RunOptions,
+    bars: &Bars,
+) -> anyhow::Result<(PathBuf, crate::model::ModelSpec)> {
+    let Scheme::EndToEnd(settings) = &stage1.method.scheme else {
+        unreachable!("validated: stage 1 is end-to-end")
+    };
+    let dir = options.store.run_dir(&plan.name, stage1, seed.0);
+    let checkpoint = dir.join("model.ot");
+    let seeds = RunSeeds::new(stage1, seed);
+    let hash = store::config_hash(stage1, None, &seeds);
+    let stored = match Store::status(&dir, &hash)? {
+        RunStatus::Finished(m) => m,
+        _ => bail!(
+            "stage-1 run `{} seed {seed}` has not finished, so its backbone is unavailable",
+            stage1.id()
+        ),
+    };
+    if !checkpoint.is_file() {
+        bars.println(&format!(
+            "{} seed {seed}: stage-1 checkpoint missing; retraining it",
+            stage1.id()
+        ));
+        let mut progress = RunProgress {
+            bar: bars.run(&format!("{} seed {seed} (stage 1)", stage1.id())),
+            dir: std::env::temp_dir(),
+        };
+        progress.dir = PathBuf::new();
+        let retrained = train::end_to_end(
+            settings,
+            data,
+            &seeds,
+            options.device,
+            &checkpoint,
+            &mut progress,
+        )?;
+        progress.bar.finish_and_clear();
+        if retrained.evaluation != stored.evaluation {
+            bars.println(&format!("warning: retrained stage 1 `{} seed {seed}` differs from its stored metrics (top-1 {} vs {})", stage1.id(), retrained.evaluation.top1, stored.evaluation.top1));
+        }
+    }
+    Ok((checkpoint, settings.model.clone()))
+}
+
+fn to_metrics(job: &Job, data: &RunData, trained: Trained) -> Metrics {
+    let selection = match &job.cell.method.scheme {
+        Scheme::EndToEnd(s) => s.selection.label(),
+        Scheme::Decoupled(_) => crate::train::Selection::Last.label(),
+    };
+    Metrics {
+        schema: store::SCHEMA,
+        run: job.cell.id(),
+        seed: job.seed.0,
+        config_sha256: job.hash.clone(),
+        selection: selection.to_string(),
+        iterations: trained.iterations,
+        final_train_loss: trained.final_train_loss,
+        class_counts: data.class_counts.clone(),
+        train_indices_sha256: data.indices_sha256.clone(),
+        evaluation: trained.evaluation,
+    }
+}
+
+fn record_failure(job: &Job, err: &anyhow::Error) -> anyhow::Result<()> {
+    let failure = Failure {
+        schema: store::SCHEMA,
+        run: job.cell.id(),
+        seed: job.seed.0,
+        config_sha256: job.hash.clone(),
+        error: format!("{err:#}"),
+    };
+    std::fs::create_dir_all(&job.dir)
+        .with_context(|| format!("creating `{}`", job.dir.display()))?;
+    store::write_json(&job.dir.join("failed.json"), &failure)?;
+    Ok(())
+}
+
+/// Git revision and dirty flag (ignoring `results/`), libtorch, device and threads.
+fn provenance(options: &RunOptions) -> Provenance {
+    let git = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    Provenance {
+        git_revision: git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".to_string()),
+        git_dirty: git(&[
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!results",
+            ":!paper",
+        ])
+        .is_some_and(|s| !s.is_empty()),
+        balms_version: env!("CARGO_PKG_VERSION").to_string(),
+        libtorch: env!("BALMS_LIBTORCH_VERSION").to_string(),
+        device: crate::device::label(options.device),
+        threads: options.threads,
+        data_source: String::new(),
+    }
+}
+
+/// The matrix bar and the per-run bars.
+struct Bars {
+    multi: MultiProgress,
+    matrix: ProgressBar,
+}
+
+impl Bars {
+    fn new(total: usize, show: bool) -> Bars {
+        let target = if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        let multi = MultiProgress::with_draw_target(target);
+        let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} runs, ETA {eta}")
+            .expect("template")
+            .progress_chars("=> ");
+        let matrix = multi.add(
+            ProgressBar::new(total as u64)
+                .with_style(style)
+                .with_prefix("matrix"),
+        );
+        Bars { multi, matrix }
+    }
+
+    fn run(&self, name: &str) -> ProgressBar {
+        let style =
+            ProgressStyle::with_template("  {prefix}: epoch {pos}/{len} {msg}").expect("template");
+        self.multi.add(
+            ProgressBar::new(0)
+                .with_style(style)
+                .with_prefix(name.to_string()),
+        )
+    }
+
+    /// A line above the bars, or on stderr when the bars are hidden.
+    fn println(&self, line: &str) {
+        if self.multi.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            let _ = self.multi.println(line);
+        }
+    }
+}
+
+/// Progress of one run: its bar and its `log.jsonl`.
+struct RunProgress {
+    bar: ProgressBar,
+    dir: PathBuf,
+}
+
+impl Progress for RunProgress {
+    fn epoch(&mut self, epoch: u64, epochs: u64, mean_loss: f64, lr: f64) {
+        self.bar.set_length(epochs);
+        self.bar.set_position(epoch);
+        self.bar.set_message(format!("loss {mean_loss:.4}"));
+        if self.dir != Path::new("") {
+            let line = serde_json::json!({"type": "epoch", "epoch": epoch, "epochs": epochs, "loss": mean_loss, "lr": lr});
+            if let Err(err) = Store::log(&self.dir, &line) {
+                self.bar.println(format!("warning: {err}"));
+            }
+        }
+    }
+}
+
+/// The job for a cell and seed (used by `report` to find the expected config hash).
+#[must_use]
+pub fn expected_hash(plan: &Plan, cell: &Cell, seed: Seed) -> String {
+    let stage1: Option<Method> = stage1_cell(plan, cell).map(|c| c.method);
+    store::config_hash(cell, stage1.as_ref(), &RunSeeds::new(cell, seed))
+}

@@ -1,0 +1,105 @@
+//! Samplers: how training batches are drawn. [`SamplerSpec`] is the registry.
+//!
+//! Every sampler produces, per epoch, `ceil(N / B)` batches of training indices from the run's
+//! seeded generator, so "epoch" means the same number of iterations whatever the sampler.
+
+mod class_balanced;
+mod instance;
+mod square_root;
+
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+pub use class_balanced::ClassBalanced;
+pub use instance::Instance;
+pub use square_root::SquareRoot;
+
+/// Draws batches of indices into the training set.
+pub trait Sampler: std::fmt::Debug + Send {
+    /// The batches of one epoch: `ceil(N / batch)` batches of indices.
+    fn epoch(&mut self, batch: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<i64>>;
+}
+
+/// A sampler as named in a matrix.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SamplerSpec {
+    /// Instance-balanced: a fresh permutation each epoch (the last batch may be smaller).
+    Instance,
+    /// Class-balanced (class-aware, classifier-balancing's `ClassAwareSampler`): shuffled cycles
+    /// over classes, 4 samples per class visit from a shuffled cycle over the class's images.
+    ClassBalanced,
+    /// Square-root sampling: class `j` drawn with probability proportional to `sqrt(n_j)`, then an
+    /// image of it uniformly, with replacement.
+    SquareRoot,
+}
+
+impl SamplerSpec {
+    /// Stable label used in plans and tables.
+    #[must_use]
+    pub fn label(&self) -> &'static str {
+        match self {
+            SamplerSpec::Instance => "instance",
+            SamplerSpec::ClassBalanced => "class-balanced",
+            SamplerSpec::SquareRoot => "square-root",
+        }
+    }
+
+    /// Builds the sampler over training `labels` with `classes` classes.
+    #[must_use]
+    pub fn build(&self, labels: &[i64], classes: usize) -> Box<dyn Sampler> {
+        match self {
+            SamplerSpec::Instance => Box::new(Instance::new(labels.len())),
+            SamplerSpec::ClassBalanced => Box::new(ClassBalanced::new(labels, classes, 4)),
+            SamplerSpec::SquareRoot => Box::new(SquareRoot::new(labels, classes, 0.5)),
+        }
+    }
+}
+
+/// Indices of each class, in order.
+pub(crate) fn by_class(labels: &[i64], classes: usize) -> Vec<Vec<i64>> {
+    let mut members = vec![Vec::new(); classes];
+    for (i, &y) in labels.iter().enumerate() {
+        members[usize::try_from(y).expect("label")].push(i64::try_from(i).expect("index"));
+    }
+    members
+}
+
+/// Cuts a stream of indices into `ceil(n / batch)` batches of `batch`.
+pub(crate) fn full_batches(n: usize, batch: usize, mut next: impl FnMut() -> i64) -> Vec<Vec<i64>> {
+    (0..n.div_ceil(batch))
+        .map(|_| (0..batch).map(|_| next()).collect())
+        .collect()
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use rand::SeedableRng;
+
+    /// Labels with counts 400, 100, 25, 9 (a long tail).
+    pub fn labels() -> Vec<i64> {
+        [400usize, 100, 25, 9]
+            .iter()
+            .enumerate()
+            .flat_map(|(c, &n)| std::iter::repeat_n(c as i64, n))
+            .collect()
+    }
+
+    /// Class frequencies over `epochs` epochs of batch 32, seed 7.
+    pub fn frequencies(spec: &SamplerSpec, epochs: usize) -> Vec<f64> {
+        let labels = labels();
+        let mut sampler = spec.build(&labels, 4);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let mut hits = [0usize; 4];
+        for _ in 0..epochs {
+            for batch in sampler.epoch(32, &mut rng) {
+                for i in batch {
+                    hits[labels[usize::try_from(i).unwrap()] as usize] += 1;
+                }
+            }
+        }
+        let total: usize = hits.iter().sum();
+        hits.iter().map(|&h| h as f64 / total as f64).collect()
+    }
+}

@@ -1,0 +1,375 @@
+//! The results store: one folder per run, JSON records written atomically.
+//!
+//! ```text
+//! results/<matrix>/
+//!   plan.txt                       the resolved plan as run (`balms plan` output)
+//!   <cell>/seed-<k>/
+//!     config.json                  resolved cell, seeds, config hash, provenance (written first)
+//!     log.jsonl                    {"type":"epoch",...} per epoch, {"type":"end",...}
+//!     metrics.json                 final metrics, written last: its presence means finished
+//!     failed.json                  instead of metrics.json when the run failed or diverged
+//!     model.ot                     checkpoint (git-ignored), kept for stage-2 reuse
+//! ```
+//!
+//! Every JSON record has `"schema": 1`. A run counts as finished only when `metrics.json` parses
+//! and carries the config hash of the current plan; anything else is rerun. `metrics.json` holds
+//! nothing that varies between identical runs (no times, no revision), so it is byte-identical
+//! for the same seed and thread count on CPU; provenance lives in `config.json`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
+
+use crate::matrix::{Cell, Method, RunSeeds};
+
+/// Version of every record's layout.
+pub const SCHEMA: u32 = 1;
+
+/// I/O and format errors, each naming the file.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Reading or writing failed.
+    #[error("cannot access `{path}`")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A record is not valid JSON of the expected shape.
+    #[error("malformed record `{path}`")]
+    Json {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Where and how a run was executed (kept out of `metrics.json`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Provenance {
+    /// `git rev-parse HEAD`, or `unknown`.
+    pub git_revision: String,
+    /// Whether the work tree had uncommitted changes.
+    pub git_dirty: bool,
+    /// balms version.
+    pub balms_version: String,
+    /// libtorch version it was built against.
+    pub libtorch: String,
+    /// Device, e.g. `cpu` or `cuda:0`.
+    pub device: String,
+    /// Intra-op threads.
+    pub threads: i32,
+    /// Where the data was read from.
+    pub data_source: String,
+}
+
+/// `config.json`: what a run is, written before training.
+#[derive(Clone, Debug, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RunConfig {
+    /// Record layout.
+    pub schema: u32,
+    /// Matrix name.
+    pub matrix: String,
+    /// Cell id.
+    pub run: String,
+    /// The resolved cell.
+    pub cell: Cell,
+    /// For decoupled cells, the stage-1 method.
+    pub stage1: Option<Method>,
+    /// Seeds of every stream.
+    pub seeds: RunSeeds,
+    /// Hash of cell, stage-1 method and seeds.
+    pub config_sha256: String,
+    /// Where it ran.
+    pub provenance: Provenance,
+}
+
+/// Test-set metrics of a model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Evaluation {
+    /// Top-1 accuracy over the (balanced) test set.
+    pub top1: f64,
+    /// Mean per-class accuracy of classes with more than 100 training images.
+    pub many: Option<f64>,
+    /// Same for 20 to 100 images.
+    pub medium: Option<f64>,
+    /// Same for fewer than 20.
+    pub few: Option<f64>,
+    /// Accuracy of each class.
+    pub per_class_accuracy: Vec<f64>,
+    /// Mean softmax probability of each class over the test set.
+    pub marginal_likelihood: Vec<f64>,
+    /// Test images.
+    pub test_size: u64,
+}
+
+/// `metrics.json`: the final result of a finished run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Metrics {
+    /// Record layout.
+    pub schema: u32,
+    /// Cell id.
+    pub run: String,
+    /// Matrix seed.
+    pub seed: u64,
+    /// Hash of the configuration that produced it.
+    pub config_sha256: String,
+    /// Model-selection rule used.
+    pub selection: String,
+    /// Training iterations run.
+    pub iterations: u64,
+    /// Mean training loss over the last epoch (or the last 100 stage-2 iterations).
+    pub final_train_loss: f64,
+    /// Per-class training counts.
+    pub class_counts: Vec<usize>,
+    /// SHA-256 of the chosen training indices.
+    pub train_indices_sha256: String,
+    /// Test metrics.
+    #[serde(flatten)]
+    pub evaluation: Evaluation,
+}
+
+/// `failed.json`: a run that failed or diverged. Never counted as a result.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Failure {
+    /// Record layout.
+    pub schema: u32,
+    /// Cell id.
+    pub run: String,
+    /// Matrix seed.
+    pub seed: u64,
+    /// Hash of the configuration.
+    pub config_sha256: String,
+    /// The error chain.
+    pub error: String,
+}
+
+/// What the store holds for a run.
+#[derive(Debug)]
+pub enum RunStatus {
+    /// Finished with the current configuration.
+    Finished(Box<Metrics>),
+    /// Failed with the current configuration (will be retried).
+    Failed(Failure),
+    /// A result from a different configuration (will be rerun).
+    Stale,
+    /// Nothing finished.
+    Absent,
+}
+
+/// The results store rooted at a folder (normally `results/`).
+#[derive(Clone, Debug)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// A store rooted at `root`.
+    #[must_use]
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    /// The root folder.
+    #[must_use]
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Folder of a matrix.
+    #[must_use]
+    pub fn matrix_dir(&self, matrix: &str) -> PathBuf {
+        self.root.join(matrix)
+    }
+
+    /// Folder of one run.
+    #[must_use]
+    pub fn run_dir(&self, matrix: &str, cell: &Cell, seed: u64) -> PathBuf {
+        self.matrix_dir(matrix)
+            .join(cell.dir_name())
+            .join(format!("seed-{seed}"))
+    }
+
+    /// What the store holds for the run in `dir`, given the expected config hash.
+    ///
+    /// # Errors
+    /// [`StoreError`] when a record exists but cannot be read.
+    pub fn status(dir: &Path, config_sha256: &str) -> Result<RunStatus, StoreError> {
+        let metrics = dir.join("metrics.json");
+        if metrics.is_file() {
+            let m: Metrics = read_json(&metrics)?;
+            return Ok(if m.config_sha256 == config_sha256 {
+                RunStatus::Finished(Box::new(m))
+            } else {
+                RunStatus::Stale
+            });
+        }
+        let failed = dir.join("failed.json");
+        if failed.is_file() {
+            let f: Failure = read_json(&failed)?;
+            return Ok(if f.config_sha256 == config_sha256 {
+                RunStatus::Failed(f)
+            } else {
+                RunStatus::Stale
+            });
+        }
+        Ok(RunStatus::Absent)
+    }
+
+    /// Clears earlier attempts in `dir` and writes `config.json`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] naming the file.
+    pub fn begin(dir: &Path, config: &RunConfig) -> Result<(), StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        for name in ["metrics.json", "failed.json", "log.jsonl"] {
+            let path = dir.join(name);
+            if path.exists() {
+                std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
+            }
+        }
+        write_json(&dir.join("config.json"), config)
+    }
+
+    /// Appends one JSON line to `log.jsonl`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] naming the file.
+    pub fn log(dir: &Path, line: &serde_json::Value) -> Result<(), StoreError> {
+        let path = dir.join("log.jsonl");
+        let io = |source| StoreError::Io {
+            path: path.clone(),
+            source,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(io)?;
+        writeln!(file, "{line}").map_err(io)
+    }
+}
+
+/// Writes `value` as pretty JSON (with a final newline) atomically: a temporary file in the same
+/// folder, flushed and synced, then renamed over `path`.
+///
+/// # Errors
+/// [`StoreError::Io`] naming the file.
+pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|source| StoreError::Json {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Writes bytes atomically (temporary file, sync, rename).
+///
+/// # Errors
+/// [`StoreError::Io`] naming the file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io)?;
+    }
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    file.write_all(bytes).map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Reads a JSON record.
+///
+/// # Errors
+/// [`StoreError`] naming the file.
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
+    let text = std::fs::read_to_string(path).map_err(|source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| StoreError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// SHA-256 (hex) of what determines a run's result: the cell, its stage-1 method and its seeds.
+#[must_use]
+pub fn config_hash(cell: &Cell, stage1: Option<&Method>, seeds: &RunSeeds) -> String {
+    use sha2::Digest;
+    let canonical = serde_json::to_string(&(cell, stage1, seeds)).expect("plan types serialise");
+    crate::data::longtail::hex(&sha2::Sha256::digest(canonical.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/metrics.json");
+        write_json(&path, &serde_json::json!({"schema": 1})).unwrap();
+        let names: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["metrics.json"]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\n  \"schema\": 1\n}\n"
+        );
+    }
+
+    #[test]
+    fn status_distinguishes_finished_stale_failed_and_partial() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            Store::status(dir.path(), "h").unwrap(),
+            RunStatus::Absent
+        ));
+        std::fs::write(dir.path().join("config.json"), "{}").unwrap();
+        std::fs::write(dir.path().join("metrics.json.123.tmp"), "{").unwrap();
+        assert!(
+            matches!(Store::status(dir.path(), "h").unwrap(), RunStatus::Absent),
+            "a partial write is not a result"
+        );
+        let failure = Failure {
+            schema: 1,
+            run: "r".into(),
+            seed: 1,
+            config_sha256: "h".into(),
+            error: "NaN".into(),
+        };
+        write_json(&dir.path().join("failed.json"), &failure).unwrap();
+        assert!(matches!(
+            Store::status(dir.path(), "h").unwrap(),
+            RunStatus::Failed(_)
+        ));
+        assert!(matches!(
+            Store::status(dir.path(), "other").unwrap(),
+            RunStatus::Stale
+        ));
+        std::fs::write(dir.path().join("metrics.json"), "{\"schema\":").unwrap();
+        let err = Store::status(dir.path(), "h").unwrap_err().to_string();
+        assert!(err.contains("metrics.json"), "{err}");
+    }
+}

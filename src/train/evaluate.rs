@@ -1,0 +1,106 @@
+//! Test-set metrics: top-1, per-class accuracy, many/medium/few, and the marginal likelihood p(y).
+
+use tch::{Kind, Tensor};
+
+use crate::data::longtail::Shot;
+use crate::store::Evaluation;
+
+/// Batch size of evaluation forwards.
+pub const EVAL_BATCH: i64 = 1000;
+
+/// Evaluates `logits_of` (raw logits: Balanced Softmax is not applied at test time) on a test set.
+///
+/// `p(y)` is the mean softmax probability of each class over the test set (the paper's Figures
+/// 1 and 2, normalised so that it sums to 1).
+#[must_use]
+pub fn evaluate(
+    logits_of: impl Fn(&Tensor) -> Tensor,
+    x: &Tensor,
+    y: &Tensor,
+    counts: &[usize],
+) -> Evaluation {
+    let _guard = tch::no_grad_guard();
+    let classes = i64::try_from(counts.len()).expect("fits");
+    let n = x.size()[0];
+    let mut correct = Tensor::zeros([classes], (Kind::Double, tch::Device::Cpu));
+    let mut total = Tensor::zeros([classes], (Kind::Double, tch::Device::Cpu));
+    let mut prob_sum = Tensor::zeros([classes], (Kind::Double, tch::Device::Cpu));
+    for start in (0..n).step_by(usize::try_from(EVAL_BATCH).expect("fits")) {
+        let len = EVAL_BATCH.min(n - start);
+        let logits = logits_of(&x.narrow(0, start, len)).to_kind(Kind::Double);
+        let targets = y.narrow(0, start, len);
+        let hit = logits
+            .argmax(1, false)
+            .eq_tensor(&targets)
+            .to_kind(Kind::Double);
+        correct += Tensor::zeros([classes], (Kind::Double, logits.device()))
+            .index_add(0, &targets, &hit)
+            .to_device(tch::Device::Cpu);
+        total += targets
+            .bincount::<Tensor>(None, classes)
+            .to_kind(Kind::Double)
+            .to_device(tch::Device::Cpu);
+        prob_sum += logits
+            .softmax(1, Kind::Double)
+            .sum_dim_intlist(0, false, Kind::Double)
+            .to_device(tch::Device::Cpu);
+    }
+    summarise(
+        &Vec::<f64>::try_from(&correct).expect("f64"),
+        &Vec::<f64>::try_from(&total).expect("f64"),
+        &Vec::<f64>::try_from(&prob_sum).expect("f64"),
+        counts,
+    )
+}
+
+fn summarise(correct: &[f64], total: &[f64], prob_sum: &[f64], counts: &[usize]) -> Evaluation {
+    let n: f64 = total.iter().sum();
+    let per_class: Vec<f64> = correct
+        .iter()
+        .zip(total)
+        .map(|(c, t)| if *t > 0.0 { c / t } else { f64::NAN })
+        .collect();
+    let group = |shot: Shot| {
+        let members: Vec<f64> = per_class
+            .iter()
+            .zip(counts)
+            .filter(|(_, &c)| Shot::of(c) == shot)
+            .map(|(a, _)| *a)
+            .collect();
+        #[allow(clippy::cast_precision_loss)]
+        (!members.is_empty()).then(|| members.iter().sum::<f64>() / members.len() as f64)
+    };
+    Evaluation {
+        top1: correct.iter().sum::<f64>() / n,
+        many: group(Shot::Many),
+        medium: group(Shot::Medium),
+        few: group(Shot::Few),
+        per_class_accuracy: per_class,
+        marginal_likelihood: prob_sum.iter().map(|p| p / n).collect(),
+        test_size: n as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_of_a_known_prediction() {
+        // 4 test images of 3 classes; logits favour class 0 everywhere except image 3.
+        let logits =
+            Tensor::from_slice(&[5.0f32, 0., 0., 5., 0., 0., 0., 5., 0., 5., 0., 0.]).view([4, 3]);
+        let y = Tensor::from_slice(&[0i64, 1, 1, 2]);
+        let x = Tensor::arange(4, (Kind::Int64, tch::Device::Cpu));
+        let eval = evaluate(|idx| logits.index_select(0, idx), &x, &y, &[500, 50, 5]);
+        assert!((eval.top1 - 0.5).abs() < 1e-12);
+        assert_eq!(eval.per_class_accuracy, [1.0, 0.5, 0.0]);
+        assert_eq!(
+            (eval.many, eval.medium, eval.few),
+            (Some(1.0), Some(0.5), Some(0.0))
+        );
+        let total: f64 = eval.marginal_likelihood.iter().sum();
+        assert!((total - 1.0).abs() < 1e-9);
+        assert!(eval.marginal_likelihood[0] > 0.7);
+    }
+}
