@@ -108,9 +108,7 @@ impl RunArgs {
             store: Store::new(results),
             device,
             threads: self.threads,
-            locator: DataLocator {
-                data_dir: self.data_dir.clone(),
-            },
+            locator: DataLocator { data_dir: self.data_dir.clone() },
             progress: !self.no_progress,
         })
     }
@@ -135,11 +133,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 run_matrix(&Plan::load(&file)?, &run_options)?;
             }
         }
-        Command::Report {
-            files,
-            results,
-            paper,
-        } => {
+        Command::Report { files, results, paper } => {
             for file in files {
                 let path = crate::report::write_report(
                     &Plan::load(&file)?,
@@ -149,12 +143,9 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 println!("wrote {}", path.display());
             }
         }
-        Command::Reproduce {
-            experiments,
-            paper,
-            scratch,
-            options,
-        } => return reproduce(&experiments, &paper, scratch.as_deref(), &options),
+        Command::Reproduce { experiments, paper, scratch, options } => {
+            return reproduce(&experiments, &paper, scratch.as_deref(), &options)
+        }
         Command::Data { data_dir } => print!("{}", data_listing(&DataLocator { data_dir })),
         Command::List => print!("{}", registry_listing()),
     }
@@ -184,10 +175,8 @@ fn reproduce(
     let mut skipped = Vec::new();
     for file in matrix_files(experiments)? {
         let plan = Plan::load(&file)?;
-        if let Some(missing) = plan
-            .columns
-            .iter()
-            .find_map(|c| options.locator.locate(&c.dataset).err())
+        if let Some(missing) =
+            plan.columns.iter().find_map(|c| options.locator.locate(&c.dataset).err())
         {
             skipped.push(format!("{} ({}): {missing}", plan.name, file.display()));
             continue;
@@ -198,10 +187,7 @@ fn reproduce(
         if scratch.is_some() {
             let differences =
                 crate::report::compare::compare(&plan, &options.store, &Store::new(&args.results))?;
-            println!(
-                "{}",
-                crate::report::compare::render(&plan.name, &differences)
-            );
+            println!("{}", crate::report::compare::render(&plan.name, &differences));
         }
     }
     for line in &skipped {

@@ -52,6 +52,8 @@ pub struct SettingsWire {
     pub sampler: Option<SamplerSpec>,
     /// Training epochs (default 10); one epoch is `ceil(N / batch-size)` iterations whatever the sampler.
     pub epochs: Option<u32>,
+    /// Training length in iterations instead of epochs (the paper's CIFAR protocol: 13,000).
+    pub iterations: Option<u32>,
     /// Batch size (default 128).
     pub batch_size: Option<u32>,
     /// SGD settings.
@@ -89,6 +91,8 @@ pub struct OptimizerWire {
 pub struct ScheduleWire {
     /// Warm-up length in epochs, fractions allowed (default 0).
     pub warmup_epochs: Option<f64>,
+    /// Warm-up length in iterations instead (the paper's CIFAR protocol: 800).
+    pub warmup_iterations: Option<u32>,
     /// Learning rate at the start of warm-up as a fraction of `lr` (default 0.5: the paper's 0.05 to 0.1).
     pub warmup_start_factor: Option<f64>,
 }
@@ -121,8 +125,10 @@ pub struct MethodWire {
     pub loss: Option<LossSpec>,
     /// Overrides `defaults.sampler`.
     pub sampler: Option<SamplerSpec>,
-    /// Overrides `defaults.epochs`.
+    /// Overrides `defaults.epochs` (and `defaults.iterations`).
     pub epochs: Option<u32>,
+    /// Overrides `defaults.iterations` (and `defaults.epochs`).
+    pub iterations: Option<u32>,
     /// Overrides `defaults.batch-size`.
     pub batch_size: Option<u32>,
     /// Overrides fields of `defaults.optimizer`.
@@ -150,6 +156,7 @@ impl MethodWire {
             loss: self.loss.clone(),
             sampler: self.sampler.clone(),
             epochs: self.epochs,
+            iterations: self.iterations,
             batch_size: self.batch_size,
             optimizer: self.optimizer.clone(),
             schedule: self.schedule.clone(),
@@ -173,7 +180,7 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// The file is not a valid matrix (toml's message carries line, column and caret).
-    #[error("invalid matrix `{path}`:\n{source}")]
+    #[error("invalid matrix `{path}`")]
     Parse {
         /// The file.
         path: PathBuf,
@@ -189,10 +196,8 @@ impl MatrixFile {
     /// # Errors
     /// [`ConfigError`] naming the file, with line and column for syntax errors.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 
@@ -201,9 +206,7 @@ impl MatrixFile {
     /// # Errors
     /// [`ConfigError::Parse`].
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            source: Box::new(e),
-        })
+        toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })
     }
 }

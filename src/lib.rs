@@ -28,3 +28,8 @@ pub mod sampler;
 pub mod seed;
 pub mod store;
 pub mod train;
+
+/// The README's code blocks, compiled and run as doc tests (the "add a loss" recipe among them).
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

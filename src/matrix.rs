@@ -43,12 +43,41 @@ pub struct Optimizer {
     pub nesterov: bool,
 }
 
+/// A length of training or warm-up, in epochs (`ceil(N / batch)` iterations each) or iterations.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Length {
+    /// Epochs (fractions allowed for warm-up).
+    Epochs(f64),
+    /// Iterations.
+    Iterations(u32),
+}
+
+impl Length {
+    /// Iterations, given the iterations of one epoch.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    pub fn iterations(self, per_epoch: u64) -> u64 {
+        match self {
+            Length::Epochs(e) => (e * per_epoch as f64).round() as u64,
+            Length::Iterations(i) => u64::from(i),
+        }
+    }
+
+    fn label(self) -> String {
+        match self {
+            Length::Epochs(e) => format!("{e} epochs"),
+            Length::Iterations(i) => format!("{i} iterations"),
+        }
+    }
+}
+
 /// Cosine-to-zero schedule with linear warm-up, stepped every iteration.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Schedule {
-    /// Warm-up length in epochs.
-    pub warmup_epochs: f64,
+    /// Warm-up length.
+    pub warmup: Length,
     /// Learning rate at the start of warm-up, as a fraction of the peak.
     pub warmup_start_factor: f64,
 }
@@ -63,8 +92,8 @@ pub struct Settings {
     pub loss: LossSpec,
     /// Sampler.
     pub sampler: SamplerSpec,
-    /// Epochs of `ceil(N / batch-size)` iterations.
-    pub epochs: u32,
+    /// Training length.
+    pub length: Length,
     /// Batch size.
     pub batch_size: u32,
     /// SGD.
@@ -189,10 +218,8 @@ impl RunSeeds {
     /// The streams of `cell` at `seed`.
     #[must_use]
     pub fn new(cell: &Cell, seed: Seed) -> RunSeeds {
-        let subset = seed.derive(&crate::data::subset_stream(
-            &cell.column.dataset,
-            cell.column.imbalance,
-        ));
+        let subset =
+            seed.derive(&crate::data::subset_stream(&cell.column.dataset, cell.column.imbalance));
         let (init, order) = match cell.method.scheme {
             Scheme::EndToEnd(_) => (streams::INIT, streams::ORDER),
             Scheme::Decoupled(_) => (streams::STAGE2_INIT, streams::STAGE2_ORDER),
@@ -240,10 +267,7 @@ impl Plan {
     /// # Errors
     /// [`MatrixError`] naming the file and field.
     pub fn from_file(file: MatrixFile, path: &Path) -> Result<Plan, MatrixError> {
-        let fail = |message: String| MatrixError {
-            path: path.to_path_buf(),
-            message,
-        };
+        let fail = |message: String| MatrixError { path: path.to_path_buf(), message };
         check_name("name", &file.name).map_err(fail)?;
         let seeds = resolve_seeds(&file).map_err(fail)?;
         let columns = resolve_columns(&file).map_err(fail)?;
@@ -265,10 +289,9 @@ impl Plan {
         self.columns
             .iter()
             .flat_map(|column| {
-                self.methods.iter().map(|method| Cell {
-                    column: column.clone(),
-                    method: method.clone(),
-                })
+                self.methods
+                    .iter()
+                    .map(|method| Cell { column: column.clone(), method: method.clone() })
             })
             .collect()
     }
@@ -298,12 +321,8 @@ impl Plan {
             render_method(&mut out, method);
         }
         let cells = self.cells();
-        let _ = writeln!(
-            out,
-            "\ncells ({}), runs ({}):",
-            cells.len(),
-            cells.len() * self.seeds.len()
-        );
+        let _ =
+            writeln!(out, "\ncells ({}), runs ({}):", cells.len(), cells.len() * self.seeds.len());
         for cell in &cells {
             let _ = writeln!(out, "  {}  [{}]", cell.id(), cell.dir_name());
             for &seed in &self.seeds {
@@ -345,29 +364,25 @@ fn render_method(out: &mut String, method: &Method) {
             let _ = writeln!(out, "  {}: end-to-end", method.name);
             let _ = writeln!(
                 out,
-                "    model {}; loss {}; sampler {}; epochs {}; batch {}; augment {}; selection {}",
+                "    model {}; loss {}; sampler {}; {}; batch {}; augment {}; selection {}",
                 s.model.label(),
                 s.loss.label(),
                 s.sampler.label(),
-                s.epochs,
+                s.length.label(),
                 s.batch_size,
                 s.augment.label(),
                 s.selection.label()
             );
             let _ = writeln!(
                 out,
-                "    {}; cosine to 0 after {} warm-up epochs from {}x",
+                "    {}; cosine to 0 after {} of warm-up from {}x",
                 render_sgd(&s.optimizer),
-                s.schedule.warmup_epochs,
+                s.schedule.warmup.label(),
                 s.schedule.warmup_start_factor
             );
         }
         Scheme::Decoupled(s) => {
-            let _ = writeln!(
-                out,
-                "  {}: decoupled on the backbone of `{}`",
-                method.name, s.stage1
-            );
+            let _ = writeln!(out, "  {}: decoupled on the backbone of `{}`", method.name, s.stage1);
             let _ = writeln!(
                 out,
                 "    stage 2: fresh linear classifier; loss {}; sampler {}; {} iterations; batch {}",
@@ -400,9 +415,7 @@ fn check_name(field: &str, name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "`{field}` = {name:?}: use lower-case letters, digits, `-` and `_`"
-        ))
+        Err(format!("`{field}` = {name:?}: use lower-case letters, digits, `-` and `_`"))
     }
 }
 
@@ -444,16 +457,10 @@ fn resolve_columns(file: &MatrixFile) -> Result<Vec<Column>, String> {
             return Err(format!("`datasets.{}.imbalance` is empty", dataset.name()));
         }
         if dataset.classes() < 2 {
-            return Err(format!(
-                "`datasets.{}`: at least two classes are needed",
-                dataset.name()
-            ));
+            return Err(format!("`datasets.{}`: at least two classes are needed", dataset.name()));
         }
         for &imbalance in imbalances {
-            let column = Column {
-                dataset: dataset.clone(),
-                imbalance,
-            };
+            let column = Column { dataset: dataset.clone(), imbalance };
             check_imbalance(&column)?;
             if columns.iter().any(|c| c.id() == column.id()) {
                 return Err(format!("column `{}` is listed twice", column.id()));
@@ -467,13 +474,10 @@ fn resolve_columns(file: &MatrixFile) -> Result<Vec<Column>, String> {
 fn check_imbalance(column: &Column) -> Result<(), String> {
     let field = format!("`datasets.{}.imbalance`", column.dataset.name());
     if !column.imbalance.is_finite() || column.imbalance < 1.0 {
-        return Err(format!(
-            "{field} = {}: an imbalance factor is at least 1",
-            column.imbalance
-        ));
+        return Err(format!("{field} = {}: an imbalance factor is at least 1", column.imbalance));
     }
     let counts = column.dataset.class_counts(column.imbalance);
-    if counts.iter().any(|&n| n == 0) {
+    if counts.contains(&0) {
         return Err(format!(
             "{field} = {}: the tail class would have no image (n_max {})",
             column.imbalance,
@@ -503,10 +507,7 @@ fn resolve_methods(file: &MatrixFile) -> Result<Vec<Method>, String> {
                 resolve_stage2(file, stage1, &settings).map_err(|e| format!("{field}: {e}"))?,
             ),
         };
-        methods.push(Method {
-            name: wire.name.clone(),
-            scheme,
-        });
+        methods.push(Method { name: wire.name.clone(), scheme });
     }
     Ok(methods)
 }
@@ -518,20 +519,14 @@ fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Setti
             .model
             .clone()
             .or_else(|| defaults.model.clone())
-            .unwrap_or(ModelSpec::Mlp {
-                hidden: vec![256, 256],
-            }),
-        loss: own
-            .loss
-            .clone()
-            .or_else(|| defaults.loss.clone())
-            .unwrap_or(LossSpec::Softmax),
+            .unwrap_or(ModelSpec::Mlp { hidden: vec![256, 256] }),
+        loss: own.loss.clone().or_else(|| defaults.loss.clone()).unwrap_or(LossSpec::Softmax),
         sampler: own
             .sampler
             .clone()
             .or_else(|| defaults.sampler.clone())
             .unwrap_or(SamplerSpec::Instance),
-        epochs: pick(&own.epochs, &defaults.epochs, 10),
+        length: resolve_length(own, defaults)?,
         batch_size: pick(&own.batch_size, &defaults.batch_size, 128),
         optimizer: resolve_optimizer(&own.optimizer, &defaults.optimizer)?,
         schedule: resolve_schedule(&own.schedule, &defaults.schedule)?,
@@ -540,21 +535,46 @@ fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Setti
             .clone()
             .or_else(|| defaults.augment.clone())
             .unwrap_or(AugmentSpec::None),
-        selection: own
-            .selection
-            .or(defaults.selection)
-            .unwrap_or(Selection::Last),
+        selection: own.selection.or(defaults.selection).unwrap_or(Selection::Last),
     };
-    if settings.epochs == 0 || settings.batch_size == 0 {
-        return Err("`epochs` and `batch-size` must be at least 1".to_string());
+    if settings.batch_size == 0 {
+        return Err("`batch-size` must be at least 1".to_string());
     }
-    if settings.schedule.warmup_epochs >= f64::from(settings.epochs) {
-        return Err(format!(
-            "`schedule.warmup-epochs` = {} must be below `epochs` = {}",
-            settings.schedule.warmup_epochs, settings.epochs
-        ));
+    if let (Length::Epochs(w), Length::Epochs(e)) = (settings.schedule.warmup, settings.length) {
+        if w >= e {
+            return Err(format!("`schedule.warmup-epochs` = {w} must be below `epochs` = {e}"));
+        }
     }
     Ok(settings)
+}
+
+fn resolve_length(own: &SettingsWire, defaults: &SettingsWire) -> Result<Length, String> {
+    let length = pick_length(
+        ("epochs", own.epochs.map(f64::from), own.iterations),
+        (defaults.epochs.map(f64::from), defaults.iterations),
+        Length::Epochs(10.0),
+    )?;
+    if matches!(length, Length::Epochs(e) if e < 1.0) || length == Length::Iterations(0) {
+        return Err("`epochs`/`iterations` must be at least 1".to_string());
+    }
+    Ok(length)
+}
+
+/// A length given in epochs or iterations: the method's own value wins over the defaults'.
+fn pick_length(
+    (field, own_epochs, own_iterations): (&str, Option<f64>, Option<u32>),
+    (default_epochs, default_iterations): (Option<f64>, Option<u32>),
+    fallback: Length,
+) -> Result<Length, String> {
+    let from = |epochs: Option<f64>, iterations: Option<u32>| match (epochs, iterations) {
+        (Some(_), Some(_)) => Err(format!("give `{field}` in epochs or in iterations, not both")),
+        (Some(e), None) => Ok(Some(Length::Epochs(e))),
+        (None, Some(i)) => Ok(Some(Length::Iterations(i))),
+        (None, None) => Ok(None),
+    };
+    Ok(from(own_epochs, own_iterations)?
+        .or(from(default_epochs, default_iterations)?)
+        .unwrap_or(fallback))
 }
 
 fn resolve_optimizer(own: &OptimizerWire, defaults: &OptimizerWire) -> Result<Optimizer, String> {
@@ -565,18 +585,12 @@ fn resolve_optimizer(own: &OptimizerWire, defaults: &OptimizerWire) -> Result<Op
         nesterov: own.nesterov.or(defaults.nesterov).unwrap_or(false),
     };
     if !(optimizer.lr > 0.0 && optimizer.lr.is_finite()) {
-        return Err(format!(
-            "`optimizer.lr` = {} must be positive",
-            optimizer.lr
-        ));
+        return Err(format!("`optimizer.lr` = {} must be positive", optimizer.lr));
     }
     if !(0.0..1.0).contains(&optimizer.momentum) {
-        return Err(format!(
-            "`optimizer.momentum` = {} must be in [0, 1)",
-            optimizer.momentum
-        ));
+        return Err(format!("`optimizer.momentum` = {} must be in [0, 1)", optimizer.momentum));
     }
-    if !(optimizer.weight_decay >= 0.0) {
+    if optimizer.weight_decay.is_nan() || optimizer.weight_decay < 0.0 {
         return Err(format!(
             "`optimizer.weight-decay` = {} must be non-negative",
             optimizer.weight_decay
@@ -590,13 +604,17 @@ fn resolve_optimizer(own: &OptimizerWire, defaults: &OptimizerWire) -> Result<Op
 
 fn resolve_schedule(own: &ScheduleWire, defaults: &ScheduleWire) -> Result<Schedule, String> {
     let schedule = Schedule {
-        warmup_epochs: own.warmup_epochs.or(defaults.warmup_epochs).unwrap_or(0.0),
+        warmup: pick_length(
+            ("schedule.warmup-epochs", own.warmup_epochs, own.warmup_iterations),
+            (defaults.warmup_epochs, defaults.warmup_iterations),
+            Length::Epochs(0.0),
+        )?,
         warmup_start_factor: own
             .warmup_start_factor
             .or(defaults.warmup_start_factor)
             .unwrap_or(0.5),
     };
-    if !(schedule.warmup_epochs >= 0.0) {
+    if matches!(schedule.warmup, Length::Epochs(w) if w.is_nan() || w < 0.0) {
         return Err("`schedule.warmup-epochs` must be non-negative".to_string());
     }
     if !(schedule.warmup_start_factor > 0.0 && schedule.warmup_start_factor <= 1.0) {
@@ -630,6 +648,7 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
     let stage1_only = [
         ("model", own.model.is_some()),
         ("epochs", own.epochs.is_some()),
+        ("iterations", own.iterations.is_some()),
         ("batch-size", own.batch_size.is_some()),
         ("augment", own.augment.is_some()),
         ("selection", own.selection.is_some()),
@@ -647,11 +666,7 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
     let merged_defaults = merge_optimizer(&d.optimizer, &stage2_default_optimizer);
     let stage2 = Stage2 {
         stage1: stage1.to_string(),
-        loss: own
-            .loss
-            .clone()
-            .or_else(|| file.defaults.loss.clone())
-            .unwrap_or(LossSpec::Softmax),
+        loss: own.loss.clone().or_else(|| file.defaults.loss.clone()).unwrap_or(LossSpec::Softmax),
         sampler: own
             .sampler
             .clone()
@@ -664,7 +679,10 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
     if stage2.iterations == 0 || stage2.batch_size == 0 {
         return Err("`stage2.iterations` and `stage2.batch-size` must be at least 1".to_string());
     }
-    if own.optimizer.lr.is_some() || own.schedule.warmup_epochs.is_some() {
+    if own.optimizer.lr.is_some()
+        || own.schedule.warmup_epochs.is_some()
+        || own.schedule.warmup_iterations.is_some()
+    {
         return Err("a decoupled method's optimiser is set under `stage2.optimizer`".to_string());
     }
     Ok(stage2)
@@ -683,15 +701,8 @@ fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
     for method in methods {
         if let Scheme::EndToEnd(settings) = &method.scheme {
             for column in columns {
-                if let Some(why) = settings
-                    .model
-                    .incompatibility(&column.dataset.input_shape())
-                {
-                    return Err(format!(
-                        "method `{}` on `{}`: {why}",
-                        method.name,
-                        column.id()
-                    ));
+                if let Some(why) = settings.model.incompatibility(&column.dataset.input_shape()) {
+                    return Err(format!("method `{}` on `{}`: {why}", method.name, column.id()));
                 }
             }
         }

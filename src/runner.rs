@@ -6,7 +6,7 @@
 //! exits non-zero naming the failed runs.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -86,10 +86,8 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
                     ));
                 }
                 let pool = &pools[job.cell.column.dataset.name()];
-                let provenance = Provenance {
-                    data_source: pool.source.clone(),
-                    ..provenance_base.clone()
-                };
+                let provenance =
+                    Provenance { data_source: pool.source.clone(), ..provenance_base.clone() };
                 match execute(plan, job, pool, options, provenance, &bars) {
                     Ok(metrics) => {
                         summary.trained += 1;
@@ -133,14 +131,7 @@ fn jobs(plan: &Plan, store: &Store) -> Vec<Job> {
             let seeds = RunSeeds::new(&cell, seed);
             let hash = store::config_hash(&cell, stage1.as_ref().map(|c| &c.method), &seeds);
             let dir = store.run_dir(&plan.name, &cell, seed.0);
-            Job {
-                cell,
-                seed,
-                seeds,
-                stage1,
-                hash,
-                dir,
-            }
+            Job { cell, seed, seeds, stage1, hash, dir }
         })
         .collect()
 }
@@ -150,10 +141,7 @@ fn stage1_cell(plan: &Plan, cell: &Cell) -> Option<Cell> {
     match &cell.method.scheme {
         Scheme::Decoupled(s) => {
             let method = plan.method(&s.stage1).expect("validated").clone();
-            Some(Cell {
-                column: cell.column.clone(),
-                method,
-            })
+            Some(Cell { column: cell.column.clone(), method })
         }
         Scheme::EndToEnd(_) => None,
     }
@@ -195,10 +183,7 @@ fn execute(
     Store::begin(&job.dir, &config)?;
     let data = pool.long_tailed(job.cell.column.imbalance, job.seed, options.device)?;
     let started = Instant::now();
-    let mut progress = RunProgress {
-        bar: bars.run(&job.id()),
-        dir: job.dir.clone(),
-    };
+    let mut progress = RunProgress { bar: bars.run(&job.id()), log: Some(job.dir.clone()) };
     let trained = match &job.cell.method.scheme {
         Scheme::EndToEnd(settings) => train::end_to_end(
             settings,
@@ -264,17 +249,10 @@ fn stage1_checkpoint(
         ));
         let mut progress = RunProgress {
             bar: bars.run(&format!("{} seed {seed} (stage 1)", stage1.id())),
-            dir: std::env::temp_dir(),
+            log: None,
         };
-        progress.dir = PathBuf::new();
-        let retrained = train::end_to_end(
-            settings,
-            data,
-            &seeds,
-            options.device,
-            &checkpoint,
-            &mut progress,
-        )?;
+        let retrained =
+            train::end_to_end(settings, data, &seeds, options.device, &checkpoint, &mut progress)?;
         progress.bar.finish_and_clear();
         if retrained.evaluation != stored.evaluation {
             bars.println(&format!("warning: retrained stage 1 `{} seed {seed}` differs from its stored metrics (top-1 {} vs {})", stage1.id(), retrained.evaluation.top1, stored.evaluation.top1));
@@ -354,31 +332,20 @@ struct Bars {
 
 impl Bars {
     fn new(total: usize, show: bool) -> Bars {
-        let target = if show {
-            ProgressDrawTarget::stderr()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
+        let target = if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let multi = MultiProgress::with_draw_target(target);
         let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} runs, ETA {eta}")
             .expect("template")
             .progress_chars("=> ");
-        let matrix = multi.add(
-            ProgressBar::new(total as u64)
-                .with_style(style)
-                .with_prefix("matrix"),
-        );
+        let matrix =
+            multi.add(ProgressBar::new(total as u64).with_style(style).with_prefix("matrix"));
         Bars { multi, matrix }
     }
 
     fn run(&self, name: &str) -> ProgressBar {
         let style =
             ProgressStyle::with_template("  {prefix}: epoch {pos}/{len} {msg}").expect("template");
-        self.multi.add(
-            ProgressBar::new(0)
-                .with_style(style)
-                .with_prefix(name.to_string()),
-        )
+        self.multi.add(ProgressBar::new(0).with_style(style).with_prefix(name.to_string()))
     }
 
     /// A line above the bars, or on stderr when the bars are hidden.
@@ -391,10 +358,10 @@ impl Bars {
     }
 }
 
-/// Progress of one run: its bar and its `log.jsonl`.
+/// Progress of one run: its bar, and the run folder whose `log.jsonl` records each epoch.
 struct RunProgress {
     bar: ProgressBar,
-    dir: PathBuf,
+    log: Option<PathBuf>,
 }
 
 impl Progress for RunProgress {
@@ -402,9 +369,9 @@ impl Progress for RunProgress {
         self.bar.set_length(epochs);
         self.bar.set_position(epoch);
         self.bar.set_message(format!("loss {mean_loss:.4}"));
-        if self.dir != Path::new("") {
+        if let Some(dir) = &self.log {
             let line = serde_json::json!({"type": "epoch", "epoch": epoch, "epochs": epochs, "loss": mean_loss, "lr": lr});
-            if let Err(err) = Store::log(&self.dir, &line) {
+            if let Err(err) = Store::log(dir, &line) {
                 self.bar.println(format!("warning: {err}"));
             }
         }

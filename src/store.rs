@@ -195,9 +195,7 @@ impl Store {
     /// Folder of one run.
     #[must_use]
     pub fn run_dir(&self, matrix: &str, cell: &Cell, seed: u64) -> PathBuf {
-        self.matrix_dir(matrix)
-            .join(cell.dir_name())
-            .join(format!("seed-{seed}"))
+        self.matrix_dir(matrix).join(cell.dir_name()).join(format!("seed-{seed}"))
     }
 
     /// What the store holds for the run in `dir`, given the expected config hash.
@@ -231,10 +229,8 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] naming the file.
     pub fn begin(dir: &Path, config: &RunConfig) -> Result<(), StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         for name in ["metrics.json", "failed.json", "log.jsonl"] {
             let path = dir.join(name);
             if path.exists() {
@@ -250,15 +246,9 @@ impl Store {
     /// [`StoreError::Io`] naming the file.
     pub fn log(dir: &Path, line: &serde_json::Value) -> Result<(), StoreError> {
         let path = dir.join("log.jsonl");
-        let io = |source| StoreError::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(io)?;
+        let io = |source| StoreError::Io { path: path.clone(), source };
+        let mut file =
+            std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
         writeln!(file, "{line}").map_err(io)
     }
 }
@@ -269,10 +259,8 @@ impl Store {
 /// # Errors
 /// [`StoreError::Io`] naming the file.
 pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), StoreError> {
-    let mut text = serde_json::to_string_pretty(value).map_err(|source| StoreError::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut text = serde_json::to_string_pretty(value)
+        .map_err(|source| StoreError::Json { path: path.to_path_buf(), source })?;
     text.push('\n');
     write_atomic(path, text.as_bytes())
 }
@@ -282,10 +270,7 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), S
 /// # Errors
 /// [`StoreError::Io`] naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io)?;
     }
@@ -301,14 +286,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
 /// # Errors
 /// [`StoreError`] naming the file.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
-    let text = std::fs::read_to_string(path).map_err(|source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    serde_json::from_str(&text).map_err(|source| StoreError::Json {
-        path: path.to_path_buf(),
-        source,
-    })
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })?;
+    serde_json::from_str(&text)
+        .map_err(|source| StoreError::Json { path: path.to_path_buf(), source })
 }
 
 /// SHA-256 (hex) of what determines a run's result: the cell, its stage-1 method and its seeds.
@@ -333,19 +314,13 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["metrics.json"]);
-        assert_eq!(
-            std::fs::read_to_string(&path).unwrap(),
-            "{\n  \"schema\": 1\n}\n"
-        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "{\n  \"schema\": 1\n}\n");
     }
 
     #[test]
     fn status_distinguishes_finished_stale_failed_and_partial() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(matches!(
-            Store::status(dir.path(), "h").unwrap(),
-            RunStatus::Absent
-        ));
+        assert!(matches!(Store::status(dir.path(), "h").unwrap(), RunStatus::Absent));
         std::fs::write(dir.path().join("config.json"), "{}").unwrap();
         std::fs::write(dir.path().join("metrics.json.123.tmp"), "{").unwrap();
         assert!(
@@ -360,14 +335,8 @@ mod tests {
             error: "NaN".into(),
         };
         write_json(&dir.path().join("failed.json"), &failure).unwrap();
-        assert!(matches!(
-            Store::status(dir.path(), "h").unwrap(),
-            RunStatus::Failed(_)
-        ));
-        assert!(matches!(
-            Store::status(dir.path(), "other").unwrap(),
-            RunStatus::Stale
-        ));
+        assert!(matches!(Store::status(dir.path(), "h").unwrap(), RunStatus::Failed(_)));
+        assert!(matches!(Store::status(dir.path(), "other").unwrap(), RunStatus::Stale));
         std::fs::write(dir.path().join("metrics.json"), "{\"schema\":").unwrap();
         let err = Store::status(dir.path(), "h").unwrap_err().to_string();
         assert!(err.contains("metrics.json"), "{err}");

@@ -28,7 +28,6 @@ impl AugmentSpec {
     ///
     /// # Shapes
     /// Input and output `[B, C, H, W]`.
-    #[must_use]
     pub fn apply(&self, batch: &Tensor, rng: &mut ChaCha8Rng) -> Tensor {
         match self {
             AugmentSpec::None => batch.shallow_clone(),
@@ -84,8 +83,6 @@ mod tests {
         let differs =
             (0..20u64).any(|s| !spec.apply(&x, &mut ChaCha8Rng::seed_from_u64(s)).equal(&a));
         assert!(differs);
-        assert!(AugmentSpec::None
-            .apply(&x, &mut ChaCha8Rng::seed_from_u64(0))
-            .equal(&x));
+        assert!(AugmentSpec::None.apply(&x, &mut ChaCha8Rng::seed_from_u64(0)).equal(&x));
     }
 }

@@ -59,20 +59,14 @@ impl Cifar {
 pub fn read_split(dir: &Path, which: Cifar, train: bool) -> Result<RawImages, DataError> {
     refuse_python_version(dir)?;
     let record = which.label_bytes() + PIXELS;
-    let mut out = RawImages {
-        pixels: Vec::new(),
-        labels: Vec::new(),
-        shape: [3, 32, 32],
-    };
+    let mut out = RawImages { pixels: Vec::new(), labels: Vec::new(), shape: [3, 32, 32] };
     for name in which.files(train) {
         let path = dir.join(name);
         if !path.is_file() {
             return Err(DataError::MissingFile { path });
         }
-        let bytes = std::fs::read(&path).map_err(|source| DataError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let bytes =
+            std::fs::read(&path).map_err(|source| DataError::Io { path: path.clone(), source })?;
         let expected = record * which.records_per_file(train);
         if bytes.len() != expected {
             return Err(DataError::Format {
@@ -144,17 +138,10 @@ mod tests {
     fn wrong_size_and_python_version_are_named() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("test_batch.bin"), [0u8; 100]).unwrap();
-        let err = read_split(dir.path(), Cifar::Ten, false)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("test_batch.bin") && err.contains("expected 30730000"),
-            "{err}"
-        );
+        let err = read_split(dir.path(), Cifar::Ten, false).unwrap_err().to_string();
+        assert!(err.contains("test_batch.bin") && err.contains("expected 30730000"), "{err}");
         std::fs::write(dir.path().join("batches.meta"), b"pickle").unwrap();
-        let err = read_split(dir.path(), Cifar::Ten, false)
-            .unwrap_err()
-            .to_string();
+        let err = read_split(dir.path(), Cifar::Ten, false).unwrap_err().to_string();
         assert!(err.contains("python (pickle) version"), "{err}");
         let err = read_split(tempfile::tempdir().unwrap().path(), Cifar::Ten, true).unwrap_err();
         assert!(err.to_string().contains("data_batch_1.bin"));

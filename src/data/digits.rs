@@ -27,16 +27,9 @@ pub fn all() -> RawImages {
     flate2::read::GzDecoder::new(GZ)
         .read_to_string(&mut text)
         .expect("embedded digits are valid gzip");
-    let mut raw = RawImages {
-        pixels: Vec::new(),
-        labels: Vec::new(),
-        shape: [1, 8, 8],
-    };
+    let mut raw = RawImages { pixels: Vec::new(), labels: Vec::new(), shape: [1, 8, 8] };
     for line in text.lines().filter(|l| !l.is_empty()) {
-        let values: Vec<u8> = line
-            .split(',')
-            .map(|v| v.trim().parse().expect("integer"))
-            .collect();
+        let values: Vec<u8> = line.split(',').map(|v| v.trim().parse().expect("integer")).collect();
         raw.pixels.extend_from_slice(&values[..64]);
         raw.labels.push(i64::from(values[64]));
     }
@@ -71,9 +64,7 @@ mod tests {
         assert!(raw.pixels.iter().all(|&p| p <= 16));
         let (pool, test) = split();
         assert_eq!(test.len(), 500);
-        let min = (0..10)
-            .map(|c| pool.labels.iter().filter(|&&y| y == c).count())
-            .min();
+        let min = (0..10).map(|c| pool.labels.iter().filter(|&&y| y == c).count()).min();
         assert_eq!(min, Some(N_MAX));
     }
 }

@@ -34,9 +34,7 @@ fn find(dir: &Path, stem: &str) -> Result<PathBuf, DataError> {
     [dir.join(stem), dir.join(format!("{stem}.gz"))]
         .into_iter()
         .find(|p| p.is_file())
-        .ok_or_else(|| DataError::MissingFile {
-            path: dir.join(format!("{stem}[.gz]")),
-        })
+        .ok_or_else(|| DataError::MissingFile { path: dir.join(format!("{stem}[.gz]")) })
 }
 
 struct Idx {
@@ -47,23 +45,17 @@ struct Idx {
 /// Parses one IDX file of `rank` dimensions.
 fn read_idx(path: &Path, rank: u8) -> Result<Idx, DataError> {
     let bytes = read_maybe_gz(path)?;
-    let format = |message: String| DataError::Format {
-        path: path.to_path_buf(),
-        message,
-    };
-    let header_len = 4 + 4 * usize::from(rank);
-    if bytes.len() < header_len {
-        return Err(format(format!(
-            "{} bytes is shorter than an IDX header",
-            bytes.len()
-        )));
-    }
+    let format = |message: String| DataError::Format { path: path.to_path_buf(), message };
     let expected_magic = [0, 0, 0x08, rank];
-    if bytes[..4] != expected_magic {
+    if bytes.len() < 4 || bytes[..4] != expected_magic {
         return Err(format(format!(
             "magic {:02x?} is not that of a rank-{rank} u8 IDX file ({expected_magic:02x?})",
-            &bytes[..4]
+            &bytes[..bytes.len().min(4)]
         )));
+    }
+    let header_len = 4 + 4 * usize::from(rank);
+    if bytes.len() < header_len {
+        return Err(format(format!("{} bytes is shorter than an IDX header", bytes.len())));
     }
     let dims: Vec<usize> = (0..usize::from(rank))
         .map(|d| {
@@ -84,16 +76,11 @@ fn read_idx(path: &Path, rank: u8) -> Result<Idx, DataError> {
 
 /// Reads a file, gunzipping it when its name ends in `.gz`.
 pub(crate) fn read_maybe_gz(path: &Path) -> Result<Vec<u8>, DataError> {
-    let io = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
+    let io = |source| DataError::Io { path: path.to_path_buf(), source };
     let bytes = std::fs::read(path).map_err(io)?;
     if path.extension().is_some_and(|e| e == "gz") {
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(&bytes[..])
-            .read_to_end(&mut out)
-            .map_err(io)?;
+        flate2::read::GzDecoder::new(&bytes[..]).read_to_end(&mut out).map_err(io)?;
         Ok(out)
     } else {
         Ok(bytes)
@@ -124,18 +111,8 @@ mod tests {
     fn reads_raw_and_gzipped() {
         let dir = tempfile::tempdir().unwrap();
         let pixels: Vec<u8> = (0..3 * 4 * 4).map(|i| u8::try_from(i).unwrap()).collect();
-        write_idx(
-            &dir.path().join("train-images-idx3-ubyte.gz"),
-            &[3, 4, 4],
-            &pixels,
-            true,
-        );
-        write_idx(
-            &dir.path().join("train-labels-idx1-ubyte"),
-            &[3],
-            &[2, 0, 1],
-            false,
-        );
+        write_idx(&dir.path().join("train-images-idx3-ubyte.gz"), &[3, 4, 4], &pixels, true);
+        write_idx(&dir.path().join("train-labels-idx1-ubyte"), &[3], &[2, 0, 1], false);
         let raw = read_split(dir.path(), "train").unwrap();
         assert_eq!(raw.shape, [1, 4, 4]);
         assert_eq!(raw.labels, [2, 0, 1]);
@@ -145,29 +122,11 @@ mod tests {
     #[test]
     fn rejects_bad_magic_and_size() {
         let dir = tempfile::tempdir().unwrap();
-        write_idx(
-            &dir.path().join("t10k-images-idx3-ubyte"),
-            &[2, 2, 2],
-            &[0; 7],
-            false,
-        );
-        write_idx(
-            &dir.path().join("t10k-labels-idx1-ubyte"),
-            &[2],
-            &[0, 1],
-            false,
-        );
+        write_idx(&dir.path().join("t10k-images-idx3-ubyte"), &[2, 2, 2], &[0; 7], false);
+        write_idx(&dir.path().join("t10k-labels-idx1-ubyte"), &[2], &[0, 1], false);
         let err = read_split(dir.path(), "t10k").unwrap_err().to_string();
-        assert!(
-            err.contains("t10k-images-idx3-ubyte") && err.contains("payload"),
-            "{err}"
-        );
-        write_idx(
-            &dir.path().join("t10k-images-idx3-ubyte"),
-            &[2],
-            &[0, 0],
-            false,
-        );
+        assert!(err.contains("t10k-images-idx3-ubyte") && err.contains("payload"), "{err}");
+        write_idx(&dir.path().join("t10k-images-idx3-ubyte"), &[2], &[0, 0], false);
         let err = read_split(dir.path(), "t10k").unwrap_err().to_string();
         assert!(err.contains("magic"), "{err}");
         let err = read_split(dir.path(), "train").unwrap_err().to_string();

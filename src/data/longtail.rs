@@ -13,16 +13,9 @@ use sha2::{Digest, Sha256};
 /// If `classes < 2`.
 #[must_use]
 pub fn profile(n_max: usize, imbalance: f64, classes: usize) -> Vec<usize> {
-    assert!(
-        classes >= 2,
-        "a long-tail profile needs at least two classes"
-    );
+    assert!(classes >= 2, "a long-tail profile needs at least two classes");
     let gamma = 1.0 / imbalance;
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
     (0..classes)
         .map(|i| (n_max as f64 * gamma.powf(i as f64 / (classes as f64 - 1.0))) as usize)
         .collect()
@@ -73,12 +66,10 @@ pub fn indices_hash(indices: &[usize]) -> String {
 #[must_use]
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
 }
 
 /// The paper's shot groups, by training count: many (> 100), medium (20 to 100), few (< 20).
@@ -124,14 +115,8 @@ mod tests {
 
     #[test]
     fn cifar10_per_class_lists() {
-        assert_eq!(
-            profile(5000, 200.0, 10),
-            [5000, 2775, 1540, 854, 474, 263, 146, 81, 45, 25]
-        );
-        assert_eq!(
-            profile(5000, 100.0, 10),
-            [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]
-        );
+        assert_eq!(profile(5000, 200.0, 10), [5000, 2775, 1540, 854, 474, 263, 146, 81, 45, 25]);
+        assert_eq!(profile(5000, 100.0, 10), [5000, 2997, 1796, 1077, 645, 387, 232, 139, 83, 50]);
         assert_eq!(
             profile(5000, 10.0, 10),
             [5000, 3871, 2997, 2320, 1796, 1391, 1077, 834, 645, 500]

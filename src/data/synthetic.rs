@@ -78,11 +78,7 @@ impl GaussianParams {
     pub fn means(&self) -> Vec<Vec<f64>> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.data_seed);
         (0..self.classes)
-            .map(|_| {
-                (0..self.dim)
-                    .map(|_| self.separation * normal(&mut rng))
-                    .collect()
-            })
+            .map(|_| (0..self.dim).map(|_| self.separation * normal(&mut rng)).collect())
             .collect()
     }
 
@@ -98,17 +94,12 @@ impl GaussianParams {
     fn sample(&self, means: &[Vec<f64>], per_class: usize, stream: u64) -> GaussianSamples {
         let mut rng = ChaCha8Rng::seed_from_u64(self.data_seed);
         rng.set_stream(stream);
-        let mut out = GaussianSamples {
-            features: Vec::new(),
-            labels: Vec::new(),
-        };
+        let mut out = GaussianSamples { features: Vec::new(), labels: Vec::new() };
         for (class, mean) in means.iter().enumerate() {
             for _ in 0..per_class {
                 #[allow(clippy::cast_possible_truncation)]
-                out.features
-                    .extend(mean.iter().map(|m| (m + normal(&mut rng)) as f32));
-                out.labels
-                    .push(i64::try_from(class).expect("class fits i64"));
+                out.features.extend(mean.iter().map(|m| (m + normal(&mut rng)) as f32));
+                out.labels.push(i64::try_from(class).expect("class fits i64"));
             }
         }
         out

@@ -20,20 +20,12 @@ impl BalancedSoftmax {
     /// [`LossError::EmptyClass`] when a class has no training sample.
     pub fn new(context: &BuildContext, exponent: f64, label: &str) -> Result<Self, LossError> {
         if let Some(class) = context.class_counts.iter().position(|&n| n == 0) {
-            return Err(LossError::EmptyClass {
-                loss: label.to_string(),
-                class,
-            });
+            return Err(LossError::EmptyClass { loss: label.to_string(), class });
         }
         #[allow(clippy::cast_precision_loss)]
-        let shift: Vec<f64> = context
-            .class_counts
-            .iter()
-            .map(|&n| exponent * (n as f64).ln())
-            .collect();
-        Ok(BalancedSoftmax {
-            shift: Tensor::from_slice(&shift).to_device(context.device),
-        })
+        let shift: Vec<f64> =
+            context.class_counts.iter().map(|&n| exponent * (n as f64).ln()).collect();
+        Ok(BalancedSoftmax { shift: Tensor::from_slice(&shift).to_device(context.device) })
     }
 }
 
@@ -52,10 +44,7 @@ mod tests {
     use tch::Device;
 
     fn build(counts: &[usize], q: f64) -> BalancedSoftmax {
-        let context = BuildContext {
-            class_counts: counts.to_vec(),
-            device: Device::Cpu,
-        };
+        let context = BuildContext { class_counts: counts.to_vec(), device: Device::Cpu };
         BalancedSoftmax::new(&context, q, "balanced-softmax").unwrap()
     }
 
@@ -67,9 +56,7 @@ mod tests {
     #[test]
     fn golden_value() {
         let (logits, targets) = tensors();
-        let got = build(&[100, 10, 1], 1.0)
-            .forward(&logits, &targets)
-            .double_value(&[]);
+        let got = build(&[100, 10, 1], 1.0).forward(&logits, &targets).double_value(&[]);
         let shift = [100f64.ln(), 10f64.ln(), 0.0];
         let want = reference_ce(&LOGITS, &TARGETS, shift);
         assert!((got - want).abs() < 1e-12, "{got} vs {want}");
@@ -80,12 +67,8 @@ mod tests {
     fn uniform_counts_and_zero_exponent_give_softmax() {
         let (logits, targets) = tensors();
         let softmax = Softmax.forward(&logits, &targets).double_value(&[]);
-        let uniform = build(&[7, 7, 7], 1.0)
-            .forward(&logits, &targets)
-            .double_value(&[]);
-        let q0 = build(&[100, 10, 1], 0.0)
-            .forward(&logits, &targets)
-            .double_value(&[]);
+        let uniform = build(&[7, 7, 7], 1.0).forward(&logits, &targets).double_value(&[]);
+        let q0 = build(&[100, 10, 1], 0.0).forward(&logits, &targets).double_value(&[]);
         assert!((uniform - softmax).abs() < 1e-12);
         assert!((q0 - softmax).abs() < 1e-12);
     }
@@ -93,29 +76,19 @@ mod tests {
     #[test]
     fn quarter_exponent_matches_reference() {
         let (logits, targets) = tensors();
-        let got = build(&[100, 10, 1], 0.25)
-            .forward(&logits, &targets)
-            .double_value(&[]);
+        let got = build(&[100, 10, 1], 0.25).forward(&logits, &targets).double_value(&[]);
         let shift = [0.25 * 100f64.ln(), 0.25 * 10f64.ln(), 0.0];
         assert!((got - reference_ce(&LOGITS, &TARGETS, shift)).abs() < 1e-12);
     }
 
     #[test]
     fn empty_class_is_refused_and_gradient_finite() {
-        let context = BuildContext {
-            class_counts: vec![3, 0, 1],
-            device: Device::Cpu,
-        };
-        let err = LossSpec::BalancedSoftmax
-            .build(&context)
-            .unwrap_err()
-            .to_string();
+        let context = BuildContext { class_counts: vec![3, 0, 1], device: Device::Cpu };
+        let err = LossSpec::BalancedSoftmax.build(&context).unwrap_err().to_string();
         assert!(err.contains("class 1"), "{err}");
         let (logits, targets) = tensors();
         let logits = logits.set_requires_grad(true);
-        build(&[100, 10, 1], 1.0)
-            .forward(&logits, &targets)
-            .backward();
+        build(&[100, 10, 1], 1.0).forward(&logits, &targets).backward();
         assert!(bool::try_from(logits.grad().isfinite().all()).unwrap());
     }
 }

@@ -97,12 +97,8 @@ pub(crate) mod testing {
     }
 
     /// The fixed batch of the golden tests.
-    pub const LOGITS: [[f64; 3]; 4] = [
-        [2.0, -1.0, 0.5],
-        [0.1, 0.2, 0.3],
-        [-3.0, 4.0, 1.0],
-        [1.5, 1.5, -2.0],
-    ];
+    pub const LOGITS: [[f64; 3]; 4] =
+        [[2.0, -1.0, 0.5], [0.1, 0.2, 0.3], [-3.0, 4.0, 1.0], [1.5, 1.5, -2.0]];
     /// Its targets.
     pub const TARGETS: [usize; 4] = [0, 2, 1, 2];
 
@@ -110,9 +106,6 @@ pub(crate) mod testing {
     pub fn tensors() -> (tch::Tensor, tch::Tensor) {
         let flat: Vec<f64> = LOGITS.iter().flatten().copied().collect();
         let targets: Vec<i64> = TARGETS.iter().map(|&t| t as i64).collect();
-        (
-            tch::Tensor::from_slice(&flat).view([4, 3]),
-            tch::Tensor::from_slice(&targets),
-        )
+        (tch::Tensor::from_slice(&flat).view([4, 3]), tch::Tensor::from_slice(&targets))
     }
 }

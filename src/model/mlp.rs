@@ -21,29 +21,20 @@ impl Mlp {
             .enumerate()
             .map(|(i, &width)| {
                 let init = torch_default_init(fan_in);
-                let config = nn::LinearConfig {
-                    ws_init: init,
-                    bs_init: Some(init),
-                    bias: true,
-                };
+                let config = nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true };
                 let layer = nn::linear(path / format!("fc{i}"), fan_in, width, config);
                 fan_in = width;
                 layer
             })
             .collect();
-        Mlp {
-            layers,
-            dim: fan_in,
-        }
+        Mlp { layers, dim: fan_in }
     }
 }
 
 impl Backbone for Mlp {
     fn features(&self, xs: &Tensor, _phase: Phase) -> Tensor {
         let flat = xs.flatten(1, -1);
-        self.layers
-            .iter()
-            .fold(flat, |h, layer| layer.forward(&h).relu())
+        self.layers.iter().fold(flat, |h, layer| layer.forward(&h).relu())
     }
 
     fn feature_dim(&self) -> i64 {

@@ -63,11 +63,7 @@ impl ModelSpec {
             ModelSpec::Mlp { hidden } => {
                 format!(
                     "mlp({})",
-                    hidden
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join("-")
+                    hidden.iter().map(ToString::to_string).collect::<Vec<_>>().join("-")
                 )
             }
             ModelSpec::SmallCnn => "small-cnn".to_string(),
@@ -82,9 +78,9 @@ impl ModelSpec {
             ModelSpec::Mlp { hidden } if hidden.is_empty() || hidden.iter().any(|&h| h < 1) => {
                 Some("`mlp.hidden` needs at least one positive width".to_string())
             }
-            ModelSpec::SmallCnn if shape != [1, 28, 28] => Some(format!(
-                "`small-cnn` takes 1x28x28 images, the dataset gives {shape:?}"
-            )),
+            ModelSpec::SmallCnn if shape != [1, 28, 28] => {
+                Some(format!("`small-cnn` takes 1x28x28 images, the dataset gives {shape:?}"))
+            }
             ModelSpec::Resnet32 if shape.len() != 3 || shape[1] < 8 || shape[2] < 8 => Some(
                 format!("`resnet32` takes images of at least 8x8, the dataset gives {shape:?}"),
             ),
@@ -120,17 +116,13 @@ impl Network {
     pub fn new(root: &nn::Path, spec: &ModelSpec, shape: &[i64], classes: i64) -> Network {
         let backbone = spec.build(&(root / "backbone"), shape);
         let classifier = linear_classifier(&(root / "classifier"), backbone.feature_dim(), classes);
-        Network {
-            backbone,
-            classifier,
-        }
+        Network { backbone, classifier }
     }
 
     /// Logits of a batch.
     ///
     /// # Shapes
     /// `[B, *input]` to `[B, classes]`.
-    #[must_use]
     pub fn logits(&self, xs: &Tensor, phase: Phase) -> Tensor {
         self.classifier.forward(&self.backbone.features(xs, phase))
     }
@@ -142,10 +134,7 @@ impl Network {
 pub fn torch_default_init(fan_in: i64) -> nn::Init {
     #[allow(clippy::cast_precision_loss)]
     let bound = 1.0 / (fan_in as f64).sqrt();
-    nn::Init::Uniform {
-        lo: -bound,
-        up: bound,
-    }
+    nn::Init::Uniform { lo: -bound, up: bound }
 }
 
 /// A linear classifier initialised as PyTorch's `nn.Linear` (the official code's
@@ -157,11 +146,7 @@ pub fn linear_classifier(path: &nn::Path, features: i64, classes: i64) -> nn::Li
         path,
         features,
         classes,
-        nn::LinearConfig {
-            ws_init: init,
-            bs_init: Some(init),
-            bias: true,
-        },
+        nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true },
     )
 }
 
@@ -210,13 +195,8 @@ mod tests {
 
     #[test]
     fn incompatible_inputs_are_named() {
-        assert!(ModelSpec::SmallCnn
-            .incompatibility(&[1, 8, 8])
-            .unwrap()
-            .contains("1x28x28"));
+        assert!(ModelSpec::SmallCnn.incompatibility(&[1, 8, 8]).unwrap().contains("1x28x28"));
         assert!(ModelSpec::Resnet32.incompatibility(&[16]).is_some());
-        assert!(ModelSpec::Mlp { hidden: vec![] }
-            .incompatibility(&[16])
-            .is_some());
+        assert!(ModelSpec::Mlp { hidden: vec![] }.incompatibility(&[16]).is_some());
     }
 }

@@ -45,10 +45,9 @@ impl BasicBlock {
         let h = self.bn1.forward_t(&self.conv1.forward(xs), train).relu();
         let h = self.bn2.forward_t(&self.conv2.forward(&h), train);
         let shortcut = match self.pad {
-            Some(p) => xs
-                .slice(2, 0, None, 2)
-                .slice(3, 0, None, 2)
-                .constant_pad_nd([0, 0, 0, 0, p, p]),
+            Some(p) => {
+                xs.slice(2, 0, None, 2).slice(3, 0, None, 2).constant_pad_nd([0, 0, 0, 0, p, p])
+            }
             None => xs.shallow_clone(),
         };
         (h + shortcut).relu()
@@ -92,10 +91,7 @@ impl Backbone for Resnet32 {
     fn features(&self, xs: &Tensor, phase: Phase) -> Tensor {
         let train = phase.is_train();
         let h = self.bn1.forward_t(&self.conv1.forward(xs), train).relu();
-        let h = self
-            .blocks
-            .iter()
-            .fold(h, |h, block| block.forward(&h, train));
+        let h = self.blocks.iter().fold(h, |h, block| block.forward(&h, train));
         h.adaptive_avg_pool2d([1, 1]).flatten(1, -1)
     }
 

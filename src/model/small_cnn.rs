@@ -19,12 +19,7 @@ pub struct SmallCnn {
 
 fn conv(path: nn::Path, input: i64, output: i64) -> nn::Conv2D {
     let init = torch_default_init(input * 9);
-    let config = nn::ConvConfig {
-        padding: 1,
-        ws_init: init,
-        bs_init: init,
-        ..Default::default()
-    };
+    let config = nn::ConvConfig { padding: 1, ws_init: init, bs_init: init, ..Default::default() };
     nn::conv2d(path, input, output, 3, config)
 }
 
@@ -41,11 +36,7 @@ impl SmallCnn {
                 path / "fc",
                 64 * 7 * 7,
                 FEATURES,
-                nn::LinearConfig {
-                    ws_init: init,
-                    bs_init: Some(init),
-                    bias: true,
-                },
+                nn::LinearConfig { ws_init: init, bs_init: Some(init), bias: true },
             ),
         }
     }
@@ -54,16 +45,8 @@ impl SmallCnn {
 impl Backbone for SmallCnn {
     fn features(&self, xs: &Tensor, phase: Phase) -> Tensor {
         let train = phase.is_train();
-        let h = self
-            .bn1
-            .forward_t(&self.conv1.forward(xs), train)
-            .relu()
-            .max_pool2d_default(2);
-        let h = self
-            .bn2
-            .forward_t(&self.conv2.forward(&h), train)
-            .relu()
-            .max_pool2d_default(2);
+        let h = self.bn1.forward_t(&self.conv1.forward(xs), train).relu().max_pool2d_default(2);
+        let h = self.bn2.forward_t(&self.conv2.forward(&h), train).relu().max_pool2d_default(2);
         self.fc.forward(&h.flatten(1, -1)).relu()
     }
 

@@ -26,12 +26,10 @@ pub fn compare(plan: &Plan, new: &Store, reference: &Store) -> anyhow::Result<Ve
         for &seed in &plan.seeds {
             let hash = crate::runner::expected_hash(plan, &cell, seed);
             let finished = |store: &Store| -> anyhow::Result<Option<_>> {
-                Ok(
-                    match Store::status(&store.run_dir(&plan.name, &cell, seed.0), &hash)? {
-                        RunStatus::Finished(m) => Some(m),
-                        _ => None,
-                    },
-                )
+                Ok(match Store::status(&store.run_dir(&plan.name, &cell, seed.0), &hash)? {
+                    RunStatus::Finished(m) => Some(m),
+                    _ => None,
+                })
             };
             let (a, b) = (finished(new)?, finished(reference)?);
             if a != b {
@@ -52,10 +50,8 @@ pub fn render(matrix: &str, differences: &[Difference]) -> String {
     if differences.is_empty() {
         return format!("`{matrix}`: every run matches the reference results exactly");
     }
-    let mut out = format!(
-        "`{matrix}`: {} run(s) differ from the reference results:",
-        differences.len()
-    );
+    let mut out =
+        format!("`{matrix}`: {} run(s) differ from the reference results:", differences.len());
     let show = |v: Option<f64>| v.map_or_else(|| "missing".to_string(), |v| format!("{v:.4}"));
     for d in differences {
         let _ = write!(

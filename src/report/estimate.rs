@@ -122,15 +122,9 @@ mod tests {
     #[test]
     fn too_few_or_bad_values_are_refused() {
         assert_eq!(Sample::new(vec![1.0]), Err(EstimateError::TooFew(1)));
-        assert!(matches!(
-            Sample::new(vec![1.0, f64::NAN]),
-            Err(EstimateError::NotFinite(_))
-        ));
+        assert!(matches!(Sample::new(vec![1.0, f64::NAN]), Err(EstimateError::NotFinite(_))));
         let s = Sample::new(vec![1.0, 2.0]).unwrap();
-        assert_eq!(
-            Estimate::t_interval(&s, 1.0),
-            Err(EstimateError::Level(1.0))
-        );
+        assert_eq!(Estimate::t_interval(&s, 1.0), Err(EstimateError::Level(1.0)));
     }
 
     proptest! {

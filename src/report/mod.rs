@@ -76,11 +76,7 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
                 runs.push(*metrics);
             }
         }
-        cells.push(CellResults {
-            cell,
-            runs,
-            expected: plan.seeds.len(),
-        });
+        cells.push(CellResults { cell, runs, expected: plan.seeds.len() });
     }
     Ok(MatrixReport {
         name: plan.name.clone(),
@@ -95,11 +91,7 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
 }
 
 fn describe(p: &Provenance) -> String {
-    let dirty = if p.git_dirty {
-        " (uncommitted changes)"
-    } else {
-        ""
-    };
+    let dirty = if p.git_dirty { " (uncommitted changes)" } else { "" };
     let revision: String = p.git_revision.chars().take(12).collect();
     format!(
         "{}, {} threads, libtorch {}, balms {} at {revision}{dirty}",
@@ -113,14 +105,12 @@ fn subsets_agree(cells: &[CellResults]) -> bool {
     cells
         .iter()
         .flat_map(|c| {
-            c.runs
-                .iter()
-                .map(move |m| ((c.cell.column.id(), m.seed), &m.train_indices_sha256))
+            c.runs.iter().map(move |m| ((c.cell.column.id(), m.seed), &m.train_indices_sha256))
         })
         .all(|(key, hash)| seen.entry(key).or_insert(hash) == &hash)
 }
 
-/// Summary of one metric over a cell's runs: `None` when no run has it.
+/// Summary of one metric over a cell's runs: `None` when no run has it (`Err` holds a single value).
 fn estimate_of(
     runs: &[Metrics],
     metric: impl Fn(&Metrics) -> Option<f64>,
@@ -129,22 +119,17 @@ fn estimate_of(
     match values.len() {
         0 => None,
         1 => Some(Err(values[0])),
-        _ => Some(Ok(
-            Estimate::t_interval(&Sample::new(values).ok()?, LEVEL).ok()?
-        )),
+        _ => Some(Ok(Estimate::t_interval(&Sample::new(values).ok()?, LEVEL).ok()?)),
     }
 }
 
 fn format_estimate(estimate: Option<Result<Estimate, f64>>, expected: usize, long: bool) -> String {
     match estimate {
-        None => "not run".to_string(),
+        None if long => "not run".to_string(),
+        None => "-".to_string(),
         Some(Err(single)) => format!("{single:.2} (n=1)"),
         Some(Ok(e)) if long => {
-            let partial = if e.n < expected {
-                format!(" of {expected}")
-            } else {
-                String::new()
-            };
+            let partial = if e.n < expected { format!(" of {expected}") } else { String::new() };
             format!(
                 "{:.2} ± {:.2} [{:.2}, {:.2}] n={}{partial}",
                 e.mean, e.std_err, e.lower, e.upper, e.n
@@ -169,16 +154,9 @@ pub fn render_markdown(report: &MatrixReport) -> String {
             .chain(report.columns.iter().map(|c| c.replace("/if", " IF "))),
     );
     for method in &report.methods {
-        let row = report
-            .cells
-            .iter()
-            .filter(|c| &c.cell.method.name == method);
+        let row = report.cells.iter().filter(|c| &c.cell.method.name == method);
         main.push_record(std::iter::once(method.clone()).chain(row.map(|c| {
-            format_estimate(
-                estimate_of(&c.runs, |m| Some(m.evaluation.top1)),
-                c.expected,
-                true,
-            )
+            format_estimate(estimate_of(&c.runs, |m| Some(m.evaluation.top1)), c.expected, true)
         })));
     }
     let _ = writeln!(out, "{}\n", main.build().with(Style::markdown()));
@@ -196,13 +174,7 @@ fn render_groups(out: &mut String, report: &MatrixReport, column: &str) {
         column.replace("/if", " IF ")
     );
     let mut table = Builder::default();
-    table.push_record([
-        "Method",
-        "Overall",
-        "Many (>100)",
-        "Medium (20-100)",
-        "Few (<20)",
-    ]);
+    table.push_record(["Method", "Overall", "Many (>100)", "Medium (20-100)", "Few (<20)"]);
     for cell in report.cells.iter().filter(|c| c.cell.column.id() == column) {
         let short = |f: fn(&Metrics) -> Option<f64>| {
             format_estimate(estimate_of(&cell.runs, f), cell.expected, false)
@@ -221,13 +193,9 @@ fn render_groups(out: &mut String, report: &MatrixReport, column: &str) {
 fn render_caption(out: &mut String, report: &MatrixReport) {
     let seeds: Vec<String> = report.seeds.iter().map(ToString::to_string).collect();
     let _ = writeln!(out, "**Protocol.** Model selection: the last iteration (the test set selects nothing). Seeds: {}.", seeds.join(", "));
-    let agree = if report.subsets_agree {
-        "yes"
-    } else {
-        "NO: methods saw different data"
-    };
+    let agree = if report.subsets_agree { "yes" } else { "NO: methods saw different data" };
     let _ = writeln!(out, "Every method of a column at a seed trained on the same long-tailed subset (hash agreement): {agree}.");
-    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the mean of its classes'; \"-\"-less cells marked \"not run\" have no class in that group or no finished run.");
+    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the unweighted mean of its classes' (\"-\": no class in the group, or no finished run).");
     let _ = writeln!(
         out,
         "Runs: {}.",

@@ -48,10 +48,7 @@ impl ClassBalanced {
     #[must_use]
     pub fn new(labels: &[i64], classes: usize, per_visit: usize) -> ClassBalanced {
         let members = by_class(labels, classes);
-        assert!(
-            members.iter().all(|m| !m.is_empty()),
-            "class-balanced sampling needs every class"
-        );
+        assert!(members.iter().all(|m| !m.is_empty()), "class-balanced sampling needs every class");
         ClassBalanced {
             classes: RandomCycle::new((0..i64::try_from(classes).expect("fits")).collect()),
             members: members.into_iter().map(RandomCycle::new).collect(),

@@ -67,9 +67,7 @@ pub(crate) fn by_class(labels: &[i64], classes: usize) -> Vec<Vec<i64>> {
 
 /// Cuts a stream of indices into `ceil(n / batch)` batches of `batch`.
 pub(crate) fn full_batches(n: usize, batch: usize, mut next: impl FnMut() -> i64) -> Vec<Vec<i64>> {
-    (0..n.div_ceil(batch))
-        .map(|_| (0..batch).map(|_| next()).collect())
-        .collect()
+    (0..n.div_ceil(batch)).map(|_| (0..batch).map(|_| next()).collect()).collect()
 }
 
 #[cfg(test)]

@@ -20,10 +20,7 @@ impl SquareRoot {
     pub fn new(labels: &[i64], classes: usize, power: f64) -> SquareRoot {
         let members = by_class(labels, classes);
         #[allow(clippy::cast_precision_loss)]
-        let weights: Vec<f64> = members
-            .iter()
-            .map(|m| (m.len() as f64).powf(power))
-            .collect();
+        let weights: Vec<f64> = members.iter().map(|m| (m.len() as f64).powf(power)).collect();
         let total: f64 = weights.iter().sum();
         let cumulative = weights
             .iter()
@@ -32,20 +29,12 @@ impl SquareRoot {
                 Some(*acc)
             })
             .collect();
-        SquareRoot {
-            members,
-            cumulative,
-            n: labels.len(),
-        }
+        SquareRoot { members, cumulative, n: labels.len() }
     }
 
     fn next_index(&self, rng: &mut ChaCha8Rng) -> i64 {
         let u: f64 = rng.gen();
-        let class = self
-            .cumulative
-            .iter()
-            .position(|&c| u < c)
-            .unwrap_or(self.members.len() - 1);
+        let class = self.cumulative.iter().position(|&c| u < c).unwrap_or(self.members.len() - 1);
         let members = &self.members[class];
         members[rng.gen_range(0..members.len())]
     }
@@ -66,10 +55,7 @@ mod tests {
         // sqrt counts 20, 10, 5, 3 -> 20/38, 10/38, 5/38, 3/38. With 40 epochs (27,200 draws) the
         // binomial standard error is below 0.0031; tolerance 0.012 is about four of them.
         let f = testing::frequencies(&SamplerSpec::SquareRoot, 40);
-        for (got, want) in f
-            .iter()
-            .zip([20.0 / 38.0, 10.0 / 38.0, 5.0 / 38.0, 3.0 / 38.0])
-        {
+        for (got, want) in f.iter().zip([20.0 / 38.0, 10.0 / 38.0, 5.0 / 38.0, 3.0 / 38.0]) {
             assert!((got - want).abs() < 0.012, "{f:?}");
         }
     }

@@ -29,10 +29,7 @@ pub fn evaluate(
         let len = EVAL_BATCH.min(n - start);
         let logits = logits_of(&x.narrow(0, start, len)).to_kind(Kind::Double);
         let targets = y.narrow(0, start, len);
-        let hit = logits
-            .argmax(1, false)
-            .eq_tensor(&targets)
-            .to_kind(Kind::Double);
+        let hit = logits.argmax(1, false).eq_tensor(&targets).to_kind(Kind::Double);
         correct += Tensor::zeros([classes], (Kind::Double, logits.device()))
             .index_add(0, &targets, &hit)
             .to_device(tch::Device::Cpu);
@@ -55,11 +52,8 @@ pub fn evaluate(
 
 fn summarise(correct: &[f64], total: &[f64], prob_sum: &[f64], counts: &[usize]) -> Evaluation {
     let n: f64 = total.iter().sum();
-    let per_class: Vec<f64> = correct
-        .iter()
-        .zip(total)
-        .map(|(c, t)| if *t > 0.0 { c / t } else { f64::NAN })
-        .collect();
+    let per_class: Vec<f64> =
+        correct.iter().zip(total).map(|(c, t)| if *t > 0.0 { c / t } else { f64::NAN }).collect();
     let group = |shot: Shot| {
         let members: Vec<f64> = per_class
             .iter()
@@ -95,10 +89,7 @@ mod tests {
         let eval = evaluate(|idx| logits.index_select(0, idx), &x, &y, &[500, 50, 5]);
         assert!((eval.top1 - 0.5).abs() < 1e-12);
         assert_eq!(eval.per_class_accuracy, [1.0, 0.5, 0.0]);
-        assert_eq!(
-            (eval.many, eval.medium, eval.few),
-            (Some(1.0), Some(0.5), Some(0.0))
-        );
+        assert_eq!((eval.many, eval.medium, eval.few), (Some(1.0), Some(0.5), Some(0.0)));
         let total: f64 = eval.marginal_likelihood.iter().sum();
         assert!((total - 1.0).abs() < 1e-9);
         assert!(eval.marginal_likelihood[0] > 0.7);

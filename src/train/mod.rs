@@ -101,81 +101,53 @@ pub fn end_to_end(
     let shape = &data.train_x.size()[1..];
     let classes = i64::try_from(data.class_counts.len()).expect("fits");
     let network = Network::new(&vs.root(), &settings.model, shape, classes);
-    let loss = settings.loss.build(&BuildContext {
-        class_counts: data.class_counts.clone(),
-        device,
-    })?;
-    let mut sampler = settings
-        .sampler
-        .build(&data.train_labels, data.class_counts.len());
+    let loss =
+        settings.loss.build(&BuildContext { class_counts: data.class_counts.clone(), device })?;
+    let mut sampler = settings.sampler.build(&data.train_labels, data.class_counts.len());
     let mut sgd = Sgd::new(&vs, &settings.optimizer);
     let batch = settings.batch_size as usize;
     let per_epoch = data.train_labels.len().div_ceil(batch) as u64;
     let plan = LrPlan {
         peak: settings.optimizer.lr,
-        total: per_epoch * u64::from(settings.epochs),
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        warmup: (settings.schedule.warmup_epochs * per_epoch as f64).round() as u64,
+        total: settings.length.iterations(per_epoch),
+        warmup: settings.schedule.warmup.iterations(per_epoch),
         start_factor: settings.schedule.warmup_start_factor,
     };
+    let epochs = plan.total.div_ceil(per_epoch);
     let mut order = ChaCha8Rng::seed_from_u64(seeds.order);
     let mut augment = ChaCha8Rng::seed_from_u64(seeds.augment);
     let mut iteration = 0;
     let mut last_loss = f64::NAN;
-    for epoch in 1..=u64::from(settings.epochs) {
+    for epoch in 1..=epochs {
         let mut sum = 0.0;
-        let batches = sampler.epoch(batch, &mut order);
+        let mut batches = sampler.epoch(batch, &mut order);
+        batches.truncate(usize::try_from(plan.total - iteration).unwrap_or(usize::MAX));
         for indices in &batches {
             let index = Tensor::from_slice(indices).to_device(device);
-            let x = settings
-                .augment
-                .apply(&data.train_x.index_select(0, &index), &mut augment);
+            let x = settings.augment.apply(&data.train_x.index_select(0, &index), &mut augment);
             let logits = network.logits(&x, Phase::Train);
             let value = sgd
-                .step(
-                    &*loss,
-                    &logits,
-                    &data.train_y.index_select(0, &index),
-                    plan.at(iteration),
-                )
-                .map_err(|value| TrainError::Diverged {
-                    epoch,
-                    iteration,
-                    value,
-                })?;
+                .step(&*loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
+                .map_err(|value| TrainError::Diverged { epoch, iteration, value })?;
             sum += value;
             iteration += 1;
         }
         #[allow(clippy::cast_precision_loss)]
         let mean = sum / batches.len() as f64;
         last_loss = mean;
-        progress.epoch(
-            epoch,
-            u64::from(settings.epochs),
-            mean,
-            plan.at(iteration - 1),
-        );
+        progress.epoch(epoch, epochs, mean, plan.at(iteration - 1));
     }
-    vs.save(checkpoint)
-        .map_err(|source| TrainError::Checkpoint {
-            path: checkpoint.display().to_string(),
-            source,
-        })?;
+    vs.save(checkpoint).map_err(|source| TrainError::Checkpoint {
+        path: checkpoint.display().to_string(),
+        source,
+    })?;
     let evaluation = evaluate::evaluate(
         |x| network.logits(x, Phase::Eval),
         &data.test_x,
         &data.test_y,
         &data.class_counts,
     );
-    Ok(Trained {
-        evaluation,
-        iterations: iteration,
-        final_train_loss: last_loss,
-    })
+    Ok(Trained { evaluation, iterations: iteration, final_train_loss: last_loss })
 }
 
 /// Stage 2 of decoupled training: loads the stage-1 backbone from `checkpoint`, computes its
@@ -196,18 +168,11 @@ pub fn stage2(
     tch::manual_seed(torch_seed(seeds.init));
     let vs = nn::VarStore::new(device);
     let classes = i64::try_from(data.class_counts.len()).expect("fits");
-    let classifier = linear_classifier(
-        &(vs.root() / "classifier"),
-        train_features.size()[1],
-        classes,
-    );
-    let loss = stage2.loss.build(&BuildContext {
-        class_counts: data.class_counts.clone(),
-        device,
-    })?;
-    let mut sampler = stage2
-        .sampler
-        .build(&data.train_labels, data.class_counts.len());
+    let classifier =
+        linear_classifier(&(vs.root() / "classifier"), train_features.size()[1], classes);
+    let loss =
+        stage2.loss.build(&BuildContext { class_counts: data.class_counts.clone(), device })?;
+    let mut sampler = stage2.sampler.build(&data.train_labels, data.class_counts.len());
     let mut sgd = Sgd::new(&vs, &stage2.optimizer);
     let plan = LrPlan {
         peak: stage2.optimizer.lr,
@@ -228,17 +193,8 @@ pub fn stage2(
         let index = Tensor::from_slice(indices).to_device(device);
         let logits = classifier.forward(&train_features.index_select(0, &index));
         let value = sgd
-            .step(
-                &*loss,
-                &logits,
-                &data.train_y.index_select(0, &index),
-                plan.at(iteration),
-            )
-            .map_err(|value| TrainError::Diverged {
-                epoch: 1,
-                iteration,
-                value,
-            })?;
+            .step(&*loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
+            .map_err(|value| TrainError::Diverged { epoch: 1, iteration, value })?;
         recent.push(value);
         if recent.len() > 100 {
             recent.remove(0);
@@ -262,11 +218,7 @@ pub fn stage2(
     );
     #[allow(clippy::cast_precision_loss)]
     let final_train_loss = recent.iter().sum::<f64>() / recent.len() as f64;
-    Ok(Trained {
-        evaluation,
-        iterations: batches.len() as u64,
-        final_train_loss,
-    })
+    Ok(Trained { evaluation, iterations: batches.len() as u64, final_train_loss })
 }
 
 /// Batches for `iterations` stage-2 steps, taking sampler epochs as needed.
@@ -278,12 +230,7 @@ fn stage2_batches(
 ) -> Vec<Vec<i64>> {
     let mut batches = Vec::with_capacity(iterations);
     while batches.len() < iterations {
-        batches.extend(
-            sampler
-                .epoch(batch, rng)
-                .into_iter()
-                .take(iterations - batches.len()),
-        );
+        batches.extend(sampler.epoch(batch, rng).into_iter().take(iterations - batches.len()));
     }
     batches
 }
@@ -299,11 +246,10 @@ fn frozen_features(
     let shape = &data.train_x.size()[1..];
     let classes = i64::try_from(data.class_counts.len()).expect("fits");
     let network = Network::new(&vs.root(), model, shape, classes);
-    vs.load(checkpoint)
-        .map_err(|source| TrainError::Checkpoint {
-            path: checkpoint.display().to_string(),
-            source,
-        })?;
+    vs.load(checkpoint).map_err(|source| TrainError::Checkpoint {
+        path: checkpoint.display().to_string(),
+        source,
+    })?;
     vs.freeze();
     let features = |x: &Tensor| {
         let _guard = tch::no_grad_guard();
@@ -311,10 +257,9 @@ fn frozen_features(
         let chunks: Vec<Tensor> = (0..n)
             .step_by(usize::try_from(evaluate::EVAL_BATCH).expect("fits"))
             .map(|start| {
-                network.backbone.features(
-                    &x.narrow(0, start, evaluate::EVAL_BATCH.min(n - start)),
-                    Phase::Eval,
-                )
+                network
+                    .backbone
+                    .features(&x.narrow(0, start, evaluate::EVAL_BATCH.min(n - start)), Phase::Eval)
             })
             .collect();
         Tensor::cat(&chunks, 0)
@@ -332,13 +277,7 @@ struct LrPlan {
 
 impl LrPlan {
     fn at(&self, iteration: u64) -> f64 {
-        schedule::learning_rate(
-            self.peak,
-            iteration,
-            self.total,
-            self.warmup,
-            self.start_factor,
-        )
+        schedule::learning_rate(self.peak, iteration, self.total, self.warmup, self.start_factor)
     }
 }
 
@@ -355,9 +294,7 @@ impl Sgd {
             wd: o.weight_decay,
             nesterov: o.nesterov,
         };
-        Sgd {
-            optimizer: config.build(vs, o.lr).expect("SGD over a variable store"),
-        }
+        Sgd { optimizer: config.build(vs, o.lr).expect("SGD over a variable store") }
     }
 
     /// One step at learning rate `lr`; returns the batch loss, or `Err(loss)` if it is not finite.

@@ -1,0 +1,78 @@
+# balms: every recipe wraps the `balms` binary or cargo; nothing here the CLI cannot do.
+# `just reproduce` and `just test` do all set-up on a fresh machine (see README).
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+bin := "./target/release/balms"
+
+# List recipes.
+default:
+    @just --list
+
+# Repo-local libtorch: PyTorch 2.11.0 from PyPI in .venv (full install where nvidia-smi works,
+# CPU-minimal otherwise); `.libtorch` links to its torch folder (see .cargo/config.toml).
+setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -e .libtorch/lib/libtorch_cpu.so ]; then exit 0; fi
+    python3 -m venv .venv
+    .venv/bin/python -m pip install -q --upgrade pip
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then
+        echo "NVIDIA GPU found: installing the full PyTorch 2.11.0 (CUDA)"
+        .venv/bin/python -m pip install -q torch==2.11.0
+    else
+        echo "no NVIDIA GPU: installing the CPU-minimal PyTorch 2.11.0 libraries"
+        .venv/bin/python -m pip install -q --no-deps torch==2.11.0 nvidia-cuda-runtime==13.0.96 nvidia-cuda-cupti==13.0.85
+    fi
+    ln -sfn "$(ls -d "$PWD"/.venv/lib/python3*/site-packages/torch)" .libtorch
+    test -e .libtorch/lib/libtorch_cpu.so
+
+# Fashion-MNIST from Debian's `dataset-fashion-mnist` when missing (needs root and apt);
+# otherwise say how to get it. The digits matrix needs nothing.
+data:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -e /usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz ] || [ -n "${BALMS_DATA:-}" ]; then exit 0; fi
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends dataset-fashion-mnist
+    else
+        echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set BALMS_DATA (see README)" >&2
+    fi
+
+# Release build of balms.
+build: setup
+    cargo build --release
+
+# Run every matrix whose data is present (reusing finished runs in results/), regenerate paper/.
+reproduce *ARGS: data build
+    {{bin}} reproduce {{ARGS}}
+
+# Recompute everything in scratch/ and report where it differs from results/.
+reproduce-from-scratch: data build
+    rm -rf scratch
+    {{bin}} reproduce --scratch scratch
+
+# Print the resolved plan of a matrix.
+plan FILE: build
+    {{bin}} plan {{FILE}}
+
+# Run one matrix (resumable).
+run FILE *ARGS: build
+    {{bin}} run {{FILE}} {{ARGS}}
+
+# Regenerate paper/ from results/ for every matrix.
+paper: build
+    {{bin}} report experiments/*.toml
+
+# Fail if paper/ differs from what results/ regenerate.
+check-paper: paper
+    git diff --exit-code -- paper/
+
+# Every test (unit, integration, snapshots, doc tests); snapshots are checked, never rewritten.
+test: setup data
+    INSTA_UPDATE=no cargo test
+
+# Formatting and lints.
+lint: setup
+    cargo fmt --check
+    cargo clippy --all-targets -- -D warnings

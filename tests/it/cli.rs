@@ -1,0 +1,76 @@
+//! The command line: help, listings, device and data errors.
+
+use crate::util::{matrix, run, stderr};
+
+#[test]
+fn help_lists_the_verbs() {
+    let output = run(&["--help"]);
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    for verb in ["plan", "run", "report", "reproduce", "data", "list"] {
+        assert!(text.contains(verb), "{text}");
+    }
+}
+
+#[test]
+fn cuda_request_fails_clearly_without_cuda() {
+    if tch::Cuda::is_available() {
+        return; // a GPU machine: nothing to check here
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "m.toml", &crate::util::digits_matrix("m", "[1]", 0.05));
+    let results = dir.path().join("results");
+    let output = run(&[
+        "run",
+        path.to_str().unwrap(),
+        "--device",
+        "cuda",
+        "--results",
+        results.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("`--device cuda` was asked for but CUDA is not usable"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!results.exists(), "nothing is written when the device is refused");
+}
+
+#[test]
+fn missing_dataset_says_where_it_looked_and_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name = \"c\"\nseeds = [1]\ndatasets = [{ cifar10-lt = { imbalance = [100] } }]\n[defaults]\nmodel = \"resnet32\"\n[[methods]]\nname = \"a\"\n";
+    let path = matrix(dir.path(), "c.toml", text);
+    let data = dir.path().join("data");
+    let output = crate::util::balms(&[
+        "run",
+        path.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--data-dir",
+        data.to_str().unwrap(),
+        "--results",
+        dir.path().join("r").to_str().unwrap(),
+    ])
+    .env_remove("BALMS_DATA")
+    .output()
+    .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("dataset `cifar10-lt` not found")
+            && message.contains("cifar-10-batches-bin")
+            && message.contains("cifar-10-binary.tar.gz"),
+        "{message}"
+    );
+}
+
+#[test]
+fn data_and_list_commands() {
+    let output = run(&["data"]);
+    assert!(output.status.success());
+    assert!(String::from_utf8_lossy(&output.stdout).contains("digits-lt          embedded"));
+    let output = run(&["list"]);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("balanced-softmax"));
+}

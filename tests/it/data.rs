@@ -1,0 +1,52 @@
+//! Data on real files: Fashion-MNIST as Debian ships it.
+
+use balms::data::{DataLocator, DatasetKind, Pool};
+use balms::seed::Seed;
+use sha2::{Digest, Sha256};
+
+const FASHION: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Whether the real files are there; CI sets `BALMS_REQUIRE_FASHION=1` so absence fails there.
+fn fashion_present() -> bool {
+    let present = std::path::Path::new(FASHION).join("t10k-labels-idx1-ubyte.gz").is_file();
+    assert!(
+        present || std::env::var_os("BALMS_REQUIRE_FASHION").is_none(),
+        "Fashion-MNIST is required here: apt-get install dataset-fashion-mnist"
+    );
+    if !present {
+        eprintln!("skipping: Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
+    }
+    present
+}
+
+#[test]
+fn reads_the_real_fashion_mnist_files() {
+    if !fashion_present() {
+        return;
+    }
+    // The files are the ones documented in shared/reference/datasets.md.
+    let digest = |name: &str| {
+        balms::data::longtail::hex(&Sha256::digest(
+            std::fs::read(format!("{FASHION}/{name}")).unwrap(),
+        ))
+    };
+    assert_eq!(
+        digest("t10k-labels-idx1-ubyte.gz"),
+        "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"
+    );
+    let locator = DataLocator { data_dir: None };
+    let pool = Pool::load(&DatasetKind::FashionMnistLt, &locator).unwrap();
+    assert_eq!(pool.test_len(), 10_000);
+    let data = pool.long_tailed(100.0, Seed(1), tch::Device::Cpu).unwrap();
+    assert_eq!(data.class_counts, [6000, 3596, 2156, 1292, 774, 464, 278, 166, 100, 60]);
+    assert_eq!(data.train_labels.len(), 14_886);
+    assert_eq!(data.train_x.size(), [14_886, 1, 28, 28]);
+    let mean = data.train_x.mean(tch::Kind::Float).double_value(&[]);
+    assert!(mean.abs() < 0.2, "normalised inputs have mean near 0, got {mean}");
+    let again = pool.long_tailed(100.0, Seed(1), tch::Device::Cpu).unwrap();
+    assert_eq!(data.indices_sha256, again.indices_sha256);
+    assert_ne!(
+        data.indices_sha256,
+        pool.long_tailed(100.0, Seed(2), tch::Device::Cpu).unwrap().indices_sha256
+    );
+}

@@ -1,0 +1,8 @@
+//! One integration-test binary (every test binary links libtorch, so one keeps link time down).
+
+mod cli;
+mod data;
+mod plan;
+mod report;
+mod runs;
+mod util;

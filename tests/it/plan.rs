@@ -1,0 +1,101 @@
+//! Plans: the resolved plan of every committed matrix (snapshots), and matrix errors.
+
+use balms::config::MatrixFile;
+use balms::matrix::Plan;
+
+use crate::util::{matrix, run, stderr};
+
+#[test]
+fn every_committed_matrix_plans() {
+    insta::glob!("../../experiments", "*.toml", |path| {
+        let plan = Plan::load(path).unwrap();
+        insta::assert_snapshot!(plan.render());
+    });
+}
+
+#[test]
+fn cifar_lt_counts_print_exactly() {
+    let root = crate::util::root();
+    let ten = Plan::load(&root.join("experiments/cifar10_lt.toml")).unwrap().render();
+    for line in [
+        "11203 training images (head 5000, tail 25)",
+        "12406 training images",
+        "20431 training images",
+    ] {
+        assert!(ten.contains(line), "{line}");
+    }
+    let hundred = Plan::load(&root.join("experiments/cifar100_lt.toml")).unwrap().render();
+    for line in [
+        "9502 training images (head 500, tail 2), many/medium/few classes 30/31/39",
+        "10847 training images",
+        "19573 training images",
+    ] {
+        assert!(hundred.contains(line), "{line}");
+    }
+}
+
+#[test]
+fn misspelled_loss_names_line_column_and_valid_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = "name = \"x\"\nseeds = [1]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n\n[[methods]]\nname = \"a\"\nloss = \"balanced-sofmax\"\n";
+    let path = matrix(dir.path(), "typo.toml", text);
+    let output = run(&["plan", path.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output).replace(dir.path().to_str().unwrap(), "[TMP]");
+    insta::assert_snapshot!(message);
+}
+
+fn plan_error(text: &str) -> String {
+    let path = std::path::Path::new("experiments/x.toml");
+    let file = MatrixFile::parse(text, path).map_err(|e| e.to_string()).unwrap();
+    Plan::from_file(file, path).unwrap_err().to_string()
+}
+
+const HEAD: &str = "name = \"x\"\nseeds = [1]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n";
+
+#[test]
+fn semantic_errors_name_file_and_field() {
+    let e = plan_error(&format!(
+        "{HEAD}[[methods]]\nname = \"dt\"\nstage1 = \"softmx\"\n[[methods]]\nname = \"softmax\"\n"
+    ));
+    assert!(
+        e.contains("experiments/x.toml")
+            && e.contains("`stage1` = `softmx`")
+            && e.contains("end-to-end methods: softmax"),
+        "{e}"
+    );
+    let e = plan_error(&format!("{HEAD}[[methods]]\nname = \"a\"\nmodel = \"small-cnn\"\n"));
+    assert!(e.contains("method `a` on `digits-lt/if10`") && e.contains("1x28x28"), "{e}");
+    let e = plan_error("name = \"x\"\nseeds = [1]\ndatasets = [{ digits-lt = { imbalance = [1000] } }]\n[[methods]]\nname = \"a\"\n");
+    assert!(e.contains("tail class would have no image"), "{e}");
+    let e = plan_error(&format!("{HEAD}[[methods]]\nname = \"a\"\n[[methods]]\nname = \"a\"\n"));
+    assert!(e.contains("defined twice"), "{e}");
+    let e = plan_error("name = \"x\"\nrepeats = 2\nseeds = [1]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n[[methods]]\nname = \"a\"\n");
+    assert!(e.contains("not both"), "{e}");
+    let e = plan_error(&format!(
+        "{HEAD}[defaults]\nepochs = 5\niterations = 10\n[[methods]]\nname = \"a\"\n"
+    ));
+    assert!(e.contains("epochs or in iterations"), "{e}");
+}
+
+#[test]
+fn unknown_fields_are_refused() {
+    let err = MatrixFile::parse(
+        &format!("{HEAD}[defaults]\nepoch = 3\n[[methods]]\nname = \"a\"\n"),
+        std::path::Path::new("m.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("unknown field `epoch`") && err.contains("m.toml"), "{err}");
+}
+
+#[test]
+fn method_overrides_defaults_field_by_field() {
+    let text = format!("{HEAD}[defaults]\nepochs = 5\noptimizer = {{ lr = 0.2, momentum = 0.5 }}\n[[methods]]\nname = \"a\"\noptimizer = {{ lr = 0.01 }}\n");
+    let plan =
+        Plan::from_file(MatrixFile::parse(&text, "m.toml".as_ref()).unwrap(), "m.toml".as_ref())
+            .unwrap();
+    let rendered = plan.render();
+    assert!(rendered.contains("sgd lr 0.01 momentum 0.5 weight-decay 0.0005"), "{rendered}");
+    assert!(rendered.contains("5 epochs"), "{rendered}");
+}

@@ -1,0 +1,175 @@
+//! End-to-end runs on the embedded digits: determinism, resumption, kills, divergence, reuse.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::util::{balms, digits_matrix, matrix, metrics_files, run, stderr};
+
+fn run_matrix(matrix_path: &Path, results: &Path) -> std::process::Output {
+    run(&[
+        "run",
+        matrix_path.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+        "--no-progress",
+        "--results",
+        results.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn same_seed_same_bytes_and_other_seed_differs() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "m.toml", &digits_matrix("det", "[1, 2]", 0.05));
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    assert!(run_matrix(&path, &a).status.success());
+    assert!(run_matrix(&path, &b).status.success());
+    let (ma, mb) = (metrics_files(&a), metrics_files(&b));
+    assert_eq!(ma.len(), 6);
+    assert_eq!(ma, mb, "same seed and threads must give byte-identical metrics.json");
+    let seed1 = &ma
+        .iter()
+        .find(|(p, _)| p.ends_with("digits-lt.if10.softmax/seed-1/metrics.json"))
+        .unwrap()
+        .1;
+    let seed2 = &ma
+        .iter()
+        .find(|(p, _)| p.ends_with("digits-lt.if10.softmax/seed-2/metrics.json"))
+        .unwrap()
+        .1;
+    assert_ne!(seed1, seed2);
+    // The loss goes down: first epoch's mean above the last's.
+    let log =
+        std::fs::read_to_string(a.join("det/digits-lt.if10.softmax/seed-1/log.jsonl")).unwrap();
+    let losses: Vec<f64> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "epoch")
+        .map(|v| v["loss"].as_f64().unwrap())
+        .collect();
+    assert_eq!(losses.len(), 8);
+    assert!(losses[7] < losses[0] * 0.5, "{losses:?}");
+    // Provenance is recorded beside, not inside, the metrics.
+    let config: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.join("det/digits-lt.if10.softmax/seed-1/config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(config["provenance"]["threads"], 2);
+    assert_eq!(config["provenance"]["device"], "cpu");
+    assert!(config["provenance"]["libtorch"].as_str().unwrap().starts_with("2.11.0"));
+}
+
+#[test]
+fn rerun_skips_finished_runs_and_redoes_missing_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "m.toml", &digits_matrix("resume", "[1]", 0.05));
+    let results = dir.path().join("r");
+    assert!(run_matrix(&path, &results).status.success());
+    let before = metrics_files(&results);
+    std::fs::remove_file(
+        results.join("resume/digits-lt.if10.balanced-softmax/seed-1/metrics.json"),
+    )
+    .unwrap();
+    let output = run_matrix(&path, &results);
+    assert!(stderr(&output).contains("1 trained, 2 already finished"), "{}", stderr(&output));
+    assert_eq!(metrics_files(&results), before);
+}
+
+#[test]
+fn decoupled_run_retrains_a_missing_stage1_checkpoint_identically() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "m.toml", &digits_matrix("reuse", "[3]", 0.05));
+    let results = dir.path().join("r");
+    assert!(run_matrix(&path, &results).status.success());
+    let before = metrics_files(&results);
+    let stage1 = results.join("reuse/digits-lt.if10.softmax/seed-3");
+    std::fs::remove_file(stage1.join("model.ot")).unwrap();
+    std::fs::remove_file(
+        results.join("reuse/digits-lt.if10.balanced-softmax-dt/seed-3/metrics.json"),
+    )
+    .unwrap();
+    let output = run_matrix(&path, &results);
+    let message = stderr(&output);
+    assert!(
+        message.contains("stage-1 checkpoint missing; retraining it")
+            && !message.contains("differs"),
+        "{message}"
+    );
+    assert_eq!(metrics_files(&results), before);
+}
+
+#[test]
+fn diverged_run_is_recorded_as_failed_and_the_matrix_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = digits_matrix("nan", "[1]", 0.05).replace(
+        "[[methods]]\nname = \"softmax\"\n",
+        "[[methods]]\nname = \"softmax\"\noptimizer = { lr = 1e30 }\n",
+    );
+    let path = matrix(dir.path(), "m.toml", &text);
+    let results = dir.path().join("r");
+    let output = run_matrix(&path, &results);
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(
+        message.contains("run(s) of `nan` failed")
+            && message.contains("digits-lt/if10/softmax seed 1"),
+        "{message}"
+    );
+    let failed =
+        std::fs::read_to_string(results.join("nan/digits-lt.if10.softmax/seed-1/failed.json"))
+            .unwrap();
+    assert!(failed.contains("training diverged"), "{failed}");
+    assert!(!results.join("nan/digits-lt.if10.softmax/seed-1/metrics.json").exists());
+    assert!(
+        results.join("nan/digits-lt.if10.balanced-softmax/seed-1/metrics.json").exists(),
+        "the matrix went on"
+    );
+    let dt = std::fs::read_to_string(
+        results.join("nan/digits-lt.if10.balanced-softmax-dt/seed-1/failed.json"),
+    )
+    .unwrap();
+    assert!(dt.contains("has not finished"), "{dt}");
+}
+
+#[test]
+fn killed_run_leaves_nothing_that_counts_and_rerun_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = digits_matrix("kill", "[1, 2, 3, 4]", 0.05).replace("epochs = 8", "epochs = 60");
+    let path = matrix(dir.path(), "m.toml", &text);
+    let (killed, clean) = (dir.path().join("killed"), dir.path().join("clean"));
+    let mut child = balms(&[
+        "run",
+        path.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+        "--no-progress",
+        "--results",
+        killed.to_str().unwrap(),
+    ])
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let start = Instant::now();
+    while metrics_files(&killed.join("kill")).len() < 2 && start.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = metrics_files(&killed);
+    assert!(partial.len() < 12, "the kill came too late to test anything");
+    for (file, bytes) in &partial {
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(bytes).is_ok(),
+            "{file:?} is half-written"
+        );
+    }
+    let output = run_matrix(&path, &killed);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(run_matrix(&path, &clean).status.success());
+    assert_eq!(metrics_files(&killed), metrics_files(&clean));
+}

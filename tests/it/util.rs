@@ -1,0 +1,84 @@
+//! Helpers: the `balms` binary, matrices written to temporary folders.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The `balms` binary with a fixed thread count and no progress bars.
+pub fn balms(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_balms"));
+    command.args(args);
+    command
+}
+
+/// Runs `balms` and returns its output.
+pub fn run(args: &[&str]) -> Output {
+    balms(args).output().expect("balms runs")
+}
+
+/// Writes `text` as a matrix file in `dir`.
+pub fn matrix(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Standard error as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A small digits matrix: two end-to-end methods and one decoupled, `seeds` seeds.
+pub fn digits_matrix(name: &str, seeds: &str, lr: f64) -> String {
+    format!(
+        r#"name = "{name}"
+seeds = {seeds}
+datasets = [{{ digits-lt = {{ imbalance = [10] }} }}]
+
+[defaults]
+model = {{ mlp = {{ hidden = [32] }} }}
+epochs = 8
+batch-size = 32
+optimizer = {{ lr = {lr} }}
+stage2 = {{ iterations = 60, batch-size = 64 }}
+
+[[methods]]
+name = "softmax"
+
+[[methods]]
+name = "balanced-softmax"
+loss = "balanced-softmax"
+
+[[methods]]
+name = "balanced-softmax-dt"
+stage1 = "softmax"
+loss = "balanced-softmax"
+"#
+    )
+}
+
+/// Every `metrics.json` under `dir`, as (path relative to `dir`, bytes), sorted.
+pub fn metrics_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else { continue };
+        for entry in entries {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path.file_name().is_some_and(|n| n == "metrics.json") {
+                out.push((
+                    path.strip_prefix(dir).unwrap().to_path_buf(),
+                    std::fs::read(&path).unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
