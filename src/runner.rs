@@ -66,43 +66,40 @@ impl Job {
 /// # Errors
 /// Missing data (before anything trains), store errors, or failed runs (after all others ran).
 pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary> {
-    let provenance_base = provenance(options);
-    let jobs = jobs(plan, &options.store);
-    let pools = load_pools(plan, &options.locator)?;
     store::write_atomic(
         &options.store.matrix_dir(&plan.name).join("plan.txt"),
         plan.render().as_bytes(),
     )?;
-    let bars = Bars::new(jobs.len(), options.progress);
     let mut summary = RunSummary::default();
-    for job in &jobs {
+    let mut pending = Vec::new();
+    for job in jobs(plan, &options.store) {
         match Store::status(&job.dir, &job.hash)? {
             RunStatus::Finished(_) => summary.skipped += 1,
-            status => {
-                if matches!(status, RunStatus::Stale) {
-                    bars.println(&format!(
-                        "{}: stored result is from another configuration; rerunning",
-                        job.id()
-                    ));
-                }
-                let pool = &pools[job.cell.column.dataset.name()];
-                let provenance =
-                    Provenance { data_source: pool.source.clone(), ..provenance_base.clone() };
-                match execute(plan, job, pool, options, provenance, &bars) {
-                    Ok(metrics) => {
-                        summary.trained += 1;
-                        bars.println(&format!(
-                            "{}: top-1 {:.4}",
-                            job.id(),
-                            metrics.evaluation.top1
-                        ));
-                    }
-                    Err(err) => {
-                        record_failure(job, &err)?;
-                        bars.println(&format!("{}: FAILED: {err:#}", job.id()));
-                        summary.failed.push(job.id());
-                    }
-                }
+            RunStatus::Stale => {
+                eprintln!("{}: stored result is from another configuration; rerunning", job.id());
+                pending.push(job);
+            }
+            RunStatus::Failed(_) | RunStatus::Absent => pending.push(job),
+        }
+    }
+    if pending.is_empty() {
+        return Ok(summary);
+    }
+    let pools = load_pools(plan, &pending, &options.locator)?;
+    let provenance_base = provenance(options);
+    let bars = Bars::new(pending.len(), options.progress);
+    for job in &pending {
+        let pool = &pools[job.cell.column.dataset.name()];
+        let provenance = Provenance { data_source: pool.source.clone(), ..provenance_base.clone() };
+        match execute(plan, job, pool, options, provenance, &bars) {
+            Ok(metrics) => {
+                summary.trained += 1;
+                bars.println(&format!("{}: top-1 {:.4}", job.id(), metrics.evaluation.top1));
+            }
+            Err(err) => {
+                record_failure(job, &err)?;
+                bars.println(&format!("{}: FAILED: {err:#}", job.id()));
+                summary.failed.push(job.id());
             }
         }
         bars.matrix.inc(1);
@@ -147,15 +144,20 @@ fn stage1_cell(plan: &Plan, cell: &Cell) -> Option<Cell> {
     }
 }
 
-/// Loads each dataset of the plan once, failing before any training if one is missing.
-fn load_pools(plan: &Plan, locator: &DataLocator) -> anyhow::Result<HashMap<&'static str, Pool>> {
+/// Loads each dataset that pending runs need, once, failing before any training if one is
+/// missing.
+fn load_pools(
+    plan: &Plan,
+    pending: &[Job],
+    locator: &DataLocator,
+) -> anyhow::Result<HashMap<&'static str, Pool>> {
     let mut pools = HashMap::new();
-    for column in &plan.columns {
-        let name = column.dataset.name();
-        if !pools.contains_key(name) {
-            let pool = Pool::load(&column.dataset, locator)
-                .with_context(|| format!("matrix `{}`", plan.name))?;
-            pools.insert(name, pool);
+    for job in pending {
+        let dataset = &job.cell.column.dataset;
+        if !pools.contains_key(dataset.name()) {
+            let pool =
+                Pool::load(dataset, locator).with_context(|| format!("matrix `{}`", plan.name))?;
+            pools.insert(dataset.name(), pool);
         }
     }
     Ok(pools)

@@ -7,7 +7,7 @@ pub mod estimate;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use tabled::builder::Builder;
@@ -50,6 +50,14 @@ pub struct MatrixReport {
     pub provenance: Vec<String>,
     /// Whether all methods of a column at a seed trained on the same subset.
     pub subsets_agree: bool,
+}
+
+impl MatrixReport {
+    /// Whether every run of the plan has finished.
+    #[must_use]
+    pub fn is_complete(&self) -> bool {
+        self.cells.iter().all(|c| c.runs.len() == c.expected)
+    }
 }
 
 #[derive(Deserialize)]
@@ -211,13 +219,16 @@ fn render_caption(out: &mut String, report: &MatrixReport) {
 ///
 /// # Errors
 /// Store or write errors, naming the file.
-pub fn write_report(
-    plan: &Plan,
-    store: &Store,
-    paper: &Path,
-) -> anyhow::Result<std::path::PathBuf> {
-    let report = collect(plan, store)?;
-    let path = paper.join(format!("{}.md", plan.name));
-    store::write_atomic(&path, render_markdown(&report).as_bytes())?;
+pub fn write_report(plan: &Plan, store: &Store, paper: &Path) -> anyhow::Result<PathBuf> {
+    write_collected(&collect(plan, store)?, paper)
+}
+
+/// Renders and writes an already collected report to `paper/<matrix>.md`.
+///
+/// # Errors
+/// Write errors, naming the file.
+pub fn write_collected(report: &MatrixReport, paper: &Path) -> anyhow::Result<PathBuf> {
+    let path = paper.join(format!("{}.md", report.name));
+    store::write_atomic(&path, render_markdown(report).as_bytes())?;
     Ok(path)
 }

@@ -84,8 +84,8 @@ fn unknown_fields_are_refused() {
         &format!("{HEAD}[defaults]\nepoch = 3\n[[methods]]\nname = \"a\"\n"),
         std::path::Path::new("m.toml"),
     )
-    .unwrap_err()
-    .to_string();
+    .unwrap_err();
+    let err = format!("{:#}", anyhow::Error::from(err));
     assert!(err.contains("unknown field `epoch`") && err.contains("m.toml"), "{err}");
 }
 
