@@ -36,14 +36,21 @@ pub struct MatrixFile {
     /// Defaults for every method; each method may override any of them.
     #[serde(default)]
     pub defaults: SettingsWire,
-    /// The methods (the table's rows).
-    pub methods: Vec<MethodWire>,
+    /// The methods (the table's rows): `name` (required), optional `stage1`, and any setting.
+    pub methods: Vec<SettingsWire>,
 }
 
-/// Training settings, every field optional so that methods override defaults field by field.
+/// A method's settings, or the defaults: every field optional so that methods override the
+/// defaults field by field. `name` and `stage1` belong to methods only (checked in
+/// [`crate::matrix`]; one type keeps the two tables' fields from drifting apart).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SettingsWire {
+    /// Method name, unique in the matrix (`softmax`, `balanced-softmax-dt`, …); methods only.
+    pub name: Option<String>,
+    /// For decoupled training: the end-to-end method of this matrix whose backbone is reused;
+    /// methods only.
+    pub stage1: Option<String>,
     /// Network (default `{ mlp = { hidden = [256, 256] } }`).
     pub model: Option<ModelSpec>,
     /// Loss (default `softmax`).
@@ -108,63 +115,6 @@ pub struct Stage2Wire {
     /// SGD settings (default lr 0.1, momentum 0.9, weight decay 5e-4).
     #[serde(default)]
     pub optimizer: OptimizerWire,
-}
-
-/// One method: a row of a paper table.
-#[derive(Clone, Debug, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct MethodWire {
-    /// Row name, unique in the matrix (`softmax`, `balanced-softmax-dt`, …).
-    pub name: String,
-    /// For decoupled training: the end-to-end method of this matrix whose backbone is reused.
-    #[serde(default)]
-    pub stage1: Option<String>,
-    /// Overrides `defaults.model`.
-    pub model: Option<ModelSpec>,
-    /// Overrides `defaults.loss`.
-    pub loss: Option<LossSpec>,
-    /// Overrides `defaults.sampler`.
-    pub sampler: Option<SamplerSpec>,
-    /// Overrides `defaults.epochs` (and `defaults.iterations`).
-    pub epochs: Option<u32>,
-    /// Overrides `defaults.iterations` (and `defaults.epochs`).
-    pub iterations: Option<u32>,
-    /// Overrides `defaults.batch-size`.
-    pub batch_size: Option<u32>,
-    /// Overrides fields of `defaults.optimizer`.
-    #[serde(default)]
-    pub optimizer: OptimizerWire,
-    /// Overrides fields of `defaults.schedule`.
-    #[serde(default)]
-    pub schedule: ScheduleWire,
-    /// Overrides `defaults.augment`.
-    pub augment: Option<crate::data::augment::AugmentSpec>,
-    /// Overrides `defaults.selection`.
-    pub selection: Option<crate::train::Selection>,
-    /// Overrides fields of `defaults.stage2`.
-    #[serde(default)]
-    pub stage2: Stage2Wire,
-}
-
-impl MethodWire {
-    /// The method's overrides as settings (serde cannot combine `flatten` with
-    /// `deny_unknown_fields`, so the fields are listed twice).
-    #[must_use]
-    pub fn settings(&self) -> SettingsWire {
-        SettingsWire {
-            model: self.model.clone(),
-            loss: self.loss.clone(),
-            sampler: self.sampler.clone(),
-            epochs: self.epochs,
-            iterations: self.iterations,
-            batch_size: self.batch_size,
-            optimizer: self.optimizer.clone(),
-            schedule: self.schedule.clone(),
-            augment: self.augment.clone(),
-            selection: self.selection,
-            stage2: self.stage2.clone(),
-        }
-    }
 }
 
 /// A syntax error or unreadable file, naming the file.

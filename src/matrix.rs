@@ -491,23 +491,28 @@ fn resolve_methods(file: &MatrixFile) -> Result<Vec<Method>, String> {
     if file.methods.is_empty() {
         return Err("`methods` is empty".to_string());
     }
+    if file.defaults.name.is_some() || file.defaults.stage1.is_some() {
+        return Err(
+            "`defaults.name` and `defaults.stage1` are a method's fields, not defaults".into()
+        );
+    }
     let mut methods = Vec::new();
-    for wire in &file.methods {
-        let field = format!("method `{}`", wire.name);
-        check_name("methods.name", &wire.name)?;
-        if methods.iter().any(|m: &Method| m.name == wire.name) {
+    for (i, wire) in file.methods.iter().enumerate() {
+        let name = wire.name.clone().ok_or_else(|| format!("method #{} has no `name`", i + 1))?;
+        let field = format!("method `{name}`");
+        check_name("methods.name", &name)?;
+        if methods.iter().any(|m: &Method| m.name == name) {
             return Err(format!("{field} is defined twice"));
         }
-        let settings = wire.settings();
         let scheme = match &wire.stage1 {
             None => Scheme::EndToEnd(
-                resolve_settings(&file.defaults, &settings).map_err(|e| format!("{field}: {e}"))?,
+                resolve_settings(&file.defaults, wire).map_err(|e| format!("{field}: {e}"))?,
             ),
             Some(stage1) => Scheme::Decoupled(
-                resolve_stage2(file, stage1, &settings).map_err(|e| format!("{field}: {e}"))?,
+                resolve_stage2(file, stage1, wire).map_err(|e| format!("{field}: {e}"))?,
             ),
         };
-        methods.push(Method { name: wire.name.clone(), scheme });
+        methods.push(Method { name, scheme });
     }
     Ok(methods)
 }
@@ -624,14 +629,14 @@ fn resolve_schedule(own: &ScheduleWire, defaults: &ScheduleWire) -> Result<Sched
 }
 
 fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result<Stage2, String> {
-    let target = file.methods.iter().find(|m| m.name == stage1);
+    let target = file.methods.iter().find(|m| m.name.as_deref() == Some(stage1));
     match target {
         None => {
             let names: Vec<&str> = file
                 .methods
                 .iter()
                 .filter(|m| m.stage1.is_none())
-                .map(|m| m.name.as_str())
+                .filter_map(|m| m.name.as_deref())
                 .collect();
             return Err(format!(
                 "`stage1` = `{stage1}` is not a method of this matrix (end-to-end methods: {})",

@@ -68,6 +68,10 @@ fn semantic_errors_name_file_and_field() {
     assert!(e.contains("method `a` on `digits-lt/if10`") && e.contains("1x28x28"), "{e}");
     let e = plan_error("name = \"x\"\nseeds = [1]\ndatasets = [{ digits-lt = { imbalance = [1000] } }]\n[[methods]]\nname = \"a\"\n");
     assert!(e.contains("tail class would have no image"), "{e}");
+    let e = plan_error(&format!("{HEAD}[[methods]]\nloss = \"softmax\"\n"));
+    assert!(e.contains("method #1 has no `name`"), "{e}");
+    let e = plan_error(&format!("{HEAD}[defaults]\nstage1 = \"a\"\n[[methods]]\nname = \"a\"\n"));
+    assert!(e.contains("not defaults"), "{e}");
     let e = plan_error(&format!("{HEAD}[[methods]]\nname = \"a\"\n[[methods]]\nname = \"a\"\n"));
     assert!(e.contains("defined twice"), "{e}");
     let e = plan_error("name = \"x\"\nrepeats = 2\nseeds = [1]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n[[methods]]\nname = \"a\"\n");
