@@ -172,6 +172,7 @@ fn execute(
     provenance: Provenance,
     bars: &Bars,
 ) -> anyhow::Result<Metrics> {
+    let data = pool.long_tailed(job.cell.column.imbalance, job.seed, options.device)?;
     let config = RunConfig {
         schema: store::SCHEMA,
         matrix: plan.name.clone(),
@@ -180,10 +181,11 @@ fn execute(
         stage1: job.stage1.as_ref().map(|c| c.method.clone()),
         seeds: job.seeds.clone(),
         config_sha256: job.hash.clone(),
+        class_counts: data.class_counts.clone(),
+        train_indices_sha256: data.indices_sha256.clone(),
         provenance,
     };
     Store::begin(&job.dir, &config)?;
-    let data = pool.long_tailed(job.cell.column.imbalance, job.seed, options.device)?;
     let started = Instant::now();
     let mut progress = RunProgress { bar: bars.run(&job.id()), log: Some(job.dir.clone()) };
     let trained = match &job.cell.method.scheme {

@@ -87,6 +87,10 @@ pub struct RunConfig {
     pub seeds: RunSeeds,
     /// Hash of cell, stage-1 method and seeds.
     pub config_sha256: String,
+    /// Per-class training counts.
+    pub class_counts: Vec<usize>,
+    /// SHA-256 of the chosen training indices (the data hash).
+    pub train_indices_sha256: String,
     /// Where it ran.
     pub provenance: Provenance,
 }

@@ -120,7 +120,10 @@ pub enum DataError {
         message: String,
     },
     /// No folder holds the dataset.
-    #[error("dataset `{dataset}` not found; looked in:\n{looked}\nhint: {hint}")]
+    #[error(
+        "dataset `{dataset}` not found; looked in:\n{looked}\nhint: {hint}, or point `--data-dir` \
+         or `BALMS_DATA` at the folder that holds it"
+    )]
     NotFound {
         /// Dataset name.
         dataset: String,

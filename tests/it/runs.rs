@@ -170,6 +170,12 @@ fn killed_run_leaves_nothing_that_counts_and_rerun_completes() {
     }
     let output = run_matrix(&path, &killed);
     assert!(output.status.success(), "{}", stderr(&output));
+    let finished = format!("{} trained, {} already finished", 12 - partial.len(), partial.len());
+    assert!(
+        stderr(&output).contains(&finished),
+        "finished runs are not redone: {}",
+        stderr(&output)
+    );
     assert!(run_matrix(&path, &clean).status.success());
     assert_eq!(metrics_files(&killed), metrics_files(&clean));
 }
