@@ -1,6 +1,6 @@
 //! Seeded training augmentation as tensor ops on the run's device.
 //!
-//! tch's own `vision::dataset` augmentation draws from `rand::thread_rng()`, which no seed
+//! tch's own `vision::dataset` augmentation draws from the thread-local generator, which no seed
 //! controls; this module takes the run's augmentation generator explicitly.
 
 use rand::Rng;

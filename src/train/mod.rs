@@ -187,24 +187,26 @@ pub fn stage2(
         stage2.iterations as usize,
         &mut order,
     );
+    // Progress in ten blocks of iterations (fewer when there are fewer than ten iterations).
     let report_every = (batches.len() / 10).max(1);
-    let mut recent = Vec::new();
+    let blocks = (batches.len() / report_every) as u64;
+    let mut recent = std::collections::VecDeque::with_capacity(101);
     for (iteration, indices) in (0u64..).zip(&batches) {
         let index = Tensor::from_slice(indices).to_device(device);
         let logits = classifier.forward(&train_features.index_select(0, &index));
         let value = sgd
             .step(&*loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
             .map_err(|value| TrainError::Diverged { epoch: 1, iteration, value })?;
-        recent.push(value);
+        recent.push_back(value);
         if recent.len() > 100 {
-            recent.remove(0);
+            recent.pop_front();
         }
         let done = usize::try_from(iteration).expect("fits") + 1;
         if done % report_every == 0 {
             #[allow(clippy::cast_precision_loss)]
             progress.epoch(
                 (done / report_every) as u64,
-                10,
+                blocks,
                 recent.iter().sum::<f64>() / recent.len() as f64,
                 plan.at(iteration),
             );
