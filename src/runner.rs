@@ -343,6 +343,7 @@ impl Bars {
             .progress_chars("=> ");
         let matrix =
             multi.add(ProgressBar::new(total as u64).with_style(style).with_prefix("matrix"));
+        matrix.tick();
         Bars { multi, matrix }
     }
 
