@@ -302,6 +302,30 @@ impl Plan {
         self.methods.iter().find(|m| m.name == name)
     }
 
+    /// For a decoupled cell, the cell of its stage-1 method on the same column.
+    #[must_use]
+    pub fn stage1_cell(&self, cell: &Cell) -> Option<Cell> {
+        match &cell.method.scheme {
+            Scheme::Decoupled(s) => {
+                let method = self.method(&s.stage1).expect("validated: stage 1 exists").clone();
+                Some(Cell { column: cell.column.clone(), method })
+            }
+            Scheme::EndToEnd(_) => None,
+        }
+    }
+
+    /// SHA-256 (hex) of what determines a run's result: the cell, its stage-1 method and its
+    /// seeds. A stored result counts only while its hash matches.
+    #[must_use]
+    pub fn config_hash(&self, cell: &Cell, seed: Seed) -> String {
+        use sha2::Digest;
+        let stage1 = self.stage1_cell(cell).map(|c| c.method);
+        let seeds = RunSeeds::new(cell, seed);
+        let canonical =
+            serde_json::to_string(&(cell, stage1, seeds)).expect("plan types serialise");
+        crate::data::longtail::hex(&sha2::Sha256::digest(canonical.as_bytes()))
+    }
+
     /// The resolved plan as text: what `balms plan` prints and the snapshot tests pin.
     #[must_use]
     pub fn render(&self) -> String {

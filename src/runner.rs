@@ -14,7 +14,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::Device;
 
 use crate::data::{DataLocator, Pool, RunData};
-use crate::matrix::{Cell, Method, Plan, RunSeeds, Scheme};
+use crate::matrix::{Cell, Plan, RunSeeds, Scheme};
 use crate::seed::Seed;
 use crate::store::{self, Failure, Metrics, Provenance, RunConfig, RunStatus, Store};
 use crate::train::{self, Progress, Trained};
@@ -124,24 +124,13 @@ fn jobs(plan: &Plan, store: &Store) -> Vec<Job> {
         .into_iter()
         .flat_map(|cell| plan.seeds.iter().map(move |&seed| (cell.clone(), seed)))
         .map(|(cell, seed)| {
-            let stage1 = stage1_cell(plan, &cell);
+            let stage1 = plan.stage1_cell(&cell);
             let seeds = RunSeeds::new(&cell, seed);
-            let hash = store::config_hash(&cell, stage1.as_ref().map(|c| &c.method), &seeds);
+            let hash = plan.config_hash(&cell, seed);
             let dir = store.run_dir(&plan.name, &cell, seed.0);
             Job { cell, seed, seeds, stage1, hash, dir }
         })
         .collect()
-}
-
-/// For a decoupled cell, the stage-1 cell on the same column.
-fn stage1_cell(plan: &Plan, cell: &Cell) -> Option<Cell> {
-    match &cell.method.scheme {
-        Scheme::Decoupled(s) => {
-            let method = plan.method(&s.stage1).expect("validated").clone();
-            Some(Cell { column: cell.column.clone(), method })
-        }
-        Scheme::EndToEnd(_) => None,
-    }
 }
 
 /// Loads each dataset that pending runs need, once, failing before any training if one is
@@ -238,8 +227,7 @@ fn stage1_checkpoint(
     let dir = options.store.run_dir(&plan.name, stage1, seed.0);
     let checkpoint = dir.join("model.ot");
     let seeds = RunSeeds::new(stage1, seed);
-    let hash = store::config_hash(stage1, None, &seeds);
-    let stored = match Store::status(&dir, &hash)? {
+    let stored = match Store::status(&dir, &plan.config_hash(stage1, seed))? {
         RunStatus::Finished(m) => m,
         _ => bail!(
             "stage-1 run `{} seed {seed}` has not finished, so its backbone is unavailable",
@@ -381,11 +369,4 @@ impl Progress for RunProgress {
             }
         }
     }
-}
-
-/// The job for a cell and seed (used by `report` to find the expected config hash).
-#[must_use]
-pub fn expected_hash(plan: &Plan, cell: &Cell, seed: Seed) -> String {
-    let stage1: Option<Method> = stage1_cell(plan, cell).map(|c| c.method);
-    store::config_hash(cell, stage1.as_ref(), &RunSeeds::new(cell, seed))
 }

@@ -296,14 +296,6 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
         .map_err(|source| StoreError::Json { path: path.to_path_buf(), source })
 }
 
-/// SHA-256 (hex) of what determines a run's result: the cell, its stage-1 method and its seeds.
-#[must_use]
-pub fn config_hash(cell: &Cell, stage1: Option<&Method>, seeds: &RunSeeds) -> String {
-    use sha2::Digest;
-    let canonical = serde_json::to_string(&(cell, stage1, seeds)).expect("plan types serialise");
-    crate::data::longtail::hex(&sha2::Sha256::digest(canonical.as_bytes()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

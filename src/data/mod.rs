@@ -302,8 +302,10 @@ pub struct Pool {
     pub kind: DatasetKind,
     /// Where it was read from (`embedded` for built-in data).
     pub source: String,
+    /// Raw training pool (bytes for images); runs normalise only the subset they draw.
     train_x: Tensor,
     train_y: Vec<i64>,
+    /// The test set, normalised once at load: every run of the dataset uses it as is.
     test_x: Tensor,
     test_y: Vec<i64>,
     normalize: Normalize,
@@ -315,6 +317,20 @@ struct Normalize {
     scale: f64,
     mean: Vec<f64>,
     std: Vec<f64>,
+}
+
+impl Normalize {
+    /// Raw inputs to normalised float inputs.
+    fn apply(&self, x: &Tensor) -> Tensor {
+        let x = x.to_kind(Kind::Float) * self.scale;
+        if x.dim() < 4 {
+            return (x - self.mean[0]) / self.std[0];
+        }
+        let channels = i64::try_from(self.mean.len()).expect("channels fit i64");
+        let mean = Tensor::from_slice(&self.mean).to_kind(Kind::Float).view([1, channels, 1, 1]);
+        let std = Tensor::from_slice(&self.std).to_kind(Kind::Float).view([1, channels, 1, 1]);
+        (x - mean) / std
+    }
 }
 
 impl Pool {
@@ -360,12 +376,13 @@ impl Pool {
         };
         check_labels(kind, &train, dir.as_deref())?;
         check_labels(kind, &test, dir.as_deref())?;
+        let test_x = normalize.apply(&images_tensor(&test));
         Ok(Pool {
             kind: kind.clone(),
             source,
             train_x: images_tensor(&train),
             train_y: train.labels,
-            test_x: images_tensor(&test),
+            test_x,
             test_y: test.labels,
             normalize,
         })
@@ -410,28 +427,14 @@ impl Pool {
         let index = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
         let labels: Vec<i64> = indices.iter().map(|&i| self.train_y[i]).collect();
         Ok(RunData {
-            train_x: self.prepare(&self.train_x.index_select(0, &index)).to_device(device),
+            train_x: self.normalize.apply(&self.train_x.index_select(0, &index)).to_device(device),
             train_y: Tensor::from_slice(&labels).to_device(device),
             train_labels: labels,
-            test_x: self.prepare(&self.test_x).to_device(device),
+            test_x: self.test_x.to_device(device),
             test_y: Tensor::from_slice(&self.test_y).to_device(device),
             class_counts: counts,
             indices_sha256: longtail::indices_hash(&indices),
         })
-    }
-
-    /// Raw inputs to normalised float inputs.
-    fn prepare(&self, x: &Tensor) -> Tensor {
-        let x = x.to_kind(Kind::Float) * self.normalize.scale;
-        if x.dim() < 4 {
-            return (x - self.normalize.mean[0]) / self.normalize.std[0];
-        }
-        let channels = i64::try_from(self.normalize.mean.len()).expect("channels fit i64");
-        let mean =
-            Tensor::from_slice(&self.normalize.mean).to_kind(Kind::Float).view([1, channels, 1, 1]);
-        let std =
-            Tensor::from_slice(&self.normalize.std).to_kind(Kind::Float).view([1, channels, 1, 1]);
-        (x - mean) / std
     }
 }
 

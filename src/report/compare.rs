@@ -24,7 +24,7 @@ pub fn compare(plan: &Plan, new: &Store, reference: &Store) -> anyhow::Result<Ve
     let mut differences = Vec::new();
     for cell in plan.cells() {
         for &seed in &plan.seeds {
-            let hash = crate::runner::expected_hash(plan, &cell, seed);
+            let hash = plan.config_hash(&cell, seed);
             let finished = |store: &Store| -> anyhow::Result<Option<_>> {
                 Ok(match Store::status(&store.run_dir(&plan.name, &cell, seed.0), &hash)? {
                     RunStatus::Finished(m) => Some(m),

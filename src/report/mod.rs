@@ -77,7 +77,7 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
         for &seed in &plan.seeds {
             let dir = store.run_dir(&plan.name, &cell, seed.0);
             if let RunStatus::Finished(metrics) =
-                Store::status(&dir, &crate::runner::expected_hash(plan, &cell, seed))?
+                Store::status(&dir, &plan.config_hash(&cell, seed))?
             {
                 let config: ConfigRecord = store::read_json(&dir.join("config.json"))?;
                 provenance.insert(describe(&config.provenance));

@@ -22,7 +22,7 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
         schema: 1,
         run: cell.id(),
         seed,
-        config_sha256: balms::runner::expected_hash(plan, cell, balms::seed::Seed(seed)),
+        config_sha256: plan.config_hash(cell, balms::seed::Seed(seed)),
         selection: "last".into(),
         iterations: 100,
         final_train_loss: 0.1,

@@ -1,6 +1,6 @@
 //! End-to-end runs on the embedded digits: determinism, resumption, kills, divergence, reuse.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::util::{balms, digits_matrix, matrix, metrics_files, run, stderr};
@@ -17,6 +17,15 @@ fn run_matrix(matrix_path: &Path, results: &Path) -> std::process::Output {
         "--results",
         results.to_str().unwrap(),
     ])
+}
+
+/// A digits matrix run to completion in a temporary folder: (folder, matrix file, results).
+fn finished_matrix(name: &str, seeds: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "m.toml", &digits_matrix(name, seeds, 0.05));
+    let results = dir.path().join("r");
+    assert!(run_matrix(&path, &results).status.success());
+    (dir, path, results)
 }
 
 #[test]
@@ -63,10 +72,7 @@ fn same_seed_same_bytes_and_other_seed_differs() {
 
 #[test]
 fn rerun_skips_finished_runs_and_redoes_missing_ones() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = matrix(dir.path(), "m.toml", &digits_matrix("resume", "[1]", 0.05));
-    let results = dir.path().join("r");
-    assert!(run_matrix(&path, &results).status.success());
+    let (_dir, path, results) = finished_matrix("resume", "[1]");
     let before = metrics_files(&results);
     std::fs::remove_file(
         results.join("resume/digits-lt.if10.balanced-softmax/seed-1/metrics.json"),
@@ -79,10 +85,7 @@ fn rerun_skips_finished_runs_and_redoes_missing_ones() {
 
 #[test]
 fn decoupled_run_retrains_a_missing_stage1_checkpoint_identically() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = matrix(dir.path(), "m.toml", &digits_matrix("reuse", "[3]", 0.05));
-    let results = dir.path().join("r");
-    assert!(run_matrix(&path, &results).status.success());
+    let (_dir, path, results) = finished_matrix("reuse", "[3]");
     let before = metrics_files(&results);
     let stage1 = results.join("reuse/digits-lt.if10.softmax/seed-3");
     std::fs::remove_file(stage1.join("model.ot")).unwrap();
