@@ -233,9 +233,30 @@ pub fn data_listing(locator: &DataLocator) -> String {
 /// What `balms list` prints.
 #[must_use]
 pub fn registry_listing() -> String {
-    "losses:\n  softmax            softmax cross-entropy\n  balanced-softmax   CE(logits + log n_j) (Ren et al., Eqn 4); predict with raw logits\n\
-     samplers:\n  instance           a fresh permutation per epoch\n  class-balanced     class-aware, 4 images per class visit (Kang et al.)\n  square-root        classes with probability proportional to sqrt(n_j)\n\
-     models:\n  mlp = { hidden = [...] }   multi-layer perceptron\n  small-cnn          two conv blocks + 128-unit layer, 1x28x28\n  resnet32           CIFAR ResNet-32, option-A shortcuts\n\
-     datasets:\n  cifar10-lt  cifar100-lt  fashion-mnist-lt  mnist-lt  digits-lt (embedded)  gaussian-lt (synthetic)\n"
-        .to_string()
+    const LISTING: &str = r#"losses (loss = "name" or loss = { name = { param = value } }):
+  softmax                                   softmax cross-entropy
+  balanced-softmax { exponent = 1 }         CE(logits + q log n_j) (Ren et al., Eqn 4; q = 1/4: Eqn 10)
+  logit-adjusted { tau = 1 }                CE(logits + tau log prior) (Menon et al.)
+  cbw                                       CE with class weights 1/n_j, summing to C
+  focal { gamma = 1 }                       (1 - p_t)^gamma CE (LDAM-DRW's form)
+  class-balanced-loss { beta = 0.9999, base = "softmax" | "focal", gamma = 1 }   (Cui et al.)
+  ldam { max-margin = 0.5, scale = 30 }     margins n_j^(-1/4) on the true logit (Cao et al.)
+  equalization { gamma = 0.9, lambda = 0.005 }   softmax EQL (Tan et al.; BagofTricks-LT)
+samplers:
+  instance                  a fresh permutation per epoch
+  class-balanced            class-aware, 4 images per class visit (Kang et al.)
+  square-root               classes with probability proportional to sqrt(n_j)
+  progressively-balanced    instance- to class-balanced over the epochs (Kang et al.)
+classifiers (end-to-end):   linear | cosine (LDAM-DRW's NormedLinear)
+deferred re-weighting:      drw = { start = 0.8, beta = 0.9999 }
+stage-2 classifiers:        retrain (cRT) | lws | { tau-norm = { tau = 1.0 } } | { logit-adjust = { tau = 1 } }
+selection:                  last | best-val | best-test (optimistic, labelled)
+models:
+  mlp = { hidden = [...] }  multi-layer perceptron
+  small-cnn                 two conv blocks + 128-unit layer, 1x28x28
+  resnet32                  CIFAR ResNet-32, option-A shortcuts
+datasets:
+  cifar10-lt  cifar100-lt  fashion-mnist-lt  mnist-lt  digits-lt (embedded)  gaussian-lt (synthetic)
+"#;
+    LISTING.to_string()
 }

@@ -53,10 +53,16 @@ pub struct SettingsWire {
     pub stage1: Option<String>,
     /// Network (default `{ mlp = { hidden = [256, 256] } }`).
     pub model: Option<ModelSpec>,
-    /// Loss (default `softmax`).
+    /// Loss (default `softmax`): a name, or a table with parameters.
+    #[serde(default, deserialize_with = "name_or_table")]
     pub loss: Option<LossSpec>,
     /// Sampler (default `instance`).
+    #[serde(default, deserialize_with = "name_or_table")]
     pub sampler: Option<SamplerSpec>,
+    /// Classifier on the features (default `linear`; `cosine` is LDAM-DRW's `NormedLinear`).
+    pub classifier: Option<crate::model::ClassifierSpec>,
+    /// Deferred re-weighting (Cao et al.): `drw = {}` for the defaults, or with `start`/`beta`.
+    pub drw: Option<DrwWire>,
     /// Training epochs (default 10); one epoch is `ceil(N / batch-size)` iterations whatever the sampler.
     pub epochs: Option<u32>,
     /// Training length in iterations instead of epochs (the paper's CIFAR protocol: 13,000).
@@ -115,6 +121,46 @@ pub struct Stage2Wire {
     /// SGD settings (default lr 0.1, momentum 0.9, weight decay 5e-4).
     #[serde(default)]
     pub optimizer: OptimizerWire,
+    /// The classifier stage 2 trains (default `retrain`: cRT-style fresh classifier).
+    #[serde(default, deserialize_with = "name_or_table")]
+    pub classifier: Option<crate::matrix::Stage2Classifier>,
+    /// Model-selection rule of stage 2 (default `last`).
+    pub selection: Option<crate::train::Selection>,
+}
+
+/// Deferred re-weighting: class-balanced weights switched on late in training.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct DrwWire {
+    /// Fraction of the epochs after which the weights apply (default 0.8: epoch 160 of 200).
+    pub start: Option<f64>,
+    /// beta of the class-balanced weights (default 0.9999).
+    pub beta: Option<f64>,
+}
+
+/// Deserialises a registry enum from a bare name (`"softmax"`) or a table
+/// (`{ focal = { gamma = 2.0 } }`); a bare name takes every parameter's default.
+fn name_or_table<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::de::DeserializeOwned,
+{
+    use serde::de::Error;
+    let value = toml::Value::deserialize(deserializer)?;
+    let parsed: Result<T, toml::de::Error> = value.clone().try_into();
+    match (parsed, value) {
+        (Ok(spec), _) => Ok(Some(spec)),
+        // A bare name of a variant with parameters: the variant with its defaults.
+        (Err(first), toml::Value::String(name)) => {
+            let mut table = toml::Table::new();
+            table.insert(name, toml::Value::Table(toml::Table::new()));
+            toml::Value::Table(table)
+                .try_into()
+                .map(Some)
+                .map_err(|_| D::Error::custom(first.message()))
+        }
+        (Err(e), _) => Err(D::Error::custom(e.message())),
+    }
 }
 
 /// A syntax error or unreadable file, naming the file.

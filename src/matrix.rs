@@ -7,14 +7,15 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
+use crate::config::DrwWire;
 use crate::config::{MatrixFile, OptimizerWire, ScheduleWire, SettingsWire, Stage2Wire};
 use crate::data::augment::AugmentSpec;
 use crate::data::longtail::Shot;
 use crate::data::DatasetKind;
 use crate::loss::LossSpec;
-use crate::model::ModelSpec;
+use crate::model::{ClassifierSpec, ModelSpec};
 use crate::sampler::SamplerSpec;
 use crate::seed::Seed;
 use crate::train::Selection;
@@ -82,14 +83,38 @@ pub struct Schedule {
     pub warmup_start_factor: f64,
 }
 
+/// Deferred re-weighting (Cao et al., LDAM-DRW): the loss takes class-balanced weights with
+/// `beta` from epoch `round(start * epochs)` (0-based) on; before, it is unweighted.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Drw {
+    /// Fraction of the epochs after which the weights apply (LDAM-DRW: 160 of 200 = 0.8).
+    pub start: f64,
+    /// beta of the class-balanced weights (LDAM-DRW: 0.9999).
+    pub beta: f64,
+}
+
+impl Drw {
+    /// The first (0-based) epoch with weights, of `epochs`.
+    #[must_use]
+    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    pub fn first_epoch(&self, epochs: u64) -> u64 {
+        (self.start * epochs as f64).round() as u64
+    }
+}
+
 /// Settings of an end-to-end training (or of a decoupled method's stage 1).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Settings {
     /// Backbone.
     pub model: ModelSpec,
+    /// Classifier on the backbone's features.
+    pub classifier: ClassifierSpec,
     /// Loss.
     pub loss: LossSpec,
+    /// Deferred re-weighting of the loss, if any.
+    pub drw: Option<Drw>,
     /// Sampler.
     pub sampler: SamplerSpec,
     /// Training length.
@@ -106,13 +131,71 @@ pub struct Settings {
     pub selection: Selection,
 }
 
-/// Stage 2 of decoupled training: a fresh linear classifier on the frozen stage-1 backbone,
-/// trained on features computed once in evaluation mode (see README, "Decoupled training").
+/// What stage 2 does with the stage-1 model's classifier.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", rename_all_fields = "kebab-case", deny_unknown_fields)]
+pub enum Stage2Classifier {
+    /// A fresh linear classifier, PyTorch-initialised (cRT; the official BALMS stage 2).
+    Retrain,
+    /// Learnable weight scaling (Kang et al., `TauNormClassifier`): the stage-1 linear classifier
+    /// is kept fixed and one scale per class, initialised to 1, multiplies its logits.
+    Lws,
+    /// tau-normalisation (Kang et al., `tau_norm.py`), post hoc: logits `x . w_j / ||w_j||^tau`
+    /// without the bias. `tau` is chosen on the validation split from 0, 0.1, ..., 2 unless given.
+    TauNorm {
+        /// Fixed tau (default: chosen on the validation split).
+        #[serde(default)]
+        tau: Option<f64>,
+    },
+    /// Post-hoc logit adjustment (Menon et al.): the stage-1 model's logits minus
+    /// `tau * log(n_j / n)` at prediction time (default tau 1).
+    LogitAdjust {
+        /// Temperature (default 1).
+        #[serde(default = "one")]
+        tau: f64,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Stage2Classifier {
+    /// Whether this is a post-hoc adjustment (no training).
+    #[must_use]
+    pub fn is_post_hoc(&self) -> bool {
+        matches!(self, Stage2Classifier::TauNorm { .. } | Stage2Classifier::LogitAdjust { .. })
+    }
+
+    /// Stable label used in plans.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self {
+            Stage2Classifier::Retrain => "retrain (fresh linear classifier)".to_string(),
+            Stage2Classifier::Lws => "lws (stage-1 classifier fixed, per-class scales)".to_string(),
+            Stage2Classifier::TauNorm { tau: None } => {
+                "tau-norm (tau chosen on validation from 0..2 step 0.1)".to_string()
+            }
+            Stage2Classifier::TauNorm { tau: Some(t) } => format!("tau-norm (tau {t})"),
+            Stage2Classifier::LogitAdjust { tau } => {
+                format!("post-hoc logit adjustment (tau {tau})")
+            }
+        }
+    }
+}
+
+/// Stage 2 of decoupled training on the frozen stage-1 backbone, whose features are computed
+/// once in evaluation mode (see README, "Decoupled training"): a classifier trained on them, or a
+/// post-hoc adjustment of the stage-1 classifier.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Stage2 {
     /// The end-to-end method whose backbone is reused.
     pub stage1: String,
+    /// What is trained or adjusted.
+    pub classifier: Stage2Classifier,
+    /// Model-selection rule.
+    pub selection: Selection,
     /// Loss of the classifier.
     pub loss: LossSpec,
     /// Sampler of the classifier's batches.
@@ -142,6 +225,29 @@ pub struct Method {
     pub name: String,
     /// How it trains.
     pub scheme: Scheme,
+}
+
+impl Method {
+    /// The model-selection rule its results record.
+    #[must_use]
+    pub fn selection_label(&self) -> &'static str {
+        match &self.scheme {
+            Scheme::EndToEnd(s) => s.selection.label(),
+            Scheme::Decoupled(s) if s.classifier.is_post_hoc() => "post hoc (no training)",
+            Scheme::Decoupled(s) => s.selection.label(),
+        }
+    }
+
+    /// Whether its reported model was chosen on the test set.
+    #[must_use]
+    pub fn selects_on_test(&self) -> bool {
+        match &self.scheme {
+            Scheme::EndToEnd(s) => s.selection == Selection::BestTest,
+            Scheme::Decoupled(s) => {
+                !s.classifier.is_post_hoc() && s.selection == Selection::BestTest
+            }
+        }
+    }
 }
 
 /// A column of a table: a dataset at an imbalance factor.
@@ -380,6 +486,11 @@ fn render_column(out: &mut String, column: &Column) {
     );
     let list: Vec<String> = counts.iter().map(ToString::to_string).collect();
     let _ = writeln!(out, "    counts: [{}]", list.join(", "));
+    let _ = writeln!(
+        out,
+        "    validation: {} per class from pool images the subset leaves unused (any shortfall from its training images)",
+        crate::data::VAL_PER_CLASS
+    );
 }
 
 fn render_method(out: &mut String, method: &Method) {
@@ -388,9 +499,14 @@ fn render_method(out: &mut String, method: &Method) {
             let _ = writeln!(out, "  {}: end-to-end", method.name);
             let _ = writeln!(
                 out,
-                "    model {}; loss {}; sampler {}; {}; batch {}; augment {}; selection {}",
+                "    model {}; classifier {}; loss {}{}; sampler {}; {}; batch {}; augment {}; selection {}",
                 s.model.label(),
+                s.classifier.label(),
                 s.loss.label(),
+                s.drw.as_ref().map_or_else(String::new, |d| format!(
+                    " with deferred re-weighting (class-balanced beta {} from {} of the epochs)",
+                    d.beta, d.start
+                )),
                 s.sampler.label(),
                 s.length.label(),
                 s.batch_size,
@@ -405,15 +521,21 @@ fn render_method(out: &mut String, method: &Method) {
                 s.schedule.warmup_start_factor
             );
         }
+        Scheme::Decoupled(s) if s.classifier.is_post_hoc() => {
+            let _ = writeln!(out, "  {}: post hoc on the model of `{}`", method.name, s.stage1);
+            let _ = writeln!(out, "    {}; no training", s.classifier.label());
+        }
         Scheme::Decoupled(s) => {
             let _ = writeln!(out, "  {}: decoupled on the backbone of `{}`", method.name, s.stage1);
             let _ = writeln!(
                 out,
-                "    stage 2: fresh linear classifier; loss {}; sampler {}; {} iterations; batch {}",
+                "    stage 2: {}; loss {}; sampler {}; {} iterations; batch {}; selection {}",
+                s.classifier.label(),
                 s.loss.label(),
                 s.sampler.label(),
                 s.iterations,
-                s.batch_size
+                s.batch_size,
+                s.selection.label()
             );
             let _ = writeln!(
                 out,
@@ -549,7 +671,9 @@ fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Setti
             .clone()
             .or_else(|| defaults.model.clone())
             .unwrap_or(ModelSpec::Mlp { hidden: vec![256, 256] }),
+        classifier: own.classifier.or(defaults.classifier).unwrap_or_default(),
         loss: own.loss.clone().or_else(|| defaults.loss.clone()).unwrap_or(LossSpec::Softmax),
+        drw: resolve_drw(own.drw.as_ref().or(defaults.drw.as_ref()))?,
         sampler: own
             .sampler
             .clone()
@@ -569,12 +693,25 @@ fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Setti
     if settings.batch_size == 0 {
         return Err("`batch-size` must be at least 1".to_string());
     }
+    settings.loss.check().map_err(|e| format!("`loss` {}: {e}", settings.loss.label()))?;
     if let (Length::Epochs(w), Length::Epochs(e)) = (settings.schedule.warmup, settings.length) {
         if w >= e {
             return Err(format!("`schedule.warmup-epochs` = {w} must be below `epochs` = {e}"));
         }
     }
     Ok(settings)
+}
+
+fn resolve_drw(wire: Option<&DrwWire>) -> Result<Option<Drw>, String> {
+    let Some(wire) = wire else { return Ok(None) };
+    let drw = Drw { start: wire.start.unwrap_or(0.8), beta: wire.beta.unwrap_or(0.9999) };
+    if !(0.0..=1.0).contains(&drw.start) {
+        return Err(format!("`drw.start` = {} must be a fraction in [0, 1]", drw.start));
+    }
+    if !(0.0..1.0).contains(&drw.beta) {
+        return Err(format!("`drw.beta` = {} must be in [0, 1)", drw.beta));
+    }
+    Ok(Some(drw))
 }
 
 fn resolve_length(own: &SettingsWire, defaults: &SettingsWire) -> Result<Length, String> {
@@ -676,6 +813,8 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
     }
     let stage1_only = [
         ("model", own.model.is_some()),
+        ("classifier", own.classifier.is_some()),
+        ("drw", own.drw.is_some()),
         ("epochs", own.epochs.is_some()),
         ("iterations", own.iterations.is_some()),
         ("batch-size", own.batch_size.is_some()),
@@ -693,8 +832,13 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
         nesterov: Some(false),
     };
     let merged_defaults = merge_optimizer(&d.optimizer, &stage2_default_optimizer);
+    let classifier =
+        o.classifier.clone().or(d.classifier.clone()).unwrap_or(Stage2Classifier::Retrain);
+    check_stage2_classifier(file, stage1, own, &classifier)?;
     let stage2 = Stage2 {
         stage1: stage1.to_string(),
+        classifier,
+        selection: o.selection.or(d.selection).unwrap_or(Selection::Last),
         loss: own.loss.clone().or_else(|| file.defaults.loss.clone()).unwrap_or(LossSpec::Softmax),
         sampler: own
             .sampler
@@ -705,6 +849,7 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
         batch_size: o.batch_size.or(d.batch_size).unwrap_or(512),
         optimizer: resolve_optimizer(&o.optimizer, &merged_defaults)?,
     };
+    stage2.loss.check().map_err(|e| format!("`loss` {}: {e}", stage2.loss.label()))?;
     if stage2.iterations == 0 || stage2.batch_size == 0 {
         return Err("`stage2.iterations` and `stage2.batch-size` must be at least 1".to_string());
     }
@@ -715,6 +860,50 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
         return Err("a decoupled method's optimiser is set under `stage2.optimizer`".to_string());
     }
     Ok(stage2)
+}
+
+/// LWS and the post-hoc adjustments need the stage-1 linear classifier; post-hoc methods train
+/// nothing, so training settings on them are mistakes.
+fn check_stage2_classifier(
+    file: &MatrixFile,
+    stage1: &str,
+    own: &SettingsWire,
+    classifier: &Stage2Classifier,
+) -> Result<(), String> {
+    if *classifier == Stage2Classifier::Retrain {
+        return Ok(());
+    }
+    let stage1_wire = file.methods.iter().find(|m| m.name.as_deref() == Some(stage1));
+    let stage1_classifier =
+        stage1_wire.and_then(|m| m.classifier).or(file.defaults.classifier).unwrap_or_default();
+    if stage1_classifier != ClassifierSpec::Linear {
+        return Err(format!(
+            "`stage2.classifier` {} needs a linear stage-1 classifier; `{stage1}` uses `{}`",
+            classifier.label(),
+            stage1_classifier.label()
+        ));
+    }
+    if let Stage2Classifier::TauNorm { tau: Some(t) } | Stage2Classifier::LogitAdjust { tau: t } =
+        classifier
+    {
+        if !(t.is_finite() && *t >= 0.0) {
+            return Err(format!("`stage2.classifier` tau = {t} must be finite and non-negative"));
+        }
+    }
+    let o = &own.stage2;
+    let trains = own.loss.is_some()
+        || own.sampler.is_some()
+        || o.iterations.is_some()
+        || o.batch_size.is_some()
+        || o.selection.is_some()
+        || o.optimizer.lr.is_some();
+    if classifier.is_post_hoc() && trains {
+        return Err(format!(
+            "`stage2.classifier` {} is post hoc and trains nothing; remove `loss`, `sampler` and the `stage2` training settings",
+            classifier.label()
+        ));
+    }
+    Ok(())
 }
 
 fn merge_optimizer(first: &OptimizerWire, then: &OptimizerWire) -> OptimizerWire {

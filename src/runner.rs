@@ -172,6 +172,7 @@ fn execute(
         config_sha256: job.hash.clone(),
         class_counts: data.class_counts.clone(),
         train_indices_sha256: data.indices_sha256.clone(),
+        validation: data.validation.clone(),
         provenance,
     };
     Store::begin(&job.dir, &config)?;
@@ -188,11 +189,11 @@ fn execute(
         )?,
         Scheme::Decoupled(stage2) => {
             let stage1 = job.stage1.as_ref().expect("decoupled cells have a stage 1");
-            let (checkpoint, model) =
+            let (checkpoint, settings) =
                 stage1_checkpoint(plan, stage1, job.seed, &data, options, bars)?;
             train::stage2(
                 stage2,
-                &model,
+                &settings,
                 &data,
                 &job.seeds,
                 options.device,
@@ -220,7 +221,7 @@ fn stage1_checkpoint(
     data: &RunData,
     options: &RunOptions,
     bars: &Bars,
-) -> anyhow::Result<(PathBuf, crate::model::ModelSpec)> {
+) -> anyhow::Result<(PathBuf, crate::matrix::Settings)> {
     let Scheme::EndToEnd(settings) = &stage1.method.scheme else {
         unreachable!("validated: stage 1 is end-to-end")
     };
@@ -250,14 +251,11 @@ fn stage1_checkpoint(
             bars.println(&format!("warning: retrained stage 1 `{} seed {seed}` differs from its stored metrics (top-1 {} vs {})", stage1.id(), retrained.evaluation.top1, stored.evaluation.top1));
         }
     }
-    Ok((checkpoint, settings.model.clone()))
+    Ok((checkpoint, settings.clone()))
 }
 
 fn to_metrics(job: &Job, data: &RunData, trained: Trained) -> Metrics {
-    let selection = match &job.cell.method.scheme {
-        Scheme::EndToEnd(s) => s.selection.label(),
-        Scheme::Decoupled(_) => crate::train::Selection::Last.label(),
-    };
+    let selection = job.cell.method.selection_label();
     Metrics {
         schema: store::SCHEMA,
         run: job.cell.id(),
@@ -265,7 +263,10 @@ fn to_metrics(job: &Job, data: &RunData, trained: Trained) -> Metrics {
         config_sha256: job.hash.clone(),
         selection: selection.to_string(),
         iterations: trained.iterations,
+        selected_iteration: trained.selected_iteration,
         final_train_loss: trained.final_train_loss,
+        validation_top1: trained.validation_top1,
+        tau: trained.tau,
         class_counts: data.class_counts.clone(),
         train_indices_sha256: data.indices_sha256.clone(),
         evaluation: trained.evaluation,

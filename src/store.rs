@@ -91,6 +91,8 @@ pub struct RunConfig {
     pub class_counts: Vec<usize>,
     /// SHA-256 of the chosen training indices (the data hash).
     pub train_indices_sha256: String,
+    /// How the validation split was formed.
+    pub validation: crate::data::ValidationInfo,
     /// Where it ran.
     pub provenance: Provenance,
 }
@@ -131,8 +133,17 @@ pub struct Metrics {
     pub selection: String,
     /// Training iterations run.
     pub iterations: u64,
-    /// Mean training loss over the last epoch (or the last 100 stage-2 iterations).
-    pub final_train_loss: f64,
+    /// Iterations after which the reported model was taken (the last, unless a selection rule
+    /// chose an earlier checkpoint).
+    pub selected_iteration: u64,
+    /// Mean training loss over the last epoch (or the last 100 stage-2 iterations); absent for
+    /// post-hoc methods.
+    pub final_train_loss: Option<f64>,
+    /// Top-1 of the reported model on the validation split.
+    pub validation_top1: f64,
+    /// tau used by a post-hoc adjustment (chosen on the validation split unless fixed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tau: Option<f64>,
     /// Per-class training counts.
     pub class_counts: Vec<usize>,
     /// SHA-256 of the chosen training indices.

@@ -21,18 +21,38 @@ pub fn profile(n_max: usize, imbalance: f64, classes: usize) -> Vec<usize> {
         .collect()
 }
 
+/// A long-tailed training subset and its balanced validation split.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Subset {
+    /// Training indices, class by class.
+    pub train: Vec<usize>,
+    /// Validation indices, class by class (`per_class` each).
+    pub validation: Vec<usize>,
+    /// Validation images that are also training images (classes the subset uses up).
+    pub validation_from_training: usize,
+}
+
 /// Chooses, for each class `c`, `counts[c]` of the pool's class-`c` indices: the class's indices
 /// in pool order are shuffled with `rng` and the first `counts[c]` kept (as LDAM-DRW's seeded
-/// `np.random.shuffle`). Returns indices class by class.
+/// `np.random.shuffle`). The validation split takes the next `val_per_class` of the shuffled
+/// indices, i.e. images the subset leaves unused; where fewer remain (a head class using the
+/// whole pool), the shortfall is taken from the class's training images and counted in
+/// [`Subset::validation_from_training`]. The validation draw uses no extra randomness, so the
+/// training subset is the same whatever `val_per_class` is.
 ///
 /// # Errors
 /// A message naming the class when the pool holds fewer samples than the profile asks for.
 pub fn choose_subset(
     labels: &[i64],
     counts: &[usize],
+    val_per_class: usize,
     rng: &mut ChaCha8Rng,
-) -> Result<Vec<usize>, String> {
-    let mut chosen = Vec::with_capacity(counts.iter().sum());
+) -> Result<Subset, String> {
+    let mut subset = Subset {
+        train: Vec::with_capacity(counts.iter().sum()),
+        validation: Vec::with_capacity(val_per_class * counts.len()),
+        validation_from_training: 0,
+    };
     for (class, &want) in counts.iter().enumerate() {
         let mut members: Vec<usize> = labels
             .iter()
@@ -47,9 +67,15 @@ pub fn choose_subset(
             ));
         }
         members.shuffle(rng);
-        chosen.extend_from_slice(&members[..want]);
+        subset.train.extend_from_slice(&members[..want]);
+        let unused = &members[want..];
+        let from_unused = val_per_class.min(unused.len());
+        subset.validation.extend_from_slice(&unused[..from_unused]);
+        let shortfall = (val_per_class - from_unused).min(want);
+        subset.validation.extend_from_slice(&members[..shortfall]);
+        subset.validation_from_training += shortfall;
     }
-    Ok(chosen)
+    Ok(subset)
 }
 
 /// SHA-256 (hex) of the chosen indices as little-endian u64s in order: the data hash of a run.
@@ -141,14 +167,32 @@ mod tests {
     fn subset_is_seeded_and_respects_counts() {
         let labels: Vec<i64> = (0..300).map(|i| i % 3).collect();
         let counts = [100, 10, 1];
-        let a = choose_subset(&labels, &counts, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-        let b = choose_subset(&labels, &counts, &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
-        let c = choose_subset(&labels, &counts, &mut ChaCha8Rng::seed_from_u64(2)).unwrap();
+        let pick =
+            |seed, val| choose_subset(&labels, &counts, val, &mut ChaCha8Rng::seed_from_u64(seed));
+        let (a, b, c) = (pick(1, 0).unwrap(), pick(1, 0).unwrap(), pick(2, 0).unwrap());
         assert_eq!(a, b);
-        assert_ne!(indices_hash(&a), indices_hash(&c));
-        assert_eq!(a.len(), 111);
-        assert!(a[100..110].iter().all(|&i| labels[i] == 1));
-        assert!(choose_subset(&labels, &[101, 0, 0], &mut ChaCha8Rng::seed_from_u64(1)).is_err());
+        assert_ne!(indices_hash(&a.train), indices_hash(&c.train));
+        assert_eq!(a.train.len(), 111);
+        assert!(a.train[100..110].iter().all(|&i| labels[i] == 1));
+        assert!(choose_subset(&labels, &[101, 0, 0], 0, &mut ChaCha8Rng::seed_from_u64(1)).is_err());
+    }
+
+    #[test]
+    fn validation_uses_unused_images_first_and_leaves_training_unchanged() {
+        // 100 images per class; the head class uses all of them.
+        let labels: Vec<i64> = (0..300).map(|i| i % 3).collect();
+        let counts = [100, 10, 1];
+        let with = choose_subset(&labels, &counts, 20, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+        let without =
+            choose_subset(&labels, &counts, 0, &mut ChaCha8Rng::seed_from_u64(4)).unwrap();
+        assert_eq!(with.train, without.train);
+        assert_eq!(with.validation.len(), 60);
+        assert_eq!(with.validation_from_training, 20);
+        let train: std::collections::HashSet<_> = with.train.iter().collect();
+        let overlap = with.validation.iter().filter(|i| train.contains(i)).count();
+        assert_eq!(overlap, 20);
+        assert!(with.validation[..20].iter().all(|&i| labels[i] == 0));
+        assert!(with.validation[20..].iter().all(|&i| !train.contains(&i)));
     }
 
     #[test]

@@ -420,22 +420,52 @@ impl Pool {
     ) -> Result<RunData, DataError> {
         let counts = self.kind.class_counts(imbalance);
         let mut rng = seed.rng(&subset_stream(&self.kind, imbalance));
-        let indices =
-            longtail::choose_subset(&self.train_y, &counts, &mut rng).map_err(|message| {
-                DataError::Profile { dataset: self.kind.name().to_string(), message }
-            })?;
-        let index = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
-        let labels: Vec<i64> = indices.iter().map(|&i| self.train_y[i]).collect();
+        let subset =
+            longtail::choose_subset(&self.train_y, &counts, VAL_PER_CLASS, &mut rng).map_err(
+                |message| DataError::Profile { dataset: self.kind.name().to_string(), message },
+            )?;
+        let (train_x, train_labels) = self.gather(&subset.train, device);
+        let (val_x, val_labels) = self.gather(&subset.validation, device);
         Ok(RunData {
-            train_x: self.normalize.apply(&self.train_x.index_select(0, &index)).to_device(device),
-            train_y: Tensor::from_slice(&labels).to_device(device),
-            train_labels: labels,
+            train_x,
+            train_y: Tensor::from_slice(&train_labels).to_device(device),
+            train_labels,
+            val_x,
+            val_y: Tensor::from_slice(&val_labels).to_device(device),
             test_x: self.test_x.to_device(device),
             test_y: Tensor::from_slice(&self.test_y).to_device(device),
             class_counts: counts,
-            indices_sha256: longtail::indices_hash(&indices),
+            indices_sha256: longtail::indices_hash(&subset.train),
+            validation: ValidationInfo {
+                per_class: VAL_PER_CLASS,
+                from_training: subset.validation_from_training,
+                indices_sha256: longtail::indices_hash(&subset.validation),
+            },
         })
     }
+
+    /// Normalised pool images at `indices`, on `device`, and their labels.
+    fn gather(&self, indices: &[usize], device: Device) -> (Tensor, Vec<i64>) {
+        let index = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        let labels = indices.iter().map(|&i| self.train_y[i]).collect();
+        (self.normalize.apply(&self.train_x.index_select(0, &index)).to_device(device), labels)
+    }
+}
+
+/// Images per class in the validation split (the size of ImageNet-LT's and Places-LT's).
+pub const VAL_PER_CLASS: usize = 20;
+
+/// How a run's validation split was formed (recorded in `config.json`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ValidationInfo {
+    /// Images per class, drawn from the training pool: first from images the long-tailed subset
+    /// leaves unused, the shortfall from the subset itself.
+    pub per_class: usize,
+    /// How many validation images are also training images.
+    pub from_training: usize,
+    /// SHA-256 of the validation indices.
+    pub indices_sha256: String,
 }
 
 /// The name of the subset stream: shared by every method at one dataset, imbalance and seed, so
@@ -470,6 +500,10 @@ pub struct RunData {
     pub train_y: Tensor,
     /// Training labels on the host, for samplers.
     pub train_labels: Vec<i64>,
+    /// Normalised validation inputs (balanced, [`VAL_PER_CLASS`] per class).
+    pub val_x: Tensor,
+    /// Validation labels (int64).
+    pub val_y: Tensor,
     /// Normalised test inputs.
     pub test_x: Tensor,
     /// Test labels (int64).
@@ -478,4 +512,6 @@ pub struct RunData {
     pub class_counts: Vec<usize>,
     /// SHA-256 of the chosen pool indices.
     pub indices_sha256: String,
+    /// How the validation split was formed.
+    pub validation: ValidationInfo,
 }

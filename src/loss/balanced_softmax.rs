@@ -1,94 +1,102 @@
-//! Balanced Softmax (Ren et al., NeurIPS 2020, Eqn 4; official `balanced_softmax_loss`), with an
-//! exponent `q` on the counts: `CE(logits + q log n_j, y)`. `q = 1` is Balanced Softmax; `q = 1/4`
-//! is Corollary 2.1's form (Eqn 10). Prediction always uses the raw logits.
+//! Softmax cross-entropy of logits shifted per class: Balanced Softmax (Ren et al., NeurIPS 2020,
+//! Eqn 4; official `balanced_softmax_loss`) with an exponent `q` on the counts,
+//! `CE(logits + q log n_j, y)`, and the logit-adjusted loss (Menon et al.),
+//! `CE(logits + tau log(n_j / n), y)`. The two coincide for `q = tau`, since a constant shift of
+//! all logits cancels. Prediction always uses the raw logits.
 
-use tch::{Reduction, Tensor};
+use tch::Tensor;
 
-use super::{BuildContext, Loss, LossError};
+use super::{cross_entropy_terms, f64_tensor, log_prior, row, BuildContext, Loss, Terms};
 
-/// Cross-entropy of logits shifted by `q log n_j`.
+/// Cross-entropy of logits shifted by a per-class constant.
 #[derive(Debug)]
-pub struct BalancedSoftmax {
-    /// `q log n_j`, shape `[C]`, f64 on the logits' device (cast to the logits' kind at use).
+pub struct ShiftedSoftmax {
+    /// The shift, shape `[C]`, f64 on the logits' device (cast to their kind at use).
     shift: Tensor,
+    weights: Option<Tensor>,
 }
 
-impl BalancedSoftmax {
-    /// Builds the loss from the training counts.
-    ///
-    /// # Errors
-    /// [`LossError::EmptyClass`] when a class has no training sample.
-    pub fn new(context: &BuildContext, exponent: f64, label: &str) -> Result<Self, LossError> {
-        if let Some(class) = context.class_counts.iter().position(|&n| n == 0) {
-            return Err(LossError::EmptyClass { loss: label.to_string(), class });
-        }
+impl ShiftedSoftmax {
+    /// Balanced Softmax with exponent `q`: shift `q log n_j`. Counts must be positive.
+    #[must_use]
+    pub fn balanced(context: &BuildContext, exponent: f64) -> ShiftedSoftmax {
         #[allow(clippy::cast_precision_loss)]
         let shift: Vec<f64> =
             context.class_counts.iter().map(|&n| exponent * (n as f64).ln()).collect();
-        Ok(BalancedSoftmax { shift: Tensor::from_slice(&shift).to_device(context.device) })
+        ShiftedSoftmax { shift: f64_tensor(&shift, context.device), weights: context.weights(None) }
+    }
+
+    /// Logit adjustment with temperature `tau`: shift `tau log(n_j / n)`.
+    #[must_use]
+    pub fn logit_adjusted(context: &BuildContext, tau: f64) -> ShiftedSoftmax {
+        let shift: Vec<f64> = log_prior(&context.class_counts).iter().map(|l| tau * l).collect();
+        ShiftedSoftmax { shift: f64_tensor(&shift, context.device), weights: context.weights(None) }
     }
 }
 
-impl Loss for BalancedSoftmax {
-    fn forward(&self, logits: &Tensor, targets: &Tensor) -> Tensor {
-        let adjusted = logits + self.shift.to_kind(logits.kind()).unsqueeze(0);
-        adjusted.cross_entropy_loss::<Tensor>(targets, None, Reduction::Mean, -100, 0.0)
+impl Loss for ShiftedSoftmax {
+    fn terms(&self, logits: &Tensor, targets: &Tensor) -> Terms {
+        cross_entropy_terms(&(logits + row(&self.shift, logits)), targets, self.weights.as_ref())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{reference_ce, tensors, LOGITS, TARGETS};
-    use super::super::{LossSpec, Softmax};
-    use super::*;
+    use super::super::testing::{
+        close, gradient_finite, reference_ce, value, COUNTS, LOGITS, TARGETS,
+    };
+    use super::super::{BuildContext, LossSpec};
     use tch::Device;
 
-    fn build(counts: &[usize], q: f64) -> BalancedSoftmax {
-        let context = BuildContext { class_counts: counts.to_vec(), device: Device::Cpu };
-        BalancedSoftmax::new(&context, q, "balanced-softmax").unwrap()
+    fn bs(q: f64) -> LossSpec {
+        LossSpec::BalancedSoftmax { exponent: q }
     }
 
     // Golden value of the official loss's PyTorch expression
     //   spc = torch.tensor([100., 10., 1.], dtype=torch.float64)
     //   F.cross_entropy(logits + spc.log(), torch.tensor([0,2,1,2]))
-    // for the logits of `testing::LOGITS`, computed in Python floats as
+    // for the logits of `testing::LOGITS`, computed in numpy f64 as
     // mean(logsumexp(z + log n) - (z + log n)[y]) = 3.1857181183320296, and again by `reference_ce`.
     #[test]
     fn golden_value() {
-        let (logits, targets) = tensors();
-        let got = build(&[100, 10, 1], 1.0).forward(&logits, &targets).double_value(&[]);
-        let shift = [100f64.ln(), 10f64.ln(), 0.0];
-        let want = reference_ce(&LOGITS, &TARGETS, shift);
-        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
-        assert!((got - 3.185_718_118_332_029_6).abs() < 1e-12, "{got}");
+        let got = value(&bs(1.0), &COUNTS);
+        close(got, reference_ce(&LOGITS, &TARGETS, [100f64.ln(), 10f64.ln(), 0.0]));
+        close(got, 3.185_718_118_332_029_6);
+        assert!(gradient_finite(&bs(1.0)));
     }
 
     #[test]
     fn uniform_counts_and_zero_exponent_give_softmax() {
-        let (logits, targets) = tensors();
-        let softmax = Softmax.forward(&logits, &targets).double_value(&[]);
-        let uniform = build(&[7, 7, 7], 1.0).forward(&logits, &targets).double_value(&[]);
-        let q0 = build(&[100, 10, 1], 0.0).forward(&logits, &targets).double_value(&[]);
-        assert!((uniform - softmax).abs() < 1e-12);
-        assert!((q0 - softmax).abs() < 1e-12);
+        let softmax = value(&LossSpec::Softmax, &COUNTS);
+        close(value(&bs(1.0), &[7, 7, 7]), softmax);
+        close(value(&bs(0.0), &COUNTS), softmax);
+        close(value(&LossSpec::LogitAdjusted { tau: 1.0 }, &[7, 7, 7]), softmax);
     }
 
     #[test]
     fn quarter_exponent_matches_reference() {
-        let (logits, targets) = tensors();
-        let got = build(&[100, 10, 1], 0.25).forward(&logits, &targets).double_value(&[]);
+        let got = value(&bs(0.25), &COUNTS);
         let shift = [0.25 * 100f64.ln(), 0.25 * 10f64.ln(), 0.0];
-        assert!((got - reference_ce(&LOGITS, &TARGETS, shift)).abs() < 1e-12);
+        close(got, reference_ce(&LOGITS, &TARGETS, shift));
+    }
+
+    // Logit adjustment: numpy mean CE of z + tau * log(n / n.sum()) gives 3.1857181183320296 at
+    // tau = 1 (equal to Balanced Softmax: the normaliser cancels) and 2.1561016685705776 at 0.5.
+    #[test]
+    fn logit_adjusted_golden_values() {
+        close(value(&LossSpec::LogitAdjusted { tau: 1.0 }, &COUNTS), 3.185_718_118_332_029_6);
+        close(value(&LossSpec::LogitAdjusted { tau: 0.5 }, &COUNTS), 2.156_101_668_570_577_6);
+        close(value(&LossSpec::LogitAdjusted { tau: 0.5 }, &COUNTS), value(&bs(0.5), &COUNTS));
+        assert!(gradient_finite(&LossSpec::LogitAdjusted { tau: 1.0 }));
     }
 
     #[test]
-    fn empty_class_is_refused_and_gradient_finite() {
-        let context = BuildContext { class_counts: vec![3, 0, 1], device: Device::Cpu };
-        let err = LossSpec::BalancedSoftmax.build(&context).unwrap_err().to_string();
+    fn empty_class_and_bad_exponent_are_refused() {
+        let context = BuildContext::new(vec![3, 0, 1], Device::Cpu);
+        let err = LossSpec::BALANCED_SOFTMAX.build(&context).unwrap_err().to_string();
         assert!(err.contains("class 1"), "{err}");
-        let (logits, targets) = tensors();
-        let logits = logits.set_requires_grad(true);
-        build(&[100, 10, 1], 1.0).forward(&logits, &targets).backward();
-        assert!(bool::try_from(logits.grad().isfinite().all()).unwrap());
+        let context = BuildContext::new(COUNTS.to_vec(), Device::Cpu);
+        let err = bs(f64::NAN).build(&context).unwrap_err().to_string();
+        assert!(err.contains("exponent"), "{err}");
     }
 }

@@ -101,21 +101,96 @@ impl ModelSpec {
     }
 }
 
-/// A backbone and its linear classifier.
+/// The classifier on the features, as named in a matrix.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClassifierSpec {
+    /// Linear with bias, PyTorch's default initialisation (the official `DotProductClassifier`).
+    #[default]
+    Linear,
+    /// Cosine classifier, LDAM-DRW's `NormedLinear`: normalised features times column-normalised
+    /// weights, no bias; weights drawn uniform in [-1, 1] and scaled to unit columns.
+    Cosine,
+}
+
+impl ClassifierSpec {
+    /// Stable label used in plans.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            ClassifierSpec::Linear => "linear",
+            ClassifierSpec::Cosine => "cosine",
+        }
+    }
+
+    /// Builds the classifier under `path`.
+    #[must_use]
+    pub fn build(self, path: &nn::Path, features: i64, classes: i64) -> Classifier {
+        match self {
+            ClassifierSpec::Linear => {
+                Classifier::Linear(linear_classifier(path, features, classes))
+            }
+            ClassifierSpec::Cosine => {
+                Classifier::Cosine(cosine_classifier(path, features, classes))
+            }
+        }
+    }
+}
+
+/// A built classifier.
+#[derive(Debug)]
+pub enum Classifier {
+    /// `x W^T + b`.
+    Linear(nn::Linear),
+    /// `normalize(x) normalize(W, dim 0)` with `W` of shape `[features, classes]`.
+    Cosine(Tensor),
+}
+
+impl Module for Classifier {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        match self {
+            Classifier::Linear(linear) => linear.forward(xs),
+            Classifier::Cosine(weight) => normalize(xs, 1).matmul(&normalize(weight, 0)),
+        }
+    }
+}
+
+/// `F.normalize(x, dim)`: divides by the L2 norm along `dim`, clamped below at 1e-12.
+fn normalize(x: &Tensor, dim: i64) -> Tensor {
+    x / x.norm_scalaropt_dim(2.0, [dim], true).clamp_min(1e-12)
+}
+
+fn cosine_classifier(path: &nn::Path, features: i64, classes: i64) -> Tensor {
+    let weight = path.var("weight", &[features, classes], nn::Init::Uniform { lo: -1.0, up: 1.0 });
+    tch::no_grad(|| {
+        let unit = normalize(&weight, 0);
+        let mut w = weight.shallow_clone();
+        w.copy_(&unit);
+    });
+    weight
+}
+
+/// A backbone and its classifier.
 #[derive(Debug)]
 pub struct Network {
     /// Feature extractor.
     pub backbone: Box<dyn Backbone>,
-    /// Linear classifier (with bias).
-    pub classifier: nn::Linear,
+    /// Classifier.
+    pub classifier: Classifier,
 }
 
 impl Network {
     /// Builds backbone (`root / "backbone"`) and classifier (`root / "classifier"`).
     #[must_use]
-    pub fn new(root: &nn::Path, spec: &ModelSpec, shape: &[i64], classes: i64) -> Network {
+    pub fn new(
+        root: &nn::Path,
+        spec: &ModelSpec,
+        classifier: ClassifierSpec,
+        shape: &[i64],
+        classes: i64,
+    ) -> Network {
         let backbone = spec.build(&(root / "backbone"), shape);
-        let classifier = linear_classifier(&(root / "classifier"), backbone.feature_dim(), classes);
+        let classifier = classifier.build(&(root / "classifier"), backbone.feature_dim(), classes);
         Network { backbone, classifier }
     }
 
@@ -167,7 +242,7 @@ mod tests {
 
     fn count(spec: &ModelSpec, shape: &[i64], classes: i64) -> i64 {
         let vs = nn::VarStore::new(Device::Cpu);
-        let net = Network::new(&vs.root(), spec, shape, classes);
+        let net = Network::new(&vs.root(), spec, ClassifierSpec::Linear, shape, classes);
         let out = net.logits(
             &Tensor::zeros(
                 [2].iter().chain(shape).copied().collect::<Vec<_>>(),
@@ -191,6 +266,19 @@ mod tests {
             64 * 32 + 32 + 32 * 10 + 10
         );
         assert!(count(&ModelSpec::SmallCnn, &[1, 28, 28], 10) > 0);
+    }
+
+    #[test]
+    fn cosine_classifier_gives_cosines() {
+        let vs = nn::VarStore::new(Device::Cpu);
+        let c = ClassifierSpec::Cosine.build(&vs.root(), 4, 3);
+        let Classifier::Cosine(w) = &c else { panic!("cosine") };
+        let norms = w.norm_scalaropt_dim(2.0, [0], false);
+        assert!(norms.allclose(&Tensor::ones([3], (Kind::Float, Device::Cpu)), 1e-5, 1e-6, false));
+        let x = Tensor::from_slice(&[3.0f32, 0.0, 0.0, 4.0]).view([1, 4]) * 10.0;
+        let out = c.forward(&x);
+        assert!(f64::try_from(out.abs().max()).unwrap() <= 1.0 + 1e-6);
+        assert_eq!(parameter_count(&vs), 12);
     }
 
     #[test]

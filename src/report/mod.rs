@@ -44,6 +44,10 @@ pub struct MatrixReport {
     pub columns: Vec<String>,
     /// Method names, in order.
     pub methods: Vec<String>,
+    /// Each method's model-selection rule, in method order.
+    pub selections: Vec<String>,
+    /// Methods whose model is chosen on the test set (marked optimistic).
+    pub optimistic: Vec<String>,
     /// Results per cell, column-major as [`Plan::cells`].
     pub cells: Vec<CellResults>,
     /// Distinct provenance lines of the runs (device, threads, libtorch, revision).
@@ -92,6 +96,13 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
         seeds: plan.seeds.iter().map(|s| s.0).collect(),
         columns: plan.columns.iter().map(crate::matrix::Column::id).collect(),
         methods: plan.methods.iter().map(|m| m.name.clone()).collect(),
+        selections: plan.methods.iter().map(|m| m.selection_label().to_string()).collect(),
+        optimistic: plan
+            .methods
+            .iter()
+            .filter(|m| m.selects_on_test())
+            .map(|m| m.name.clone())
+            .collect(),
         subsets_agree: subsets_agree(&cells),
         cells,
         provenance: provenance.into_iter().collect(),
@@ -163,7 +174,7 @@ pub fn render_markdown(report: &MatrixReport) -> String {
     );
     for method in &report.methods {
         let row = report.cells.iter().filter(|c| &c.cell.method.name == method);
-        main.push_record(std::iter::once(method.clone()).chain(row.map(|c| {
+        main.push_record(std::iter::once(report.row_name(method)).chain(row.map(|c| {
             format_estimate(estimate_of(&c.runs, |m| Some(m.evaluation.top1)), c.expected, true)
         })));
     }
@@ -182,17 +193,25 @@ fn render_groups(out: &mut String, report: &MatrixReport, column: &str) {
         column.replace("/if", " IF ")
     );
     let mut table = Builder::default();
-    table.push_record(["Method", "Overall", "Many (>100)", "Medium (20-100)", "Few (<20)"]);
+    table.push_record([
+        "Method",
+        "Overall",
+        "Many (>100)",
+        "Medium (20-100)",
+        "Few (<20)",
+        "Validation",
+    ]);
     for cell in report.cells.iter().filter(|c| c.cell.column.id() == column) {
         let short = |f: fn(&Metrics) -> Option<f64>| {
             format_estimate(estimate_of(&cell.runs, f), cell.expected, false)
         };
         table.push_record([
-            cell.cell.method.name.clone(),
+            report.row_name(&cell.cell.method.name),
             short(|m| Some(m.evaluation.top1)),
             short(|m| m.evaluation.many),
             short(|m| m.evaluation.medium),
             short(|m| m.evaluation.few),
+            short(|m| Some(m.validation_top1)),
         ]);
     }
     let _ = writeln!(out, "{}\n", table.build().with(Style::markdown()));
@@ -200,10 +219,29 @@ fn render_groups(out: &mut String, report: &MatrixReport, column: &str) {
 
 fn render_caption(out: &mut String, report: &MatrixReport) {
     let seeds: Vec<String> = report.seeds.iter().map(ToString::to_string).collect();
-    let _ = writeln!(out, "**Protocol.** Model selection: the last iteration (the test set selects nothing). Seeds: {}.", seeds.join(", "));
+    if report.selections.iter().all(|s| s == "last" || s.starts_with("post hoc")) {
+        let _ = writeln!(out, "**Protocol.** Model selection: the last iteration (the test set selects nothing). Seeds: {}.", seeds.join(", "));
+    } else {
+        let rules: Vec<String> = report
+            .methods
+            .iter()
+            .zip(&report.selections)
+            .map(|(m, s)| format!("{m}: {s}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "**Protocol.** Model selection per method: {}. Seeds: {}.",
+            rules.join("; "),
+            seeds.join(", ")
+        );
+    }
+    if !report.optimistic.is_empty() {
+        let _ = writeln!(out, "† Chosen on the test set (the reference code's CIFAR rule): optimistic, shown only to measure that optimism.");
+    }
+    render_taus(out, report);
     let agree = if report.subsets_agree { "yes" } else { "NO: methods saw different data" };
     let _ = writeln!(out, "Every method of a column at a seed trained on the same long-tailed subset (hash agreement): {agree}.");
-    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the unweighted mean of its classes' (\"-\": no class in the group, or no finished run).");
+    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the unweighted mean of its classes' (\"-\": no class in the group, or no finished run). Validation: top-1 on the validation split (20 images per class the long-tailed subset leaves unused).");
     let _ = writeln!(
         out,
         "Runs: {}.",
@@ -213,6 +251,34 @@ fn render_caption(out: &mut String, report: &MatrixReport) {
             report.provenance.join("; ")
         }
     );
+}
+
+/// The tau each post-hoc run used, per method and column.
+fn render_taus(out: &mut String, report: &MatrixReport) {
+    for cell in &report.cells {
+        let taus: Vec<String> =
+            cell.runs.iter().filter_map(|m| m.tau).map(|t| format!("{t}")).collect();
+        if !taus.is_empty() {
+            let _ = writeln!(
+                out,
+                "`{}` on {}: tau per seed {}.",
+                cell.cell.method.name,
+                cell.cell.column.id(),
+                taus.join(", ")
+            );
+        }
+    }
+}
+
+impl MatrixReport {
+    /// A method's name as a table row, marked † when chosen on the test set.
+    fn row_name(&self, method: &str) -> String {
+        if self.optimistic.iter().any(|m| m == method) {
+            format!("{method} †")
+        } else {
+            method.to_string()
+        }
+    }
 }
 
 /// Collects, renders and writes `paper/<matrix>.md`; returns the path.

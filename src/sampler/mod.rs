@@ -5,6 +5,7 @@
 
 mod class_balanced;
 mod instance;
+mod progressive;
 mod square_root;
 
 use rand_chacha::ChaCha8Rng;
@@ -12,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 pub use class_balanced::ClassBalanced;
 pub use instance::Instance;
+pub use progressive::ProgressivelyBalanced;
 pub use square_root::SquareRoot;
 
 /// Draws batches of indices into the training set.
@@ -32,6 +34,9 @@ pub enum SamplerSpec {
     /// Square-root sampling: class `j` drawn with probability proportional to `sqrt(n_j)`, then an
     /// image of it uniformly, with replacement.
     SquareRoot,
+    /// Progressively-balanced (Kang et al.): class probabilities interpolated linearly over the
+    /// epochs from instance-balanced to class-balanced, then a uniform image, with replacement.
+    ProgressivelyBalanced,
 }
 
 impl SamplerSpec {
@@ -42,16 +47,21 @@ impl SamplerSpec {
             SamplerSpec::Instance => "instance",
             SamplerSpec::ClassBalanced => "class-balanced",
             SamplerSpec::SquareRoot => "square-root",
+            SamplerSpec::ProgressivelyBalanced => "progressively-balanced",
         }
     }
 
-    /// Builds the sampler over training `labels` with `classes` classes.
+    /// Builds the sampler over training `labels` with `classes` classes, for a training of
+    /// `epochs` epochs (used by the progressively-balanced schedule).
     #[must_use]
-    pub fn build(&self, labels: &[i64], classes: usize) -> Box<dyn Sampler> {
+    pub fn build(&self, labels: &[i64], classes: usize, epochs: u64) -> Box<dyn Sampler> {
         match self {
             SamplerSpec::Instance => Box::new(Instance::new(labels.len())),
             SamplerSpec::ClassBalanced => Box::new(ClassBalanced::new(labels, classes, 4)),
             SamplerSpec::SquareRoot => Box::new(SquareRoot::new(labels, classes, 0.5)),
+            SamplerSpec::ProgressivelyBalanced => {
+                Box::new(ProgressivelyBalanced::new(labels, classes, epochs))
+            }
         }
     }
 }
@@ -87,7 +97,7 @@ pub(crate) mod testing {
     /// Class frequencies over `epochs` epochs of batch 32, seed 7.
     pub fn frequencies(spec: &SamplerSpec, epochs: usize) -> Vec<f64> {
         let labels = labels();
-        let mut sampler = spec.build(&labels, 4);
+        let mut sampler = spec.build(&labels, 4, epochs as u64);
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let mut hits = [0usize; 4];
         for _ in 0..epochs {

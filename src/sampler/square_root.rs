@@ -1,38 +1,42 @@
-//! Square-root sampling (Mahajan et al.; classifier-balancing's `sqrt` sampling).
+//! Square-root sampling (Mahajan et al.; classifier-balancing's `sqrt` sampling), and the
+//! class-then-image draw it shares with progressively-balanced sampling.
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use super::{by_class, full_batches, Sampler};
 
-/// Class `j` with probability proportional to `n_j^power` (`power = 1/2`), then a uniform image of
-/// the class, with replacement.
+/// Draws a class with given probabilities, then a uniform image of it, with replacement.
 #[derive(Debug)]
-pub struct SquareRoot {
+pub(crate) struct ClassThenImage {
     members: Vec<Vec<i64>>,
     cumulative: Vec<f64>,
-    n: usize,
 }
 
-impl SquareRoot {
-    /// Over training `labels`.
-    #[must_use]
-    pub fn new(labels: &[i64], classes: usize, power: f64) -> SquareRoot {
-        let members = by_class(labels, classes);
+impl ClassThenImage {
+    pub(crate) fn new(labels: &[i64], classes: usize) -> ClassThenImage {
+        ClassThenImage { members: by_class(labels, classes), cumulative: Vec::new() }
+    }
+
+    /// Class sizes `n_j`.
+    pub(crate) fn sizes(&self) -> Vec<f64> {
         #[allow(clippy::cast_precision_loss)]
-        let weights: Vec<f64> = members.iter().map(|m| (m.len() as f64).powf(power)).collect();
+        self.members.iter().map(|m| m.len() as f64).collect()
+    }
+
+    /// Sets the class probabilities (proportional to `weights`).
+    pub(crate) fn set_weights(&mut self, weights: &[f64]) {
         let total: f64 = weights.iter().sum();
-        let cumulative = weights
+        self.cumulative = weights
             .iter()
             .scan(0.0, |acc, w| {
                 *acc += w / total;
                 Some(*acc)
             })
             .collect();
-        SquareRoot { members, cumulative, n: labels.len() }
     }
 
-    fn next_index(&self, rng: &mut ChaCha8Rng) -> i64 {
+    pub(crate) fn next_index(&self, rng: &mut ChaCha8Rng) -> i64 {
         let u: f64 = rng.gen();
         let class = self.cumulative.iter().position(|&c| u < c).unwrap_or(self.members.len() - 1);
         let members = &self.members[class];
@@ -40,9 +44,28 @@ impl SquareRoot {
     }
 }
 
+/// Class `j` with probability proportional to `n_j^power` (`power = 1/2`), then a uniform image of
+/// the class, with replacement.
+#[derive(Debug)]
+pub struct SquareRoot {
+    draw: ClassThenImage,
+    n: usize,
+}
+
+impl SquareRoot {
+    /// Over training `labels`.
+    #[must_use]
+    pub fn new(labels: &[i64], classes: usize, power: f64) -> SquareRoot {
+        let mut draw = ClassThenImage::new(labels, classes);
+        let weights: Vec<f64> = draw.sizes().iter().map(|n| n.powf(power)).collect();
+        draw.set_weights(&weights);
+        SquareRoot { draw, n: labels.len() }
+    }
+}
+
 impl Sampler for SquareRoot {
     fn epoch(&mut self, batch: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<i64>> {
-        full_batches(self.n, batch, || self.next_index(rng))
+        full_batches(self.n, batch, || self.draw.next_index(rng))
     }
 }
 

@@ -50,6 +50,25 @@ pub fn evaluate(
     )
 }
 
+/// Top-1 accuracy of `logits_of` on `x`, `y` (for model selection and validation).
+#[must_use]
+pub fn top1(logits_of: impl Fn(&Tensor) -> Tensor, x: &Tensor, y: &Tensor) -> f64 {
+    let _guard = tch::no_grad_guard();
+    let n = x.size()[0];
+    let mut correct = 0i64;
+    for start in (0..n).step_by(usize::try_from(EVAL_BATCH).expect("fits")) {
+        let len = EVAL_BATCH.min(n - start);
+        let predicted = logits_of(&x.narrow(0, start, len)).argmax(1, false);
+        correct += predicted.eq_tensor(&y.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
+    }
+    #[allow(clippy::cast_precision_loss)]
+    if n == 0 {
+        f64::NAN
+    } else {
+        correct as f64 / n as f64
+    }
+}
+
 fn summarise(correct: &[f64], total: &[f64], prob_sum: &[f64], counts: &[usize]) -> Evaluation {
     let n: f64 = total.iter().sum();
     let per_class: Vec<f64> =

@@ -5,20 +5,23 @@
 
 pub mod evaluate;
 pub mod schedule;
+mod select;
+mod stage2;
+
+pub use stage2::stage2;
 
 use std::path::Path;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::nn::{self, Module, OptimizerConfig};
+use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::RunData;
 use crate::loss::{BuildContext, Loss};
-use crate::matrix::{Optimizer, RunSeeds, Settings, Stage2};
-use crate::model::{linear_classifier, ModelSpec, Network, Phase};
-use crate::sampler::Sampler;
+use crate::matrix::{Optimizer, RunSeeds, Settings};
+use crate::model::{Network, Phase};
 use crate::seed::torch_seed;
 use crate::store::Evaluation;
 
@@ -28,6 +31,13 @@ use crate::store::Evaluation;
 pub enum Selection {
     /// The model after the last iteration (default; the test set never chooses anything).
     Last,
+    /// The checkpoint (per epoch; per tenth of stage 2) with the best validation top-1; the
+    /// earliest wins ties.
+    BestVal,
+    /// The checkpoint with the best *test* top-1, as the reference code does for CIFAR (its
+    /// `val` phase loads the test set). Optimistic by construction; offered only to measure that
+    /// optimism, and labelled as such in results and tables.
+    BestTest,
 }
 
 impl Selection {
@@ -36,6 +46,8 @@ impl Selection {
     pub fn label(self) -> &'static str {
         match self {
             Selection::Last => "last",
+            Selection::BestVal => "best-val",
+            Selection::BestTest => "best-test (optimistic: chosen on the test set)",
         }
     }
 }
@@ -78,13 +90,19 @@ pub trait Progress {
 pub struct Trained {
     /// Test metrics of the selected model.
     pub evaluation: Evaluation,
+    /// Validation top-1 of the selected model.
+    pub validation_top1: f64,
     /// Iterations run.
     pub iterations: u64,
+    /// Iterations after which the selected model was taken.
+    pub selected_iteration: u64,
     /// Mean training loss at the end.
-    pub final_train_loss: f64,
+    pub final_train_loss: Option<f64>,
+    /// tau chosen or used by a post-hoc adjustment.
+    pub tau: Option<f64>,
 }
 
-/// Trains a network end to end and saves it to `checkpoint`.
+/// Trains a network end to end and saves the selected model to `checkpoint`.
 ///
 /// # Errors
 /// [`TrainError`] on divergence, loss construction or checkpoint failure.
@@ -100,11 +118,7 @@ pub fn end_to_end(
     let vs = nn::VarStore::new(device);
     let shape = &data.train_x.size()[1..];
     let classes = i64::try_from(data.class_counts.len()).expect("fits");
-    let network = Network::new(&vs.root(), &settings.model, shape, classes);
-    let loss =
-        settings.loss.build(&BuildContext { class_counts: data.class_counts.clone(), device })?;
-    let mut sampler = settings.sampler.build(&data.train_labels, data.class_counts.len());
-    let mut sgd = Sgd::new(&vs, &settings.optimizer);
+    let network = Network::new(&vs.root(), &settings.model, settings.classifier, shape, classes);
     let batch = settings.batch_size as usize;
     let per_epoch = data.train_labels.len().div_ceil(batch) as u64;
     let plan = LrPlan {
@@ -114,11 +128,16 @@ pub fn end_to_end(
         start_factor: settings.schedule.warmup_start_factor,
     };
     let epochs = plan.total.div_ceil(per_epoch);
+    let losses = EpochLosses::new(settings, &data.class_counts, device, epochs)?;
+    let mut sampler = settings.sampler.build(&data.train_labels, data.class_counts.len(), epochs);
+    let mut sgd = Sgd::new(&vs, &settings.optimizer);
     let mut order = ChaCha8Rng::seed_from_u64(seeds.order);
     let mut augment = ChaCha8Rng::seed_from_u64(seeds.augment);
+    let mut best = select::Best::new(settings.selection);
     let mut iteration = 0;
     let mut last_loss = f64::NAN;
     for epoch in 1..=epochs {
+        let loss = losses.at(epoch - 1);
         let mut sum = 0.0;
         let mut batches = sampler.epoch(batch, &mut order);
         batches.truncate(usize::try_from(plan.total - iteration).unwrap_or(usize::MAX));
@@ -127,7 +146,7 @@ pub fn end_to_end(
             let x = settings.augment.apply(&data.train_x.index_select(0, &index), &mut augment);
             let logits = network.logits(&x, Phase::Train);
             let value = sgd
-                .step(&*loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
+                .step(loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
                 .map_err(|value| TrainError::Diverged { epoch, iteration, value })?;
             sum += value;
             iteration += 1;
@@ -135,138 +154,59 @@ pub fn end_to_end(
         #[allow(clippy::cast_precision_loss)]
         let mean = sum / batches.len() as f64;
         last_loss = mean;
+        best.offer(&vs, iteration, data, |x| network.logits(x, Phase::Eval));
         progress.epoch(epoch, epochs, mean, plan.at(iteration - 1));
     }
+    let selected_iteration = best.restore(&vs, iteration);
     vs.save(checkpoint).map_err(|source| TrainError::Checkpoint {
         path: checkpoint.display().to_string(),
         source,
     })?;
-    let evaluation = evaluate::evaluate(
-        |x| network.logits(x, Phase::Eval),
-        &data.test_x,
-        &data.test_y,
-        &data.class_counts,
-    );
-    Ok(Trained { evaluation, iterations: iteration, final_train_loss: last_loss })
+    let logits = |x: &Tensor| network.logits(x, Phase::Eval);
+    Ok(Trained {
+        evaluation: evaluate::evaluate(logits, &data.test_x, &data.test_y, &data.class_counts),
+        validation_top1: evaluate::top1(logits, &data.val_x, &data.val_y),
+        iterations: iteration,
+        selected_iteration,
+        final_train_loss: Some(last_loss),
+        tau: None,
+    })
 }
 
-/// Stage 2 of decoupled training: loads the stage-1 backbone from `checkpoint`, computes its
-/// features once in evaluation mode, and trains a fresh linear classifier on them.
-///
-/// # Errors
-/// [`TrainError`] on divergence, loss construction or an unreadable checkpoint.
-pub fn stage2(
-    stage2: &Stage2,
-    model: &ModelSpec,
-    data: &RunData,
-    seeds: &RunSeeds,
-    device: Device,
-    checkpoint: &Path,
-    progress: &mut dyn Progress,
-) -> Result<Trained, TrainError> {
-    let (train_features, test_features) = frozen_features(model, data, device, checkpoint)?;
-    tch::manual_seed(torch_seed(seeds.init));
-    let vs = nn::VarStore::new(device);
-    let classes = i64::try_from(data.class_counts.len()).expect("fits");
-    let classifier =
-        linear_classifier(&(vs.root() / "classifier"), train_features.size()[1], classes);
-    let loss =
-        stage2.loss.build(&BuildContext { class_counts: data.class_counts.clone(), device })?;
-    let mut sampler = stage2.sampler.build(&data.train_labels, data.class_counts.len());
-    let mut sgd = Sgd::new(&vs, &stage2.optimizer);
-    let plan = LrPlan {
-        peak: stage2.optimizer.lr,
-        total: u64::from(stage2.iterations),
-        warmup: 0,
-        start_factor: 1.0,
-    };
-    let mut order = ChaCha8Rng::seed_from_u64(seeds.order);
-    let batches = stage2_batches(
-        &mut *sampler,
-        stage2.batch_size as usize,
-        stage2.iterations as usize,
-        &mut order,
-    );
-    // Progress in ten blocks of iterations (fewer when there are fewer than ten iterations).
-    let report_every = (batches.len() / 10).max(1);
-    let blocks = (batches.len() / report_every) as u64;
-    let mut recent = std::collections::VecDeque::with_capacity(101);
-    for (iteration, indices) in (0u64..).zip(&batches) {
-        let index = Tensor::from_slice(indices).to_device(device);
-        let logits = classifier.forward(&train_features.index_select(0, &index));
-        let value = sgd
-            .step(&*loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
-            .map_err(|value| TrainError::Diverged { epoch: 1, iteration, value })?;
-        recent.push_back(value);
-        if recent.len() > 100 {
-            recent.pop_front();
-        }
-        let done = usize::try_from(iteration).expect("fits") + 1;
-        if done % report_every == 0 {
-            #[allow(clippy::cast_precision_loss)]
-            progress.epoch(
-                (done / report_every) as u64,
-                blocks,
-                recent.iter().sum::<f64>() / recent.len() as f64,
-                plan.at(iteration),
-            );
+/// The loss of each epoch: with deferred re-weighting, unweighted before the switch and with
+/// class-balanced weights after.
+struct EpochLosses {
+    plain: Box<dyn Loss>,
+    reweighted: Option<(u64, Box<dyn Loss>)>,
+}
+
+impl EpochLosses {
+    fn new(
+        settings: &Settings,
+        counts: &[usize],
+        device: Device,
+        epochs: u64,
+    ) -> Result<EpochLosses, TrainError> {
+        let context = BuildContext::new(counts.to_vec(), device);
+        let plain = settings.loss.build(&context)?;
+        let reweighted = match &settings.drw {
+            None => None,
+            Some(drw) => {
+                let weights = crate::loss::class_balanced_weights(counts, drw.beta);
+                let context = BuildContext { class_weights: Some(weights), ..context };
+                Some((drw.first_epoch(epochs), settings.loss.build(&context)?))
+            }
+        };
+        Ok(EpochLosses { plain, reweighted })
+    }
+
+    /// The loss of 0-based epoch `epoch`.
+    fn at(&self, epoch: u64) -> &dyn Loss {
+        match &self.reweighted {
+            Some((first, loss)) if epoch >= *first => &**loss,
+            _ => &*self.plain,
         }
     }
-    let evaluation = evaluate::evaluate(
-        |f| classifier.forward(f),
-        &test_features,
-        &data.test_y,
-        &data.class_counts,
-    );
-    #[allow(clippy::cast_precision_loss)]
-    let final_train_loss = recent.iter().sum::<f64>() / recent.len() as f64;
-    Ok(Trained { evaluation, iterations: batches.len() as u64, final_train_loss })
-}
-
-/// Batches for `iterations` stage-2 steps, taking sampler epochs as needed.
-fn stage2_batches(
-    sampler: &mut dyn Sampler,
-    batch: usize,
-    iterations: usize,
-    rng: &mut ChaCha8Rng,
-) -> Vec<Vec<i64>> {
-    let mut batches = Vec::with_capacity(iterations);
-    while batches.len() < iterations {
-        batches.extend(sampler.epoch(batch, rng).into_iter().take(iterations - batches.len()));
-    }
-    batches
-}
-
-/// Features of the training subset and the test set from a saved backbone, in evaluation mode.
-fn frozen_features(
-    model: &ModelSpec,
-    data: &RunData,
-    device: Device,
-    checkpoint: &Path,
-) -> Result<(Tensor, Tensor), TrainError> {
-    let mut vs = nn::VarStore::new(device);
-    let shape = &data.train_x.size()[1..];
-    let classes = i64::try_from(data.class_counts.len()).expect("fits");
-    let network = Network::new(&vs.root(), model, shape, classes);
-    vs.load(checkpoint).map_err(|source| TrainError::Checkpoint {
-        path: checkpoint.display().to_string(),
-        source,
-    })?;
-    vs.freeze();
-    let features = |x: &Tensor| {
-        let _guard = tch::no_grad_guard();
-        let n = x.size()[0];
-        let chunks: Vec<Tensor> = (0..n)
-            .step_by(usize::try_from(evaluate::EVAL_BATCH).expect("fits"))
-            .map(|start| {
-                network
-                    .backbone
-                    .features(&x.narrow(0, start, evaluate::EVAL_BATCH.min(n - start)), Phase::Eval)
-            })
-            .collect();
-        Tensor::cat(&chunks, 0)
-    };
-    Ok((features(&data.train_x), features(&data.test_x)))
 }
 
 /// A learning-rate schedule over a whole training.

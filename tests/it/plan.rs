@@ -16,7 +16,7 @@ fn every_committed_matrix_plans() {
 #[test]
 fn cifar_lt_counts_print_exactly() {
     let root = crate::util::root();
-    let ten = Plan::load(&root.join("experiments/cifar10_lt.toml")).unwrap().render();
+    let ten = Plan::load(&root.join("experiments/cifar_lt_table2.toml")).unwrap().render();
     for line in [
         "11203 training images (head 5000, tail 25)",
         "12406 training images",
@@ -24,7 +24,7 @@ fn cifar_lt_counts_print_exactly() {
     ] {
         assert!(ten.contains(line), "{line}");
     }
-    let hundred = Plan::load(&root.join("experiments/cifar100_lt.toml")).unwrap().render();
+    let hundred = &ten;
     for line in [
         "9502 training images (head 500, tail 2), many/medium/few classes 30/31/39",
         "10847 training images",
@@ -102,4 +102,53 @@ fn method_overrides_defaults_field_by_field() {
     let rendered = plan.render();
     assert!(rendered.contains("sgd lr 0.01 momentum 0.5 weight-decay 0.0005"), "{rendered}");
     assert!(rendered.contains("5 epochs"), "{rendered}");
+}
+
+fn plan_ok(text: &str) -> String {
+    let path = std::path::Path::new("m.toml");
+    Plan::from_file(MatrixFile::parse(text, path).unwrap(), path).unwrap().render()
+}
+
+#[test]
+fn losses_take_a_bare_name_or_a_table_of_parameters() {
+    let rendered = plan_ok(&format!(
+        "{HEAD}[[methods]]\nname = \"a\"\nloss = \"focal\"\n[[methods]]\nname = \"b\"\nloss = {{ focal = {{ gamma = 2.0 }} }}\n[[methods]]\nname = \"c\"\nloss = {{ balanced-softmax = {{ exponent = 0.25 }} }}\nclassifier = \"cosine\"\ndrw = {{}}\n"
+    ));
+    assert!(rendered.contains("loss focal(gamma=1)"), "{rendered}");
+    assert!(rendered.contains("loss focal(gamma=2)"), "{rendered}");
+    assert!(rendered.contains("classifier cosine; loss balanced-softmax(q=0.25) with deferred re-weighting (class-balanced beta 0.9999 from 0.8 of the epochs)"), "{rendered}");
+    let err = MatrixFile::parse(
+        &format!("{HEAD}[[methods]]\nname = \"a\"\nloss = {{ focal = {{ gama = 2.0 }} }}\n"),
+        std::path::Path::new("m.toml"),
+    )
+    .unwrap_err();
+    let err = format!("{:#}", anyhow::Error::from(err));
+    assert!(err.contains("unknown field `gama`") && err.contains("line 6"), "{err}");
+    let e = plan_error(&format!(
+        "{HEAD}[[methods]]\nname = \"a\"\nloss = {{ class-balanced-loss = {{ beta = 1.0 }} }}\n"
+    ));
+    assert!(e.contains("method `a`") && e.contains("`beta` = 1"), "{e}");
+}
+
+#[test]
+fn decoupled_classifiers_are_checked_against_stage1() {
+    let stage1 = "[[methods]]\nname = \"ce\"\n";
+    let rendered = plan_ok(&format!(
+        "{HEAD}{stage1}[[methods]]\nname = \"lws\"\nstage1 = \"ce\"\nsampler = \"class-balanced\"\nstage2 = {{ classifier = \"lws\", selection = \"best-val\" }}\n[[methods]]\nname = \"tau\"\nstage1 = \"ce\"\nstage2 = {{ classifier = \"tau-norm\" }}\n"
+    ));
+    assert!(rendered.contains("stage 2: lws (stage-1 classifier fixed, per-class scales)"));
+    assert!(rendered.contains("selection best-val"), "{rendered}");
+    assert!(rendered.contains("tau: post hoc on the model of `ce`"), "{rendered}");
+    let e = plan_error(&format!(
+        "{HEAD}[[methods]]\nname = \"ce\"\nclassifier = \"cosine\"\n[[methods]]\nname = \"lws\"\nstage1 = \"ce\"\nstage2 = {{ classifier = \"lws\" }}\n"
+    ));
+    assert!(e.contains("needs a linear stage-1 classifier"), "{e}");
+    let e = plan_error(&format!(
+        "{HEAD}{stage1}[[methods]]\nname = \"la\"\nstage1 = \"ce\"\nloss = \"softmax\"\nstage2 = {{ classifier = {{ logit-adjust = {{ tau = 1.0 }} }} }}\n"
+    ));
+    assert!(e.contains("post hoc and trains nothing"), "{e}");
+    let e = plan_error(&format!(
+        "{HEAD}{stage1}[[methods]]\nname = \"d\"\nstage1 = \"ce\"\ndrw = {{}}\n"
+    ));
+    assert!(e.contains("`drw` belongs to the stage-1 method"), "{e}");
 }

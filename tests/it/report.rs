@@ -25,7 +25,10 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
         config_sha256: plan.config_hash(cell, balms::seed::Seed(seed)),
         selection: "last".into(),
         iterations: 100,
-        final_train_loss: 0.1,
+        selected_iteration: 100,
+        final_train_loss: Some(0.1),
+        validation_top1: top1,
+        tau: None,
         class_counts: counts,
         train_indices_sha256: format!("{}-{seed}", cell.column.id()),
         evaluation: Evaluation {

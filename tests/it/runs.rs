@@ -182,3 +182,116 @@ fn killed_run_leaves_nothing_that_counts_and_rerun_completes() {
     assert!(run_matrix(&path, &clean).status.success());
     assert_eq!(metrics_files(&killed), metrics_files(&clean));
 }
+
+/// Every baseline of the registry on the digits, small: (name, TOML lines).
+const BASELINES: &str = r#"
+[[methods]]
+name = "softmax"
+
+[[methods]]
+name = "cbw"
+loss = "cbw"
+
+[[methods]]
+name = "cb-focal"
+loss = { class-balanced-loss = { base = "focal", gamma = 2.0 } }
+
+[[methods]]
+name = "ldam-drw"
+loss = "ldam"
+classifier = "cosine"
+drw = { start = 0.5 }
+
+[[methods]]
+name = "eql"
+loss = { equalization = { lambda = 0.09 } }
+sampler = "progressively-balanced"
+
+[[methods]]
+name = "la-best-val"
+loss = "logit-adjusted"
+selection = "best-val"
+
+[[methods]]
+name = "softmax-best-test"
+selection = "best-test"
+
+[[methods]]
+name = "lws"
+stage1 = "softmax"
+sampler = "class-balanced"
+stage2 = { classifier = "lws", selection = "best-val" }
+
+[[methods]]
+name = "tau-norm"
+stage1 = "softmax"
+stage2 = { classifier = "tau-norm" }
+
+[[methods]]
+name = "la-zero"
+stage1 = "softmax"
+stage2 = { classifier = { logit-adjust = { tau = 0.0 } } }
+"#;
+
+fn metrics_of(results: &Path, method: &str) -> serde_json::Value {
+    let path = results.join(format!("b/digits-lt.if10.{method}/seed-1/metrics.json"));
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn every_baseline_runs_reproducibly_and_records_its_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "name = \"b\"\nseeds = [1]\ndatasets = [{{ digits-lt = {{ imbalance = [10] }} }}]\n[defaults]\nmodel = {{ mlp = {{ hidden = [32] }} }}\nepochs = 6\nbatch-size = 32\noptimizer = {{ lr = 0.05 }}\nstage2 = {{ iterations = 40, batch-size = 64 }}\n{BASELINES}"
+    );
+    let path = matrix(dir.path(), "m.toml", &text);
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let out = run_matrix(&path, &a);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(run_matrix(&path, &b).status.success());
+    // Every record reads back: a rerun skips them all and the report renders.
+    let again = run_matrix(&path, &a);
+    assert!(again.status.success() && !stderr(&again).contains("top-1"), "{}", stderr(&again));
+    let paper = dir.path().join("paper");
+    let report = run(&[
+        "report",
+        path.to_str().unwrap(),
+        "--results",
+        a.to_str().unwrap(),
+        "--paper",
+        paper.to_str().unwrap(),
+    ]);
+    assert!(report.status.success(), "{}", stderr(&report));
+    let table = std::fs::read_to_string(paper.join("b.md")).unwrap();
+    assert!(
+        table.contains("softmax-best-test †")
+            && table.contains("`tau-norm` on digits-lt/if10: tau per seed"),
+        "{table}"
+    );
+    let (ma, mb) = (metrics_files(&a), metrics_files(&b));
+    assert_eq!(ma.len(), 10);
+    assert_eq!(ma, mb, "every baseline is byte-identical across runs");
+    for (file, bytes) in &ma {
+        let m: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        let top1 = m["top1"].as_f64().unwrap();
+        assert!(top1 > 0.3 && m["validation-top1"].as_f64().unwrap() > 0.3, "{file:?}: {m}");
+    }
+    assert_eq!(metrics_of(&a, "softmax")["selection"], "last");
+    assert_eq!(metrics_of(&a, "la-best-val")["selection"], "best-val");
+    assert!(metrics_of(&a, "softmax-best-test")["selection"]
+        .as_str()
+        .unwrap()
+        .contains("optimistic"));
+    assert_eq!(metrics_of(&a, "tau-norm")["selection"], "post hoc (no training)");
+    let tau = metrics_of(&a, "tau-norm")["tau"].as_f64().unwrap();
+    assert!((0.0..=2.0).contains(&tau));
+    // Post-hoc logit adjustment with tau 0 is the stage-1 model itself.
+    let (zero, softmax) = (metrics_of(&a, "la-zero"), metrics_of(&a, "softmax"));
+    assert_eq!(zero["per-class-accuracy"], softmax["per-class-accuracy"]);
+    assert_eq!(zero["marginal-likelihood"], softmax["marginal-likelihood"]);
+    // Best-test selection can only match or beat the last iterate on the test set.
+    assert!(
+        metrics_of(&a, "softmax-best-test")["top1"].as_f64().unwrap()
+            >= softmax["top1"].as_f64().unwrap()
+    );
+}

@@ -1,0 +1,254 @@
+//! Stage 2 of decoupled training on a frozen stage-1 backbone: its features are computed once in
+//! evaluation mode, then a classifier is trained on them (a fresh one, cRT; or learned per-class
+//! scales of the stage-1 classifier, LWS), or the stage-1 classifier is adjusted post hoc
+//! (tau-normalisation, logit adjustment).
+
+use std::path::Path;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::nn::{self, Module};
+use tch::{Device, Tensor};
+
+use super::select::Splits;
+use super::{evaluate, select, LrPlan, Progress, Sgd, TrainError, Trained};
+use crate::data::RunData;
+use crate::loss::{log_prior, BuildContext};
+use crate::matrix::{RunSeeds, Settings, Stage2, Stage2Classifier};
+use crate::model::{linear_classifier, Classifier, Network, Phase};
+use crate::sampler::Sampler;
+use crate::seed::torch_seed;
+
+/// The frozen stage-1 model: features of every split and its classifier's weights.
+struct Frozen {
+    train: Tensor,
+    val: Tensor,
+    test: Tensor,
+    /// `(weight [C, F], bias [C])` when the stage-1 classifier is linear.
+    linear: Option<(Tensor, Tensor)>,
+}
+
+/// Runs stage 2 of `stage2` on the backbone of `stage1` saved at `checkpoint`.
+///
+/// # Errors
+/// [`TrainError`] on divergence, loss construction or an unreadable checkpoint.
+pub fn stage2(
+    stage2: &Stage2,
+    stage1: &Settings,
+    data: &RunData,
+    seeds: &RunSeeds,
+    device: Device,
+    checkpoint: &Path,
+    progress: &mut dyn Progress,
+) -> Result<Trained, TrainError> {
+    let frozen = frozen(stage1, data, device, checkpoint)?;
+    match &stage2.classifier {
+        Stage2Classifier::Retrain | Stage2Classifier::Lws => {
+            train_classifier(stage2, &frozen, data, seeds, device, progress)
+        }
+        Stage2Classifier::TauNorm { tau } => Ok(tau_norm(*tau, &frozen, data)),
+        Stage2Classifier::LogitAdjust { tau } => Ok(logit_adjust(*tau, &frozen, data)),
+    }
+}
+
+/// The trainable stage-2 classifier.
+#[derive(Debug)]
+enum Head {
+    Fresh(nn::Linear),
+    /// LWS: fixed `(W, b)`, learned scales `[C]`.
+    Scaled(Tensor, Tensor, Tensor),
+}
+
+impl Module for Head {
+    fn forward(&self, xs: &Tensor) -> Tensor {
+        match self {
+            Head::Fresh(linear) => linear.forward(xs),
+            Head::Scaled(w, b, scales) => xs.linear(w, Some(b)) * scales.unsqueeze(0),
+        }
+    }
+}
+
+fn train_classifier(
+    stage2: &Stage2,
+    frozen: &Frozen,
+    data: &RunData,
+    seeds: &RunSeeds,
+    device: Device,
+    progress: &mut dyn Progress,
+) -> Result<Trained, TrainError> {
+    tch::manual_seed(torch_seed(seeds.init));
+    let vs = nn::VarStore::new(device);
+    let classes = i64::try_from(data.class_counts.len()).expect("fits");
+    let head = match (&stage2.classifier, &frozen.linear) {
+        (Stage2Classifier::Lws, Some((w, b))) => {
+            let scales = (vs.root() / "classifier").ones("scales", &[classes]);
+            Head::Scaled(w.shallow_clone(), b.shallow_clone(), scales)
+        }
+        _ => Head::Fresh(linear_classifier(
+            &(vs.root() / "classifier"),
+            frozen.train.size()[1],
+            classes,
+        )),
+    };
+    let loss = stage2.loss.build(&BuildContext::new(data.class_counts.clone(), device))?;
+    let batch = stage2.batch_size as usize;
+    let epochs = (stage2.iterations as usize).div_ceil(data.train_labels.len().div_ceil(batch));
+    let mut sampler =
+        stage2.sampler.build(&data.train_labels, data.class_counts.len(), epochs as u64);
+    let mut sgd = Sgd::new(&vs, &stage2.optimizer);
+    let plan = LrPlan {
+        peak: stage2.optimizer.lr,
+        total: u64::from(stage2.iterations),
+        warmup: 0,
+        start_factor: 1.0,
+    };
+    let mut order = ChaCha8Rng::seed_from_u64(seeds.order);
+    let batches = batches(&mut *sampler, batch, stage2.iterations as usize, &mut order);
+    // Progress (and selection) in ten blocks of iterations (fewer with fewer iterations).
+    let report_every = (batches.len() / 10).max(1);
+    let blocks = (batches.len() / report_every) as u64;
+    let mut recent = std::collections::VecDeque::with_capacity(101);
+    let mut best = select::Best::new(stage2.selection);
+    for (iteration, indices) in (0u64..).zip(&batches) {
+        let index = Tensor::from_slice(indices).to_device(device);
+        let logits = head.forward(&frozen.train.index_select(0, &index));
+        let value = sgd
+            .step(&*loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
+            .map_err(|value| TrainError::Diverged { epoch: 1, iteration, value })?;
+        recent.push_back(value);
+        if recent.len() > 100 {
+            recent.pop_front();
+        }
+        let done = usize::try_from(iteration).expect("fits") + 1;
+        if done % report_every == 0 {
+            let splits =
+                Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
+            best.offer_split(&vs, iteration + 1, &splits, |f| head.forward(f));
+            #[allow(clippy::cast_precision_loss)]
+            progress.epoch(
+                (done / report_every) as u64,
+                blocks,
+                recent.iter().sum::<f64>() / recent.len() as f64,
+                plan.at(iteration),
+            );
+        }
+    }
+    let selected_iteration = best.restore(&vs, batches.len() as u64);
+    #[allow(clippy::cast_precision_loss)]
+    let final_train_loss = recent.iter().sum::<f64>() / recent.len() as f64;
+    let mut trained = finish(|f| head.forward(f), frozen, data, None);
+    trained.iterations = batches.len() as u64;
+    trained.selected_iteration = selected_iteration;
+    trained.final_train_loss = Some(final_train_loss);
+    Ok(trained)
+}
+
+/// The grid tau-normalisation searches when no tau is given: 0, 0.1, ..., 2.
+#[must_use]
+fn tau_grid() -> Vec<f64> {
+    (0..=20).map(|k| f64::from(k) / 10.0).collect()
+}
+
+/// tau-normalised logits `x . (w_j / ||w_j||^tau)`, without the bias (Kang et al., `tau_norm.py`).
+fn tau_norm_logits(weight: &Tensor, tau: f64) -> impl Fn(&Tensor) -> Tensor + '_ {
+    let norms = weight.norm_scalaropt_dim(2.0, [1], true);
+    let scaled = weight / norms.pow_tensor_scalar(tau);
+    move |x: &Tensor| x.matmul(&scaled.tr())
+}
+
+fn tau_norm(fixed: Option<f64>, frozen: &Frozen, data: &RunData) -> Trained {
+    let (weight, _) = frozen.linear.as_ref().expect("validated: linear stage-1 classifier");
+    let tau = fixed.unwrap_or_else(|| {
+        let mut best = (f64::NEG_INFINITY, 0.0);
+        for tau in tau_grid() {
+            let score = evaluate::top1(tau_norm_logits(weight, tau), &frozen.val, &data.val_y);
+            if score > best.0 {
+                best = (score, tau);
+            }
+        }
+        best.1
+    });
+    finish(tau_norm_logits(weight, tau), frozen, data, Some(tau))
+}
+
+fn logit_adjust(tau: f64, frozen: &Frozen, data: &RunData) -> Trained {
+    let (weight, bias) = frozen.linear.as_ref().expect("validated: linear stage-1 classifier");
+    let prior: Vec<f64> = log_prior(&data.class_counts).iter().map(|l| tau * l).collect();
+    let shift = Tensor::from_slice(&prior).to_device(weight.device()).to_kind(weight.kind());
+    let logits = |x: &Tensor| x.linear(weight, Some(bias)) - shift.unsqueeze(0);
+    finish(logits, frozen, data, Some(tau))
+}
+
+/// Test and validation metrics of a stage-2 model; training fields are filled by the caller.
+fn finish(
+    logits: impl Fn(&Tensor) -> Tensor,
+    frozen: &Frozen,
+    data: &RunData,
+    tau: Option<f64>,
+) -> Trained {
+    Trained {
+        evaluation: evaluate::evaluate(&logits, &frozen.test, &data.test_y, &data.class_counts),
+        validation_top1: evaluate::top1(&logits, &frozen.val, &data.val_y),
+        iterations: 0,
+        selected_iteration: 0,
+        final_train_loss: None,
+        tau,
+    }
+}
+
+/// Batches for `iterations` stage-2 steps, taking sampler epochs as needed.
+fn batches(
+    sampler: &mut dyn Sampler,
+    batch: usize,
+    iterations: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<i64>> {
+    let mut batches = Vec::with_capacity(iterations);
+    while batches.len() < iterations {
+        batches.extend(sampler.epoch(batch, rng).into_iter().take(iterations - batches.len()));
+    }
+    batches
+}
+
+/// Features of every split from a saved stage-1 model, in evaluation mode, and its classifier.
+fn frozen(
+    stage1: &Settings,
+    data: &RunData,
+    device: Device,
+    checkpoint: &Path,
+) -> Result<Frozen, TrainError> {
+    let mut vs = nn::VarStore::new(device);
+    let shape = &data.train_x.size()[1..];
+    let classes = i64::try_from(data.class_counts.len()).expect("fits");
+    let network = Network::new(&vs.root(), &stage1.model, stage1.classifier, shape, classes);
+    vs.load(checkpoint).map_err(|source| TrainError::Checkpoint {
+        path: checkpoint.display().to_string(),
+        source,
+    })?;
+    vs.freeze();
+    let features = |x: &Tensor| {
+        let _guard = tch::no_grad_guard();
+        let n = x.size()[0];
+        let chunks: Vec<Tensor> = (0..n)
+            .step_by(usize::try_from(evaluate::EVAL_BATCH).expect("fits"))
+            .map(|start| {
+                network
+                    .backbone
+                    .features(&x.narrow(0, start, evaluate::EVAL_BATCH.min(n - start)), Phase::Eval)
+            })
+            .collect();
+        Tensor::cat(&chunks, 0)
+    };
+    let linear = match &network.classifier {
+        Classifier::Linear(l) => {
+            Some((l.ws.detach(), l.bs.as_ref().expect("linear classifiers have a bias").detach()))
+        }
+        Classifier::Cosine(_) => None,
+    };
+    Ok(Frozen {
+        train: features(&data.train_x),
+        val: features(&data.val_x),
+        test: features(&data.test_x),
+        linear,
+    })
+}
