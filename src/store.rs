@@ -11,7 +11,8 @@
 //!     model.ot                     checkpoint (git-ignored), kept for stage-2 reuse
 //! ```
 //!
-//! Every JSON record has `"schema": 1`. A run counts as finished only when `metrics.json` parses
+//! Every JSON record has `"schema": 2` (see [`SCHEMA`]); a `metrics.json` of another version
+//! counts as stale and is rerun. A run counts as finished only when `metrics.json` parses
 //! and carries the config hash of the current plan; anything else is rerun. `metrics.json` holds
 //! nothing that varies between identical runs (no times, no revision), so it is byte-identical
 //! for the same seed and thread count on CPU; provenance lives in `config.json`.
@@ -24,7 +25,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 use crate::matrix::{Cell, Method, RunSeeds};
 
 /// Version of every record's layout.
-pub const SCHEMA: u32 = 1;
+/// (2: validation split, selection iteration and post-hoc tau in the records.)
+pub const SCHEMA: u32 = 2;
 
 /// I/O and format errors, each naming the file.
 #[derive(Debug, thiserror::Error)]
@@ -169,6 +171,12 @@ pub struct Failure {
     pub error: String,
 }
 
+/// Just the layout version of a record.
+#[derive(Deserialize)]
+struct SchemaOnly {
+    schema: u32,
+}
+
 /// What the store holds for a run.
 #[derive(Debug)]
 pub enum RunStatus {
@@ -220,6 +228,11 @@ impl Store {
     pub fn status(dir: &Path, config_sha256: &str) -> Result<RunStatus, StoreError> {
         let metrics = dir.join("metrics.json");
         if metrics.is_file() {
+            // A record of another layout version is from another configuration: rerun it.
+            let version: SchemaOnly = read_json(&metrics)?;
+            if version.schema != SCHEMA {
+                return Ok(RunStatus::Stale);
+            }
             let m: Metrics = read_json(&metrics)?;
             return Ok(if m.config_sha256 == config_sha256 {
                 RunStatus::Finished(Box::new(m))
@@ -335,7 +348,7 @@ mod tests {
             "a partial write is not a result"
         );
         let failure = Failure {
-            schema: 1,
+            schema: SCHEMA,
             run: "r".into(),
             seed: 1,
             config_sha256: "h".into(),
@@ -344,8 +357,20 @@ mod tests {
         write_json(&dir.path().join("failed.json"), &failure).unwrap();
         assert!(matches!(Store::status(dir.path(), "h").unwrap(), RunStatus::Failed(_)));
         assert!(matches!(Store::status(dir.path(), "other").unwrap(), RunStatus::Stale));
+        std::fs::write(dir.path().join("metrics.json"), "{\"schema\": 1, \"run\": \"old\"}")
+            .unwrap();
+        assert!(
+            matches!(Store::status(dir.path(), "h").unwrap(), RunStatus::Stale),
+            "a record of an older layout is rerun"
+        );
         std::fs::write(dir.path().join("metrics.json"), "{\"schema\":").unwrap();
         let err = Store::status(dir.path(), "h").unwrap_err().to_string();
         assert!(err.contains("metrics.json"), "{err}");
+        std::fs::write(dir.path().join("metrics.json"), "{\"schema\": 2}").unwrap();
+        let err = Store::status(dir.path(), "h").unwrap_err().to_string();
+        assert!(
+            err.contains("metrics.json"),
+            "a current-layout record missing fields is malformed: {err}"
+        );
     }
 }

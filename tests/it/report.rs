@@ -19,7 +19,7 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
     let counts = cell.column.dataset.class_counts(cell.column.imbalance);
     let few = counts.iter().any(|&n| n < 20).then_some(top1 - 0.2);
     Metrics {
-        schema: 1,
+        schema: 2,
         run: cell.id(),
         seed,
         config_sha256: plan.config_hash(cell, balms::seed::Seed(seed)),
