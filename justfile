@@ -39,6 +39,10 @@ data:
         echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set BALMS_DATA (see README)" >&2
     fi
 
+# Benchmarks: ratios against a reference run in the same process (see benches/).
+bench: setup
+    cargo bench --bench stage2_meta
+
 # Release build of balms.
 build: setup
     cargo build --release

@@ -247,6 +247,9 @@ samplers:
   class-balanced            class-aware, 4 images per class visit (Kang et al.)
   square-root               classes with probability proportional to sqrt(n_j)
   progressively-balanced    instance- to class-balanced over the epochs (Kang et al.)
+  meta { init-pow = 0, lr = 0.01, betas = [0.9, 0.999], meta-batch = 512, meta-set = "train" | "validation", temperature = 1 }
+                            Meta Sampler (Ren et al.), stage 2 only
+  meta-reweighter { same }  Meta Reweighter (Ren et al., App. B.2), stage 2 only
 classifiers (end-to-end):   linear | cosine (LDAM-DRW's NormedLinear)
 deferred re-weighting:      drw = { start = 0.8, beta = 0.9999 }
 stage-2 classifiers:        retrain (cRT) | lws | { tau-norm = { tau = 1.0 } } | { logit-adjust = { tau = 1 } }

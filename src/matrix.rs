@@ -694,6 +694,12 @@ fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Setti
         return Err("`batch-size` must be at least 1".to_string());
     }
     settings.loss.check().map_err(|e| format!("`loss` {}: {e}", settings.loss.label()))?;
+    if settings.sampler.meta().is_some() {
+        return Err(format!(
+            "`sampler` {} is applied only in decoupled training (stage 2), as the paper; set `stage1`",
+            settings.sampler.label()
+        ));
+    }
     if let (Length::Epochs(w), Length::Epochs(e)) = (settings.schedule.warmup, settings.length) {
         if w >= e {
             return Err(format!("`schedule.warmup-epochs` = {w} must be below `epochs` = {e}"));
@@ -850,6 +856,12 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
         optimizer: resolve_optimizer(&o.optimizer, &merged_defaults)?,
     };
     stage2.loss.check().map_err(|e| format!("`loss` {}: {e}", stage2.loss.label()))?;
+    if let Some(meta) = stage2.sampler.meta() {
+        meta.check().map_err(|e| format!("`sampler`: {e}"))?;
+        if stage2.classifier != Stage2Classifier::Retrain {
+            return Err("the Meta Sampler and Reweighter train a fresh classifier (`stage2.classifier = \"retrain\"`)".to_string());
+        }
+    }
     if stage2.iterations == 0 || stage2.batch_size == 0 {
         return Err("`stage2.iterations` and `stage2.batch-size` must be at least 1".to_string());
     }

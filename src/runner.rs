@@ -267,10 +267,24 @@ fn to_metrics(job: &Job, data: &RunData, trained: Trained) -> Metrics {
         final_train_loss: trained.final_train_loss,
         validation_top1: trained.validation_top1,
         tau: trained.tau,
+        meta_rates_variance: trained
+            .meta_rates
+            .as_ref()
+            .and_then(|h| h.last())
+            .map(|r| variance(r)),
+        meta_rates: trained.meta_rates,
         class_counts: data.class_counts.clone(),
         train_indices_sha256: data.indices_sha256.clone(),
         evaluation: trained.evaluation,
     }
+}
+
+/// Population variance.
+fn variance(values: &[f64]) -> f64 {
+    #[allow(clippy::cast_precision_loss)]
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n
 }
 
 fn record_failure(job: &Job, err: &anyhow::Error) -> anyhow::Result<()> {

@@ -146,6 +146,14 @@ pub struct Metrics {
     /// tau used by a post-hoc adjustment (chosen on the validation split unless fixed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tau: Option<f64>,
+    /// Meta Sampler/Reweighter: the learned rates `sigmoid(phi)` after each tenth of stage 2
+    /// (the last row is the final rates; the paper's Figure 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_rates: Option<Vec<Vec<f64>>>,
+    /// Population variance over classes of the final rates (the paper reports 0.13 with Softmax
+    /// and 0.03 with Balanced Softmax on CIFAR-100-LT IF 200).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta_rates_variance: Option<f64>,
     /// Per-class training counts.
     pub class_counts: Vec<usize>,
     /// SHA-256 of the chosen training indices.

@@ -253,19 +253,31 @@ fn render_caption(out: &mut String, report: &MatrixReport) {
     );
 }
 
-/// The tau each post-hoc run used, per method and column.
+/// Per-run values worth a line: the tau of post-hoc runs, the variance of learned meta rates.
 fn render_taus(out: &mut String, report: &MatrixReport) {
     for cell in &report.cells {
-        let taus: Vec<String> =
-            cell.runs.iter().filter_map(|m| m.tau).map(|t| format!("{t}")).collect();
-        if !taus.is_empty() {
-            let _ = writeln!(
-                out,
-                "`{}` on {}: tau per seed {}.",
-                cell.cell.method.name,
-                cell.cell.column.id(),
-                taus.join(", ")
-            );
+        let line = |what: &str, values: Vec<String>| {
+            (!values.is_empty()).then(|| {
+                format!(
+                    "`{}` on {}: {what} per seed {}.",
+                    cell.cell.method.name,
+                    cell.cell.column.id(),
+                    values.join(", ")
+                )
+            })
+        };
+        let taus = cell.runs.iter().filter_map(|m| m.tau).map(|t| format!("{t}")).collect();
+        let variances = cell
+            .runs
+            .iter()
+            .filter_map(|m| m.meta_rates_variance)
+            .map(|v| format!("{v:.4}"))
+            .collect();
+        for text in [line("tau", taus), line("variance of the learned rates", variances)]
+            .into_iter()
+            .flatten()
+        {
+            let _ = writeln!(out, "{text}");
         }
     }
 }

@@ -59,6 +59,11 @@ impl ClassBalanced {
         }
     }
 
+    /// The next `count` indices of the class-aware stream (the Meta Sampler's meta batches).
+    pub fn draw(&mut self, count: usize, rng: &mut ChaCha8Rng) -> Vec<i64> {
+        (0..count).map(|_| self.next_index(rng)).collect()
+    }
+
     fn next_index(&mut self, rng: &mut ChaCha8Rng) -> i64 {
         if self.current.is_none() || self.taken == self.per_visit {
             self.current = Some(usize::try_from(self.classes.next(rng)).expect("class"));

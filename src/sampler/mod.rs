@@ -5,6 +5,7 @@
 
 mod class_balanced;
 mod instance;
+mod meta;
 mod progressive;
 mod square_root;
 
@@ -13,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 pub use class_balanced::ClassBalanced;
 pub use instance::Instance;
+pub use meta::{Adam, MetaSet, MetaSpec};
 pub use progressive::ProgressivelyBalanced;
 pub use square_root::SquareRoot;
 
@@ -37,22 +39,42 @@ pub enum SamplerSpec {
     /// Progressively-balanced (Kang et al.): class probabilities interpolated linearly over the
     /// epochs from instance-balanced to class-balanced, then a uniform image, with replacement.
     ProgressivelyBalanced,
+    /// Meta Sampler (Ren et al. §3.2): per-class rates learned by a one-step look-ahead on a
+    /// class-balanced meta batch; batches drawn by a straight-through Gumbel-softmax over all
+    /// training instances. Stage 2 of decoupled training only (as the paper).
+    Meta(MetaSpec),
+    /// Meta Reweighter (Ren et al. App. B.2): the same bi-level update, but instance-balanced
+    /// batches whose per-sample losses are weighted by their class's rate. Stage 2 only.
+    MetaReweighter(MetaSpec),
 }
 
 impl SamplerSpec {
     /// Stable label used in plans and tables.
     #[must_use]
-    pub fn label(&self) -> &'static str {
+    pub fn label(&self) -> String {
         match self {
-            SamplerSpec::Instance => "instance",
-            SamplerSpec::ClassBalanced => "class-balanced",
-            SamplerSpec::SquareRoot => "square-root",
-            SamplerSpec::ProgressivelyBalanced => "progressively-balanced",
+            SamplerSpec::Instance => "instance".to_string(),
+            SamplerSpec::ClassBalanced => "class-balanced".to_string(),
+            SamplerSpec::SquareRoot => "square-root".to_string(),
+            SamplerSpec::ProgressivelyBalanced => "progressively-balanced".to_string(),
+            SamplerSpec::Meta(m) => format!("meta-sampler ({})", m.label()),
+            SamplerSpec::MetaReweighter(m) => format!("meta-reweighter ({})", m.label()),
+        }
+    }
+
+    /// The meta settings of the Meta Sampler or Reweighter.
+    #[must_use]
+    pub fn meta(&self) -> Option<&MetaSpec> {
+        match self {
+            SamplerSpec::Meta(m) | SamplerSpec::MetaReweighter(m) => Some(m),
+            _ => None,
         }
     }
 
     /// Builds the sampler over training `labels` with `classes` classes, for a training of
-    /// `epochs` epochs (used by the progressively-balanced schedule).
+    /// `epochs` epochs (used by the progressively-balanced schedule). The Meta Reweighter's
+    /// batches are instance-balanced; the Meta Sampler draws its own batches (`train::meta`) and
+    /// has no batch sampler.
     #[must_use]
     pub fn build(&self, labels: &[i64], classes: usize, epochs: u64) -> Box<dyn Sampler> {
         match self {
@@ -61,6 +83,10 @@ impl SamplerSpec {
             SamplerSpec::SquareRoot => Box::new(SquareRoot::new(labels, classes, 0.5)),
             SamplerSpec::ProgressivelyBalanced => {
                 Box::new(ProgressivelyBalanced::new(labels, classes, epochs))
+            }
+            SamplerSpec::MetaReweighter(_) => Box::new(Instance::new(labels.len())),
+            SamplerSpec::Meta(_) => {
+                unreachable!("the Meta Sampler draws its batches in train::meta (validated)")
             }
         }
     }

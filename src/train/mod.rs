@@ -4,6 +4,8 @@
 //! stream comes from the run's [`RunSeeds`].
 
 pub mod evaluate;
+mod gumbel;
+mod meta;
 pub mod schedule;
 mod select;
 mod stage2;
@@ -100,6 +102,8 @@ pub struct Trained {
     pub final_train_loss: Option<f64>,
     /// tau chosen or used by a post-hoc adjustment.
     pub tau: Option<f64>,
+    /// Meta Sampler/Reweighter: the rates `sigmoid(phi)` after each tenth of stage 2.
+    pub meta_rates: Option<Vec<Vec<f64>>>,
 }
 
 /// Trains a network end to end and saves the selected model to `checkpoint`.
@@ -170,6 +174,7 @@ pub fn end_to_end(
         selected_iteration,
         final_train_loss: Some(last_loss),
         tau: None,
+        meta_rates: None,
     })
 }
 
@@ -206,6 +211,46 @@ impl EpochLosses {
             Some((first, loss)) if epoch >= *first => &**loss,
             _ => &*self.plain,
         }
+    }
+}
+
+/// Progress (and selection) points of stage 2: ten blocks of iterations (fewer with fewer
+/// iterations), reporting the mean loss of the last 100 iterations.
+struct Blocks {
+    every: usize,
+    count: u64,
+    done: usize,
+    recent: std::collections::VecDeque<f64>,
+}
+
+impl Blocks {
+    fn new(iterations: usize) -> Blocks {
+        let every = (iterations / 10).max(1);
+        let recent = std::collections::VecDeque::with_capacity(101);
+        Blocks { every, count: (iterations / every) as u64, done: 0, recent }
+    }
+
+    /// Number of blocks.
+    fn count(&self) -> u64 {
+        self.count
+    }
+
+    /// Records an iteration's loss; at the end of a block, returns its 1-based number and the
+    /// recent mean loss.
+    fn push(&mut self, value: f64) -> Option<(u64, f64)> {
+        self.recent.push_back(value);
+        if self.recent.len() > 100 {
+            self.recent.pop_front();
+        }
+        self.done += 1;
+        (self.done % self.every == 0).then(|| ((self.done / self.every) as u64, self.mean()))
+    }
+
+    /// Mean loss of the last 100 iterations.
+    fn mean(&self) -> f64 {
+        #[allow(clippy::cast_precision_loss)]
+        let n = self.recent.len() as f64;
+        self.recent.iter().sum::<f64>() / n
     }
 }
 

@@ -11,12 +11,12 @@ use tch::nn::{self, Module};
 use tch::{Device, Tensor};
 
 use super::select::Splits;
-use super::{evaluate, select, LrPlan, Progress, Sgd, TrainError, Trained};
+use super::{evaluate, meta, select, Blocks, LrPlan, Progress, Sgd, TrainError, Trained};
 use crate::data::RunData;
 use crate::loss::{log_prior, BuildContext};
 use crate::matrix::{RunSeeds, Settings, Stage2, Stage2Classifier};
 use crate::model::{linear_classifier, Classifier, Network, Phase};
-use crate::sampler::Sampler;
+use crate::sampler::{MetaSet, Sampler};
 use crate::seed::torch_seed;
 
 /// The frozen stage-1 model: features of every split and its classifier's weights.
@@ -43,6 +43,9 @@ pub fn stage2(
 ) -> Result<Trained, TrainError> {
     let frozen = frozen(stage1, data, device, checkpoint)?;
     match &stage2.classifier {
+        Stage2Classifier::Retrain if stage2.sampler.meta().is_some() => {
+            train_meta(stage2, &frozen, data, seeds, progress)
+        }
         Stage2Classifier::Retrain | Stage2Classifier::Lws => {
             train_classifier(stage2, &frozen, data, seeds, device, progress)
         }
@@ -104,42 +107,61 @@ fn train_classifier(
     };
     let mut order = ChaCha8Rng::seed_from_u64(seeds.order);
     let batches = batches(&mut *sampler, batch, stage2.iterations as usize, &mut order);
-    // Progress (and selection) in ten blocks of iterations (fewer with fewer iterations).
-    let report_every = (batches.len() / 10).max(1);
-    let blocks = (batches.len() / report_every) as u64;
-    let mut recent = std::collections::VecDeque::with_capacity(101);
+    let mut blocks = Blocks::new(batches.len());
     let mut best = select::Best::new(stage2.selection);
+    let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
     for (iteration, indices) in (0u64..).zip(&batches) {
         let index = Tensor::from_slice(indices).to_device(device);
         let logits = head.forward(&frozen.train.index_select(0, &index));
         let value = sgd
             .step(&*loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
             .map_err(|value| TrainError::Diverged { epoch: 1, iteration, value })?;
-        recent.push_back(value);
-        if recent.len() > 100 {
-            recent.pop_front();
-        }
-        let done = usize::try_from(iteration).expect("fits") + 1;
-        if done % report_every == 0 {
-            let splits =
-                Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
+        if let Some((block, mean)) = blocks.push(value) {
             best.offer_split(&vs, iteration + 1, &splits, |f| head.forward(f));
-            #[allow(clippy::cast_precision_loss)]
-            progress.epoch(
-                (done / report_every) as u64,
-                blocks,
-                recent.iter().sum::<f64>() / recent.len() as f64,
-                plan.at(iteration),
-            );
+            progress.epoch(block, blocks.count(), mean, plan.at(iteration));
         }
     }
     let selected_iteration = best.restore(&vs, batches.len() as u64);
-    #[allow(clippy::cast_precision_loss)]
-    let final_train_loss = recent.iter().sum::<f64>() / recent.len() as f64;
     let mut trained = finish(|f| head.forward(f), frozen, data, None);
     trained.iterations = batches.len() as u64;
     trained.selected_iteration = selected_iteration;
-    trained.final_train_loss = Some(final_train_loss);
+    trained.final_train_loss = Some(blocks.mean());
+    Ok(trained)
+}
+
+/// Stage 2 with the Meta Sampler or Reweighter (`train::meta`) on the frozen features.
+fn train_meta(
+    stage2: &Stage2,
+    frozen: &Frozen,
+    data: &RunData,
+    seeds: &RunSeeds,
+    progress: &mut dyn Progress,
+) -> Result<Trained, TrainError> {
+    let spec = stage2.sampler.meta().expect("a meta sampler");
+    let val_labels = Vec::<i64>::try_from(&data.val_y.to_device(Device::Cpu)).expect("int64");
+    let (meta_x, meta_y, meta_labels) = match spec.meta_set {
+        MetaSet::Train => (&frozen.train, &data.train_y, &data.train_labels[..]),
+        MetaSet::Validation => (&frozen.val, &data.val_y, &val_labels[..]),
+    };
+    let input = meta::MetaData {
+        train_x: &frozen.train,
+        train_y: &data.train_y,
+        train_labels: &data.train_labels,
+        meta_x,
+        meta_y,
+        meta_labels,
+        counts: &data.class_counts,
+    };
+    let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
+    let mut best = select::Best::new(stage2.selection);
+    let (vs, linear, outcome) =
+        meta::train(stage2, spec, &input, seeds, (&splits, &mut best), progress)?;
+    let selected_iteration = best.restore(&vs, outcome.iterations);
+    let mut trained = finish(|f| linear.forward(f), frozen, data, None);
+    trained.iterations = outcome.iterations;
+    trained.selected_iteration = selected_iteration;
+    trained.final_train_loss = Some(outcome.final_train_loss);
+    trained.meta_rates = Some(outcome.rates);
     Ok(trained)
 }
 
@@ -193,6 +215,7 @@ fn finish(
         selected_iteration: 0,
         final_train_loss: None,
         tau,
+        meta_rates: None,
     }
 }
 

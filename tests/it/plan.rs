@@ -152,3 +152,23 @@ fn decoupled_classifiers_are_checked_against_stage1() {
     ));
     assert!(e.contains("`drw` belongs to the stage-1 method"), "{e}");
 }
+
+#[test]
+fn meta_samplers_belong_to_stage2_and_take_parameters() {
+    let stage1 = "[[methods]]\nname = \"ce\"\n";
+    let rendered = plan_ok(&format!(
+        "{HEAD}{stage1}[[methods]]\nname = \"balms\"\nstage1 = \"ce\"\nloss = \"balanced-softmax\"\nsampler = \"meta\"\n[[methods]]\nname = \"mr\"\nstage1 = \"ce\"\nsampler = {{ meta-reweighter = {{ init-pow = 0.1, betas = [0.9, 0.99], meta-set = \"validation\" }} }}\n"
+    ));
+    assert!(rendered.contains("sampler meta-sampler (init-pow 0, adam lr 0.01 betas (0.9, 0.999), meta batch 512 class-balanced from train, temperature 1)"), "{rendered}");
+    assert!(rendered.contains("meta-reweighter (init-pow 0.1, adam lr 0.01 betas (0.9, 0.99), meta batch 512 class-balanced from validation"), "{rendered}");
+    let e = plan_error(&format!("{HEAD}[[methods]]\nname = \"a\"\nsampler = \"meta\"\n"));
+    assert!(e.contains("only in decoupled training"), "{e}");
+    let e = plan_error(&format!(
+        "{HEAD}{stage1}[[methods]]\nname = \"m\"\nstage1 = \"ce\"\nsampler = {{ meta = {{ lr = 0.0 }} }}\n"
+    ));
+    assert!(e.contains("`lr` = 0 must be positive"), "{e}");
+    let e = plan_error(&format!(
+        "{HEAD}{stage1}[[methods]]\nname = \"m\"\nstage1 = \"ce\"\nsampler = \"meta\"\nstage2 = {{ classifier = \"lws\" }}\n"
+    ));
+    assert!(e.contains("fresh classifier"), "{e}");
+}

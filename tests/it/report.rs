@@ -29,6 +29,8 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
         final_train_loss: Some(0.1),
         validation_top1: top1,
         tau: None,
+        meta_rates: None,
+        meta_rates_variance: None,
         class_counts: counts,
         train_indices_sha256: format!("{}-{seed}", cell.column.id()),
         evaluation: Evaluation {

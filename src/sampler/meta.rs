@@ -1,0 +1,173 @@
+//! The Meta Sampler's and Meta Reweighter's settings and learnable sample rates (Ren et al.,
+//! §3.2 and App. B; official `data/MetaSampler.py`). The bi-level training step that uses them is
+//! in `train::meta`.
+
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+/// Where meta batches come from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetaSet {
+    /// Class-balanced from the long-tailed training set (the paper; the official CIFAR configs).
+    #[default]
+    Train,
+    /// Class-balanced from the validation split (the official ImageNet-LT and Places-LT configs).
+    Validation,
+}
+
+/// Settings of the Meta Sampler and Meta Reweighter. Defaults are the official code's (the
+/// paper's differing values in brackets): `init-pow` 0 (all rates 0.5), meta Adam lr 0.01,
+/// betas (0.9, 0.999) [paper (0.9, 0.99)], meta batch 512 class-balanced from the training set
+/// [the paper says the same; the official ImageNet-LT/Places-LT configs use the validation
+/// split], Gumbel temperature 1 [paper: unstated].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
+pub struct MetaSpec {
+    /// Initial rates from `s_c = (n_c / n)^(-init-pow)` scaled by `1 / (min s + max s)`
+    /// (official `init_learner`; ImageNet-LT 0.1, Places-LT 0.3).
+    pub init_pow: f64,
+    /// Adam learning rate of the rates' logits.
+    pub lr: f64,
+    /// Adam betas.
+    pub betas: [f64; 2],
+    /// Meta batch size (one image per class visit).
+    pub meta_batch: u32,
+    /// Source of the meta batches.
+    pub meta_set: MetaSet,
+    /// Temperature of the Gumbel-softmax.
+    pub temperature: f64,
+}
+
+impl Default for MetaSpec {
+    fn default() -> MetaSpec {
+        MetaSpec {
+            init_pow: 0.0,
+            lr: 0.01,
+            betas: [0.9, 0.999],
+            meta_batch: 512,
+            meta_set: MetaSet::Train,
+            temperature: 1.0,
+        }
+    }
+}
+
+impl MetaSpec {
+    /// Stable label used in plans.
+    #[must_use]
+    pub fn label(&self) -> String {
+        let set = match self.meta_set {
+            MetaSet::Train => "train",
+            MetaSet::Validation => "validation",
+        };
+        format!(
+            "init-pow {}, adam lr {} betas ({}, {}), meta batch {} class-balanced from {set}, temperature {}",
+            self.init_pow, self.lr, self.betas[0], self.betas[1], self.meta_batch, self.temperature
+        )
+    }
+
+    /// Checks ranges (called when a matrix is validated).
+    ///
+    /// # Errors
+    /// A message naming the parameter.
+    pub fn check(&self) -> Result<(), String> {
+        if !(self.init_pow.is_finite() && self.init_pow >= 0.0) {
+            return Err(format!("`init-pow` = {} must be non-negative", self.init_pow));
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("`lr` = {} must be positive", self.lr));
+        }
+        if self.betas.iter().any(|b| !(0.0..1.0).contains(b)) {
+            return Err(format!("`betas` = {:?} must be in [0, 1)", self.betas));
+        }
+        if self.meta_batch == 0 {
+            return Err("`meta-batch` must be at least 1".to_string());
+        }
+        if !(self.temperature.is_finite() && self.temperature > 0.0) {
+            return Err(format!("`temperature` = {} must be positive", self.temperature));
+        }
+        Ok(())
+    }
+
+    /// Initial logits `phi` of the rates (official `init_learner`): `s_c = p_c^(-init-pow)`,
+    /// `s_c /= min s + max s`, `phi_c = logit(s_c)`. `init-pow` 0 gives `phi = 0`, rates 0.5.
+    #[must_use]
+    pub fn initial_logits(&self, counts: &[usize]) -> Vec<f64> {
+        #[allow(clippy::cast_precision_loss)]
+        let total = counts.iter().sum::<usize>() as f64;
+        #[allow(clippy::cast_precision_loss)]
+        let s: Vec<f64> = counts.iter().map(|&n| (n as f64 / total).powf(-self.init_pow)).collect();
+        let (min, max) = s.iter().fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
+        s.iter().map(|v| v / (min + max)).map(|v| v.ln() - (1.0 - v).ln()).collect()
+    }
+}
+
+/// Adam (PyTorch's `torch.optim.Adam`, no weight decay, eps 1e-8) on one tensor.
+#[derive(Debug)]
+pub struct Adam {
+    lr: f64,
+    betas: [f64; 2],
+    m: Tensor,
+    v: Tensor,
+    step: i32,
+}
+
+impl Adam {
+    /// Adam state for a parameter of `size` elements.
+    #[must_use]
+    pub fn new(spec: &MetaSpec, size: i64, kind: Kind, device: Device) -> Adam {
+        Adam {
+            lr: spec.lr,
+            betas: spec.betas,
+            m: Tensor::zeros([size], (kind, device)),
+            v: Tensor::zeros([size], (kind, device)),
+            step: 0,
+        }
+    }
+
+    /// One step of `parameter` against `gradient`, in place, without tracking gradients.
+    pub fn step(&mut self, parameter: &mut Tensor, gradient: &Tensor) {
+        let _guard = tch::no_grad_guard();
+        let [b1, b2] = self.betas;
+        self.step += 1;
+        self.m = &self.m * b1 + gradient * (1.0 - b1);
+        self.v = &self.v * b2 + gradient.square() * (1.0 - b2);
+        let m_hat = &self.m / (1.0 - b1.powi(self.step));
+        let v_hat = &self.v / (1.0 - b2.powi(self.step));
+        let update = m_hat / (v_hat.sqrt() + 1e-8) * self.lr;
+        let _ = parameter.f_sub_(&update).expect("in-place update of a leaf without grad mode");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initial_rates_match_the_official_configs() {
+        // paper-facts 3.2 [derived]: ImageNet-LT (init_pow 0.1, counts 1280..5) gives head rate
+        // 0.3648 and tail rate 0.6352; Places-LT (0.3, 4980..5) 0.1119 and 0.8881.
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let spec = |p| MetaSpec { init_pow: p, ..MetaSpec::default() };
+        let imagenet = spec(0.1).initial_logits(&[1280, 100, 5]);
+        assert!((sigmoid(imagenet[0]) - 0.3648).abs() < 1e-4, "{imagenet:?}");
+        assert!((sigmoid(imagenet[2]) - 0.6352).abs() < 1e-4);
+        let places = spec(0.3).initial_logits(&[4980, 300, 5]);
+        assert!(
+            (sigmoid(places[0]) - 0.1119).abs() < 1e-4
+                && (sigmoid(places[2]) - 0.8881).abs() < 1e-4
+        );
+        assert!(spec(0.0).initial_logits(&[100, 3]).iter().all(|&p| p.abs() < 1e-15));
+    }
+
+    #[test]
+    fn adam_matches_a_hand_computed_step() {
+        // First Adam step moves each coordinate by lr * sign(g) (bias-corrected m/sqrt(v) = g/|g|).
+        let spec = MetaSpec::default();
+        let mut p = Tensor::from_slice(&[0.0f64, 1.0]);
+        let mut adam = Adam::new(&spec, 2, Kind::Double, Device::Cpu);
+        adam.step(&mut p, &Tensor::from_slice(&[2.0f64, -0.5]));
+        let got = Vec::<f64>::try_from(&p).unwrap();
+        assert!((got[0] + 0.01).abs() < 1e-9 && (got[1] - 1.01).abs() < 1e-9, "{got:?}");
+    }
+}

@@ -1,0 +1,551 @@
+//! Stage 2 with the Meta Sampler or the Meta Reweighter (Ren et al. §3.2, App. B; official
+//! `MetaSampler.py` and `run_networks.py::meta_forward`), on frozen features.
+//!
+//! Each iteration: (1) draw a batch with the current rates `pi = sigmoid(phi)`: a straight-through
+//! Gumbel-softmax over all `N` training instances, instance `i` weighted `pi[y_i]`, temperature
+//! `tau`, with replacement (the Reweighter instead takes an instance-balanced batch and weights
+//! each loss by `pi[y]`); (2) a differentiable copy of the classifier takes one step of the live
+//! SGD (current learning rate, momentum buffer, weight decay) on the batch's loss, re-weighted by
+//! the soft sample so that it connects to `phi` without changing its value; (3) the look-ahead
+//! classifier's plain softmax cross-entropy on a class-balanced meta batch is backpropagated to
+//! `phi`, which takes an Adam step; (4) the live classifier takes its SGD step on the batch's plain
+//! loss (the Reweighter: weighted by the detached rates).
+//!
+//! Memory and time: the official sampler keeps a `B x N` straight-through matrix per batch for
+//! autograd. Here the soft sample at the chosen index is computed from per-class summaries of
+//! the same `B x N` i.i.d. Gumbel noise (for each row and class: the largest value, where it is,
+//! and the log-sum-exp), which is exactly the softmax over `N` because instances of one class
+//! share a weight. The summaries are computed in one fused pass over the noise without storing
+//! it (`train::gumbel`); autograd holds `B x C`.
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tch::nn::{self, Module};
+use tch::{Device, Kind, Tensor};
+
+use super::gumbel;
+use super::select::{Best, Splits};
+use super::{Blocks, LrPlan, Progress, TrainError};
+use crate::loss::{BuildContext, Loss, Terms};
+use crate::matrix::{Optimizer, RunSeeds, Stage2};
+use crate::model::linear_classifier;
+use crate::sampler::{by_class, Adam, ClassBalanced, MetaSpec, SamplerSpec};
+use crate::seed::torch_seed;
+
+/// Training inputs of the bi-level loop: features with labels for the batches and the meta set.
+pub(super) struct MetaData<'a> {
+    pub(super) train_x: &'a Tensor,
+    pub(super) train_y: &'a Tensor,
+    pub(super) train_labels: &'a [i64],
+    pub(super) meta_x: &'a Tensor,
+    pub(super) meta_y: &'a Tensor,
+    pub(super) meta_labels: &'a [i64],
+    pub(super) counts: &'a [usize],
+}
+
+/// What the bi-level loop returns besides the trained classifier.
+pub(super) struct MetaOutcome {
+    pub(super) iterations: u64,
+    pub(super) final_train_loss: f64,
+    /// Rates `sigmoid(phi)` after each tenth of training.
+    pub(super) rates: Vec<Vec<f64>>,
+}
+
+/// A batch drawn by the straight-through Gumbel-softmax, with what the soft sample needs.
+pub(super) struct Draw {
+    /// Chosen training indices `[B]`.
+    pub(super) index: Tensor,
+    /// Their classes `[B]`.
+    class: Tensor,
+    /// The Gumbel noise at the chosen instance `[B]`.
+    chosen_noise: Tensor,
+    /// `logsumexp` over each class's instances of `noise / tau`, `[B, C]`.
+    class_lse: Tensor,
+}
+
+impl Draw {
+    /// Draws `batch` indices given the log-rates `[C]` (no gradient): row `b`'s noise comes from
+    /// the generator of stream `first_stream + b` under `seed` (see [`gumbel::summaries`]).
+    pub(super) fn sample(
+        members: &[Vec<i64>],
+        log_rates: &Tensor,
+        batch: usize,
+        (seed, first_stream): (u64, u64),
+        tau: f64,
+    ) -> Draw {
+        let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
+        let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
+        let rows = gumbel::summaries(&sizes, batch, seed, first_stream, tau, threads);
+        let table = |f: &dyn Fn(&gumbel::RowSummary) -> Vec<f64>| {
+            let flat: Vec<f64> = rows.iter().flat_map(f).collect();
+            Tensor::from_slice(&flat)
+                .view([i64::try_from(batch).expect("fits"), -1])
+                .to_kind(log_rates.kind())
+                .to_device(log_rates.device())
+        };
+        #[allow(clippy::cast_precision_loss)]
+        let positions = table(&|r| r.position.iter().map(|&p| p as f64).collect());
+        Draw::from_summaries(
+            members,
+            log_rates,
+            table(&|r| r.max.clone()),
+            positions.to_kind(Kind::Int64),
+            table(&|r| r.lse.clone()),
+        )
+    }
+
+    /// As [`Draw::sample`] with the noise of each class block from `noise(n_c)` (`[B, n_c]`):
+    /// the reference computation on materialised noise.
+    #[cfg(test)]
+    pub(super) fn from_noise(
+        members: &[Vec<i64>],
+        log_rates: &Tensor,
+        tau: f64,
+        mut noise: impl FnMut(usize) -> Tensor,
+    ) -> Draw {
+        let _guard = tch::no_grad_guard();
+        let (mut maxima, mut positions, mut sums) = (Vec::new(), Vec::new(), Vec::new());
+        for class in members {
+            let g = noise(class.len());
+            let (max, at) = g.max_dim(1, false);
+            maxima.push(max);
+            positions.push(at);
+            sums.push((g / tau).logsumexp([1], false));
+        }
+        Draw::from_summaries(
+            members,
+            log_rates,
+            Tensor::stack(&maxima, 1),
+            Tensor::stack(&positions, 1),
+            Tensor::stack(&sums, 1),
+        )
+    }
+
+    /// The draw from per-(row, class) summaries `[B, C]`: largest noise, its position in the
+    /// class, and log-sum-exp of the noise over the temperature.
+    fn from_summaries(
+        members: &[Vec<i64>],
+        log_rates: &Tensor,
+        maxima: Tensor,
+        positions: Tensor,
+        class_lse: Tensor,
+    ) -> Draw {
+        let _guard = tch::no_grad_guard();
+        let device = log_rates.device();
+        // argmax over all N of log w_i + g_i: the best class by (log pi_c + its largest noise).
+        let class = (&maxima + log_rates.detach().unsqueeze(0)).argmax(1, false);
+        let pick = |t: &Tensor| t.gather(1, &class.unsqueeze(1), false).squeeze_dim(1);
+        let (chosen_noise, within) = (pick(&maxima), pick(&positions));
+        let classes = Vec::<i64>::try_from(&class.to_device(Device::Cpu)).expect("int64");
+        let within = Vec::<i64>::try_from(&within.to_device(Device::Cpu)).expect("int64");
+        let index: Vec<i64> = classes
+            .iter()
+            .zip(&within)
+            .map(|(&c, &w)| {
+                members[usize::try_from(c).expect("class")][usize::try_from(w).expect("pos")]
+            })
+            .collect();
+        Draw { index: Tensor::from_slice(&index).to_device(device), class, chosen_noise, class_lse }
+    }
+
+    /// The soft Gumbel-softmax value at each chosen instance, `[B]`, differentiable in `phi`:
+    /// `exp((log pi_c* + g_i*)/tau - logsumexp_i (log pi_y_i + g_i)/tau)`.
+    pub(super) fn soft(&self, phi: &Tensor, tau: f64) -> Tensor {
+        let log_rates = phi.log_sigmoid();
+        let chosen = (log_rates.index_select(0, &self.class) + &self.chosen_noise) / tau;
+        let total = (log_rates.unsqueeze(0) / tau + &self.class_lse).logsumexp([1], false);
+        (chosen - total).exp()
+    }
+}
+
+/// Live classifier parameters and their SGD momentum buffers.
+struct Classifier {
+    weight: Tensor,
+    bias: Tensor,
+    buffers: [Tensor; 2],
+}
+
+/// One SGD step as `torch.optim.SGD` (dampening 0; the first step's buffer is the gradient):
+/// returns the new parameter and buffer. Differentiable when its inputs are.
+fn sgd_step(
+    p: &Tensor,
+    grad: &Tensor,
+    buffer: &Tensor,
+    o: &Optimizer,
+    lr: f64,
+) -> (Tensor, Tensor) {
+    let g = grad + p * o.weight_decay;
+    let buffer = buffer * o.momentum + &g;
+    let step = if o.nesterov { &g + &buffer * o.momentum } else { buffer.shallow_clone() };
+    (p - step * lr, buffer)
+}
+
+/// The batch loss with per-sample multipliers `scale` (`[B]`): the Meta Sampler's straight-through
+/// weights keep the plain loss's normaliser; the Reweighter normalises by the weights' sum.
+fn scaled_loss(terms: &Terms, scale: &Tensor, normalise: bool) -> Tensor {
+    let weights = terms.weights.as_ref().map_or_else(|| scale.ones_like(), Tensor::shallow_clone);
+    let numerator = (&terms.values * scale).sum(None);
+    if normalise {
+        numerator / (weights * scale).sum(None)
+    } else {
+        numerator / weights.sum(None)
+    }
+}
+
+/// The look-ahead: one differentiable SGD step of a copy of the classifier on the batch loss
+/// scaled by `scale`, then the plain softmax cross-entropy of the result on the meta batch.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn look_ahead_meta_loss(
+    weight: &Tensor,
+    bias: &Tensor,
+    buffers: &[Tensor; 2],
+    loss: &dyn Loss,
+    (x, y): (&Tensor, &Tensor),
+    (scale, normalise): (&Tensor, bool),
+    (meta_x, meta_y): (&Tensor, &Tensor),
+    optimizer: &Optimizer,
+    lr: f64,
+) -> Tensor {
+    let w0 = weight.detach().set_requires_grad(true);
+    let b0 = bias.detach().set_requires_grad(true);
+    let inner = scaled_loss(&loss.terms(&x.linear(&w0, Some(&b0)), y), scale, normalise);
+    let grads = Tensor::run_backward(&[inner], &[&w0, &b0], true, true);
+    let (w1, _) = sgd_step(&w0, &grads[0], &buffers[0], optimizer, lr);
+    let (b1, _) = sgd_step(&b0, &grads[1], &buffers[1], optimizer, lr);
+    // Plain softmax cross-entropy in the features' precision (tch's `cross_entropy_for_logits`
+    // computes in f32).
+    let logits = meta_x.linear(&w1, Some(&b1));
+    logits.log_softmax(-1, logits.kind()).nll_loss(meta_y)
+}
+
+/// Runs the bi-level stage 2 for `iterations` iterations.
+#[allow(clippy::too_many_lines)]
+pub(super) fn train(
+    stage2: &Stage2,
+    spec: &MetaSpec,
+    data: &MetaData<'_>,
+    seeds: &RunSeeds,
+    selection: (&Splits<'_>, &mut Best),
+    progress: &mut dyn Progress,
+) -> Result<(nn::VarStore, nn::Linear, MetaOutcome), TrainError> {
+    let device = data.train_x.device();
+    let reweight = matches!(stage2.sampler, SamplerSpec::MetaReweighter(_));
+    tch::manual_seed(torch_seed(seeds.init));
+    let vs = nn::VarStore::new(device);
+    let classes = i64::try_from(data.counts.len()).expect("fits");
+    let linear = linear_classifier(&(vs.root() / "classifier"), data.train_x.size()[1], classes);
+    let mut live = Classifier {
+        weight: linear.ws.shallow_clone(),
+        bias: linear.bs.as_ref().expect("bias").shallow_clone(),
+        buffers: [linear.ws.zeros_like(), linear.bs.as_ref().expect("bias").zeros_like()],
+    };
+    let loss = stage2.loss.build(&BuildContext::new(data.counts.to_vec(), device))?;
+    let phi_init = Tensor::from_slice(&spec.initial_logits(data.counts));
+    let mut phi = phi_init.to_kind(data.train_x.kind()).to_device(device).set_requires_grad(true);
+    let mut adam = Adam::new(spec, classes, phi.kind(), device);
+    let members = by_class(data.train_labels, data.counts.len());
+    let mut meta_set = ClassBalanced::new(data.meta_labels, data.counts.len(), 1);
+    let mut order = ChaCha8Rng::seed_from_u64(seeds.order);
+    let mut meta_order = ChaCha8Rng::seed_from_u64(seeds.order);
+    meta_order.set_stream(1);
+    let gumbel_seed = crate::seed::Seed(seeds.order).derive("gumbel");
+    let batch = stage2.batch_size as usize;
+    let mut instance = SamplerSpec::Instance.build(data.train_labels, data.counts.len(), 1);
+    let mut queued: Vec<Vec<i64>> = Vec::new();
+    let plan = LrPlan {
+        peak: stage2.optimizer.lr,
+        total: u64::from(stage2.iterations),
+        warmup: 0,
+        start_factor: 1.0,
+    };
+    let mut blocks = Blocks::new(stage2.iterations as usize);
+    let mut rates = Vec::new();
+    let (splits, best) = selection;
+    for iteration in 0..u64::from(stage2.iterations) {
+        let lr = plan.at(iteration);
+        // (1) the batch and its per-sample multipliers, connected to phi.
+        let (index, scale) = if reweight {
+            if queued.is_empty() {
+                queued = instance.epoch(batch, &mut order);
+                queued.reverse();
+            }
+            let index = Tensor::from_slice(&queued.pop().expect("refilled")).to_device(device);
+            let classes_of = data.train_y.index_select(0, &index);
+            (index, phi.sigmoid().index_select(0, &classes_of))
+        } else {
+            let stream = iteration * batch as u64;
+            let draw = Draw::sample(
+                &members,
+                &phi.log_sigmoid(),
+                batch,
+                (gumbel_seed, stream),
+                spec.temperature,
+            );
+            let soft = draw.soft(&phi, spec.temperature);
+            let scale = soft.detach().neg().g_add_scalar(1.0) + &soft;
+            (draw.index, scale)
+        };
+        let (x, y) = (data.train_x.index_select(0, &index), data.train_y.index_select(0, &index));
+        // (2)-(3) look-ahead, meta loss, Adam step on phi.
+        let meta_index =
+            Tensor::from_slice(&meta_set.draw(spec.meta_batch as usize, &mut meta_order))
+                .to_device(device);
+        let meta_loss = look_ahead_meta_loss(
+            &live.weight,
+            &live.bias,
+            &live.buffers,
+            &*loss,
+            (&x, &y),
+            (&scale, reweight),
+            (&data.meta_x.index_select(0, &meta_index), &data.meta_y.index_select(0, &meta_index)),
+            &stage2.optimizer,
+            lr,
+        );
+        let grad = Tensor::run_backward(&[meta_loss], &[&phi], false, false);
+        adam.step(&mut phi, &grad[0]);
+        // (4) the real step on the plain (Reweighter: detached-weighted) loss.
+        let terms = loss.terms(&x.linear(&live.weight, Some(&live.bias)), &y);
+        let value =
+            if reweight { scaled_loss(&terms, &scale.detach(), true) } else { terms.mean() };
+        let scalar = value.to_kind(Kind::Double).double_value(&[]);
+        if !scalar.is_finite() {
+            return Err(TrainError::Diverged { epoch: 1, iteration, value: scalar });
+        }
+        let grads = Tensor::run_backward(&[value], &[&live.weight, &live.bias], false, false);
+        live.step(&grads, &stage2.optimizer, lr);
+        if let Some((block, mean)) = blocks.push(scalar) {
+            rates.push(
+                Vec::<f64>::try_from(&phi.sigmoid().to_kind(Kind::Double).to_device(Device::Cpu))
+                    .expect("f64"),
+            );
+            best.offer_split(&vs, iteration + 1, splits, |f| linear.forward(f));
+            progress.epoch(block, blocks.count(), mean, lr);
+        }
+    }
+    let iterations = u64::from(stage2.iterations);
+    let outcome = MetaOutcome { iterations, final_train_loss: blocks.mean(), rates };
+    Ok((vs, linear, outcome))
+}
+
+impl Classifier {
+    /// The live SGD step, in place.
+    fn step(&mut self, grads: &[Tensor], optimizer: &Optimizer, lr: f64) {
+        let _guard = tch::no_grad_guard();
+        let params = [&mut self.weight, &mut self.bias];
+        for ((p, g), buffer) in params.into_iter().zip(grads).zip(self.buffers.iter_mut()) {
+            let (new, new_buffer) = sgd_step(p, g, buffer, optimizer, lr);
+            p.copy_(&new);
+            *buffer = new_buffer;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::LossSpec;
+    use crate::matrix::Stage2Classifier;
+    use crate::seed::Seed;
+    use crate::train::Selection;
+
+    fn f64s(values: &[f64]) -> Tensor {
+        Tensor::from_slice(values)
+    }
+
+    /// Noise `[B, n_c]` per class from a fixed list, in order.
+    fn fixed_noise(noise: &[Vec<f64>], batch: i64) -> impl FnMut(usize) -> Tensor + '_ {
+        let mut class = 0;
+        move |n| {
+            let t = f64s(&noise[class]).view([batch, i64::try_from(n).unwrap()]);
+            class += 1;
+            t
+        }
+    }
+
+    // Members of 3 classes over 7 instances: class 0 {0, 3, 5}, class 1 {1, 6}, class 2 {2, 4}.
+    fn members() -> Vec<Vec<i64>> {
+        vec![vec![0, 3, 5], vec![1, 6], vec![2, 4]]
+    }
+
+    fn noise() -> Vec<Vec<f64>> {
+        // B = 2 rows; per class a [2, n_c] block, row-major.
+        vec![
+            vec![0.3, -0.2, 1.1, 0.5, 0.9, -1.0],
+            vec![0.8, 0.1, -0.4, 2.2],
+            vec![-0.5, 1.4, 0.0, 0.3],
+        ]
+    }
+
+    #[test]
+    fn soft_sample_equals_the_softmax_over_all_instances() {
+        let phi = f64s(&[0.4, -0.3, 1.2]);
+        let tau = 0.7;
+        let draw = Draw::from_noise(&members(), &phi.log_sigmoid(), tau, fixed_noise(&noise(), 2));
+        let soft = Vec::<f64>::try_from(&draw.soft(&phi, tau)).unwrap();
+        let index = Vec::<i64>::try_from(&draw.index).unwrap();
+        // Independent computation: z_i = (log sigmoid(phi[y_i]) + g_i) / tau over all 7 instances,
+        // the chosen index is argmax z, the soft value softmax(z)[argmax].
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let phis = [0.4, -0.3, 1.2];
+        for row in 0..2 {
+            let mut z = [0.0; 7];
+            for (c, block) in members().iter().enumerate() {
+                let n = block.len();
+                for (k, &i) in block.iter().enumerate() {
+                    let g = noise()[c][row * n + k];
+                    z[usize::try_from(i).unwrap()] = (sigmoid(phis[c]).ln() + g) / tau;
+                }
+            }
+            let best = (0..7).max_by(|&a, &b| z[a].total_cmp(&z[b])).unwrap();
+            let total: f64 = z.iter().map(|v| v.exp()).sum();
+            assert_eq!(index[row], i64::try_from(best).unwrap());
+            assert!((soft[row] - z[best].exp() / total).abs() < 1e-12, "{soft:?}");
+        }
+    }
+
+    /// A small f64 problem: features, labels, classifier and SGD state.
+    struct Problem {
+        x: Tensor,
+        y: Tensor,
+        meta_x: Tensor,
+        meta_y: Tensor,
+        weight: Tensor,
+        bias: Tensor,
+        buffers: [Tensor; 2],
+        optimizer: Optimizer,
+    }
+
+    fn problem() -> Problem {
+        tch::manual_seed(5);
+        let opts = (Kind::Double, Device::Cpu);
+        Problem {
+            x: Tensor::randn([2, 4], opts),
+            y: Tensor::from_slice(&[0i64, 2]),
+            meta_x: Tensor::randn([6, 4], opts),
+            meta_y: Tensor::from_slice(&[0i64, 1, 2, 0, 1, 2]),
+            weight: Tensor::randn([3, 4], opts),
+            bias: Tensor::randn([3], opts),
+            buffers: [Tensor::randn([3, 4], opts) * 0.1, Tensor::randn([3], opts) * 0.1],
+            optimizer: Optimizer { lr: 0.5, momentum: 0.9, weight_decay: 5e-4, nesterov: false },
+        }
+    }
+
+    // The hypergradient of the meta loss with respect to phi, through the straight-through
+    // sample, the differentiable SGD step (momentum buffer, weight decay) and the meta
+    // cross-entropy, against central finite differences in f64. The straight-through forward value
+    // is 1 whatever phi, so the differentiated function is F(phi) = meta loss with per-sample
+    // multipliers 1 + soft(phi) - soft(phi0): equal to the real objective at phi0 and with the same
+    // gradient there. Tolerance: 1e-7 absolute (central differences with h = 1e-5 err by ~h^2).
+    #[test]
+    fn hypergradient_matches_finite_differences() {
+        let p = problem();
+        let members = members();
+        let phi0 = f64s(&[0.4, -0.3, 1.2]);
+        let draw = Draw::from_noise(&members, &phi0.log_sigmoid(), 1.0, fixed_noise(&noise(), 2));
+        let anchor = draw.soft(&phi0, 1.0).detach();
+        let context = BuildContext::new(vec![3, 2, 2], Device::Cpu);
+        for spec in [LossSpec::BALANCED_SOFTMAX, LossSpec::Cbw] {
+            let loss = spec.build(&context).unwrap();
+            let objective = |phi: &Tensor| {
+                let scale = draw.soft(phi, 1.0) - &anchor + 1.0;
+                look_ahead_meta_loss(
+                    &p.weight,
+                    &p.bias,
+                    &p.buffers,
+                    &*loss,
+                    (&p.x, &p.y),
+                    (&scale, false),
+                    (&p.meta_x, &p.meta_y),
+                    &p.optimizer,
+                    0.5,
+                )
+            };
+            let phi = phi0.copy().set_requires_grad(true);
+            let analytic = Tensor::run_backward(&[objective(&phi)], &[&phi], false, false);
+            let analytic = Vec::<f64>::try_from(&analytic[0]).unwrap();
+            assert!(analytic.iter().any(|g| g.abs() > 1e-4), "{analytic:?}");
+            let h = 1e-5;
+            for c in 0..3 {
+                let shifted = |d: f64| {
+                    let mut v = vec![0.4, -0.3, 1.2];
+                    v[c] += d;
+                    objective(&f64s(&v)).double_value(&[])
+                };
+                let numeric = (shifted(h) - shifted(-h)) / (2.0 * h);
+                assert!(
+                    (numeric - analytic[c]).abs() < 1e-7,
+                    "{spec:?} class {c}: {numeric} vs {}",
+                    analytic[c]
+                );
+            }
+        }
+    }
+
+    /// Features of 4 overlapping Gaussian classes with counts 400, 100, 25, 6.
+    fn long_tailed_blobs() -> (Tensor, Tensor, Vec<i64>, Vec<usize>) {
+        tch::manual_seed(11);
+        let counts = vec![400usize, 100, 25, 6];
+        let labels: Vec<i64> = counts
+            .iter()
+            .enumerate()
+            .flat_map(|(c, &n)| std::iter::repeat_n(i64::try_from(c).unwrap(), n))
+            .collect();
+        let y = Tensor::from_slice(&labels);
+        let means = Tensor::randn([4, 8], (Kind::Float, Device::Cpu)) * 1.2;
+        let x = means.index_select(0, &y) + Tensor::randn([531, 8], (Kind::Float, Device::Cpu));
+        (x, y, labels, counts)
+    }
+
+    fn learned_rates(loss: LossSpec) -> Vec<f64> {
+        let (x, y, labels, counts) = long_tailed_blobs();
+        let spec = MetaSpec { meta_batch: 64, ..MetaSpec::default() };
+        let stage2 = Stage2 {
+            stage1: "softmax".into(),
+            classifier: Stage2Classifier::Retrain,
+            selection: Selection::Last,
+            loss,
+            sampler: SamplerSpec::Meta(spec.clone()),
+            iterations: 400,
+            batch_size: 64,
+            optimizer: Optimizer { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: false },
+        };
+        let data = MetaData {
+            train_x: &x,
+            train_y: &y,
+            train_labels: &labels,
+            meta_x: &x,
+            meta_y: &y,
+            meta_labels: &labels,
+            counts: &counts,
+        };
+        let seeds =
+            crate::matrix::RunSeeds { seed: Seed(1), subset: 1, init: 2, order: 3, augment: 4 };
+        let splits = Splits { val: (&x, &y), test: (&x, &y) };
+        let mut best = Best::new(Selection::Last);
+        struct Quiet;
+        impl Progress for Quiet {
+            fn epoch(&mut self, _: u64, _: u64, _: f64, _: f64) {}
+        }
+        let (_, _, outcome) =
+            train(&stage2, &spec, &data, &seeds, (&splits, &mut best), &mut Quiet).unwrap();
+        assert_eq!(outcome.rates.len(), 10);
+        outcome.rates.last().unwrap().clone()
+    }
+
+    fn variance(r: &[f64]) -> f64 {
+        let mean = r.iter().sum::<f64>() / r.len() as f64;
+        r.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / r.len() as f64
+    }
+
+    // The paper's Figure 3: with plain Softmax the learned rates move tail classes up and head
+    // classes down; with Balanced Softmax (which already accounts for the label prior) they stay
+    // closer to uniform.
+    #[test]
+    fn softmax_rates_favour_the_tail_and_balanced_softmax_stays_closer_to_uniform() {
+        let softmax = learned_rates(LossSpec::Softmax);
+        let balanced = learned_rates(LossSpec::BALANCED_SOFTMAX);
+        assert!(softmax[3] > 0.5 && softmax[0] < 0.5, "{softmax:?}");
+        assert!(softmax[3] > softmax[0], "{softmax:?}");
+        assert!(variance(&balanced) < variance(&softmax), "{balanced:?} vs {softmax:?}");
+    }
+}
