@@ -301,28 +301,12 @@ fn record_failure(job: &Job, err: &anyhow::Error) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Git revision and dirty flag (ignoring `results/`), libtorch, device and threads.
+/// The git revision the binary was built from and whether its sources differed from it (both
+/// recorded at build time), libtorch, device and threads.
 fn provenance(options: &RunOptions) -> Provenance {
-    let git = |args: &[&str]| {
-        std::process::Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
     Provenance {
-        git_revision: git(&["rev-parse", "HEAD"]).unwrap_or_else(|| "unknown".to_string()),
-        git_dirty: git(&[
-            "status",
-            "--porcelain",
-            "--untracked-files=no",
-            "--",
-            ".",
-            ":!results",
-            ":!paper",
-        ])
-        .is_some_and(|s| !s.is_empty()),
+        git_revision: env!("BALMS_GIT_REVISION").to_string(),
+        git_dirty: env!("BALMS_GIT_DIRTY") == "true",
         balms_version: env!("CARGO_PKG_VERSION").to_string(),
         libtorch: env!("BALMS_LIBTORCH_VERSION").to_string(),
         device: crate::device::label(options.device),

@@ -55,9 +55,11 @@ pub enum StoreError {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Provenance {
-    /// `git rev-parse HEAD`, or `unknown`.
+    /// The git revision the binary was built from (`git rev-parse HEAD` at build time), or
+    /// `unknown`.
     pub git_revision: String,
-    /// Whether the work tree had uncommitted changes.
+    /// Whether the binary's sources (`src/`, `build.rs`, `Cargo.toml`, `Cargo.lock`) differed
+    /// from that revision when it was built.
     pub git_dirty: bool,
     /// balms version.
     pub balms_version: String,

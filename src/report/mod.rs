@@ -110,7 +110,7 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
 }
 
 fn describe(p: &Provenance) -> String {
-    let dirty = if p.git_dirty { " (uncommitted changes)" } else { "" };
+    let dirty = if p.git_dirty { " (built with uncommitted changes)" } else { "" };
     let revision: String = p.git_revision.chars().take(12).collect();
     format!(
         "{}, {} threads, libtorch {}, balms {} at {revision}{dirty}",

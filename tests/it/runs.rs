@@ -231,6 +231,18 @@ stage2 = { classifier = "tau-norm" }
 name = "la-zero"
 stage1 = "softmax"
 stage2 = { classifier = { logit-adjust = { tau = 0.0 } } }
+
+[[methods]]
+name = "balms"
+stage1 = "softmax"
+loss = "balanced-softmax"
+sampler = { meta = { meta-batch = 64 } }
+
+[[methods]]
+name = "mr"
+stage1 = "softmax"
+loss = "balanced-softmax"
+sampler = { meta-reweighter = { meta-batch = 64, meta-set = "validation" } }
 "#;
 
 fn metrics_of(results: &Path, method: &str) -> serde_json::Value {
@@ -269,8 +281,19 @@ fn every_baseline_runs_reproducibly_and_records_its_rule() {
         "{table}"
     );
     let (ma, mb) = (metrics_files(&a), metrics_files(&b));
-    assert_eq!(ma.len(), 10);
+    assert_eq!(ma.len(), 12);
     assert_eq!(ma, mb, "every baseline is byte-identical across runs");
+    for meta in ["balms", "mr"] {
+        let m = metrics_of(&a, meta);
+        let rates = m["meta-rates"].as_array().unwrap();
+        assert_eq!(rates.len(), 10, "{meta}: rates after every tenth of stage 2");
+        assert!(rates[9]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| (0.0..1.0).contains(&r.as_f64().unwrap())));
+        assert!(m["meta-rates-variance"].as_f64().unwrap() >= 0.0);
+    }
     for (file, bytes) in &ma {
         let m: serde_json::Value = serde_json::from_slice(bytes).unwrap();
         let top1 = m["top1"].as_f64().unwrap();
