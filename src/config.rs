@@ -126,6 +126,9 @@ pub struct Stage2Wire {
     pub classifier: Option<crate::matrix::Stage2Classifier>,
     /// Model-selection rule of stage 2 (default `last`).
     pub selection: Option<crate::train::Selection>,
+    /// Training features computed once (`cached`, default) or by the backbone for every batch
+    /// (`per-batch`, as the official code; for measuring the cache).
+    pub features: Option<crate::matrix::Features>,
 }
 
 /// Deferred re-weighting: class-balanced weights switched on late in training.

@@ -184,6 +184,25 @@ impl Stage2Classifier {
     }
 }
 
+/// How stage 2 gets the frozen backbone's features of training batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Features {
+    /// Computed once for the whole training subset (default: the backbone is frozen and stage 2
+    /// does not augment, so every batch would give the same features).
+    #[default]
+    Cached,
+    /// Recomputed by the backbone for every batch (and meta batch), as the official code does;
+    /// the same model, far slower: kept to measure what the cache saves (`just bench`).
+    PerBatch,
+}
+
+impl Features {
+    fn is_cached(&self) -> bool {
+        *self == Features::Cached
+    }
+}
+
 /// Stage 2 of decoupled training on the frozen stage-1 backbone, whose features are computed
 /// once in evaluation mode (see README, "Decoupled training"): a classifier trained on them, or a
 /// post-hoc adjustment of the stage-1 classifier.
@@ -196,6 +215,9 @@ pub struct Stage2 {
     pub classifier: Stage2Classifier,
     /// Model-selection rule.
     pub selection: Selection,
+    /// Where training features come from (omitted from the record when cached, the default).
+    #[serde(skip_serializing_if = "Features::is_cached")]
+    pub features: Features,
     /// Loss of the classifier.
     pub loss: LossSpec,
     /// Sampler of the classifier's batches.
@@ -537,9 +559,13 @@ fn render_method(out: &mut String, method: &Method) {
                 s.batch_size,
                 s.selection.label()
             );
+            let features = match s.features {
+                Features::Cached => "computed once",
+                Features::PerBatch => "recomputed for every batch",
+            };
             let _ = writeln!(
                 out,
-                "    {}; cosine to 0, no warm-up; features frozen (eval mode, computed once)",
+                "    {}; cosine to 0, no warm-up; features frozen (eval mode, {features})",
                 render_sgd(&s.optimizer)
             );
         }
@@ -845,6 +871,7 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
         stage1: stage1.to_string(),
         classifier,
         selection: o.selection.or(d.selection).unwrap_or(Selection::Last),
+        features: o.features.or(d.features).unwrap_or_default(),
         loss: own.loss.clone().or_else(|| file.defaults.loss.clone()).unwrap_or(LossSpec::Softmax),
         sampler: own
             .sampler
@@ -908,6 +935,7 @@ fn check_stage2_classifier(
         || o.iterations.is_some()
         || o.batch_size.is_some()
         || o.selection.is_some()
+        || o.features.is_some()
         || o.optimizer.lr.is_some();
     if classifier.is_post_hoc() && trains {
         return Err(format!(

@@ -32,15 +32,20 @@ use crate::model::linear_classifier;
 use crate::sampler::{by_class, Adam, ClassBalanced, MetaSpec, SamplerSpec};
 use crate::seed::torch_seed;
 
-/// Training inputs of the bi-level loop: features with labels for the batches and the meta set.
+/// Training inputs of the bi-level loop: features (by row index) with labels for the batches and
+/// the meta set.
 pub(super) struct MetaData<'a> {
-    pub(super) train_x: &'a Tensor,
+    /// Features of training rows `[B]` -> `[B, F]`.
+    pub(super) train_x: &'a dyn Fn(&Tensor) -> Tensor,
     pub(super) train_y: &'a Tensor,
     pub(super) train_labels: &'a [i64],
-    pub(super) meta_x: &'a Tensor,
+    /// Features of meta-set rows.
+    pub(super) meta_x: &'a dyn Fn(&Tensor) -> Tensor,
     pub(super) meta_y: &'a Tensor,
     pub(super) meta_labels: &'a [i64],
     pub(super) counts: &'a [usize],
+    /// Feature width, and the features' kind and device.
+    pub(super) features: (i64, Kind, Device),
 }
 
 /// What the bi-level loop returns besides the trained classifier.
@@ -228,12 +233,12 @@ pub(super) fn train(
     selection: (&Splits<'_>, &mut Best),
     progress: &mut dyn Progress,
 ) -> Result<(nn::VarStore, nn::Linear, MetaOutcome), TrainError> {
-    let device = data.train_x.device();
+    let (width, kind, device) = data.features;
     let reweight = matches!(stage2.sampler, SamplerSpec::MetaReweighter(_));
     tch::manual_seed(torch_seed(seeds.init));
     let vs = nn::VarStore::new(device);
     let classes = i64::try_from(data.counts.len()).expect("fits");
-    let linear = linear_classifier(&(vs.root() / "classifier"), data.train_x.size()[1], classes);
+    let linear = linear_classifier(&(vs.root() / "classifier"), width, classes);
     let mut live = Classifier {
         weight: linear.ws.shallow_clone(),
         bias: linear.bs.as_ref().expect("bias").shallow_clone(),
@@ -241,7 +246,7 @@ pub(super) fn train(
     };
     let loss = stage2.loss.build(&BuildContext::new(data.counts.to_vec(), device))?;
     let phi_init = Tensor::from_slice(&spec.initial_logits(data.counts));
-    let mut phi = phi_init.to_kind(data.train_x.kind()).to_device(device).set_requires_grad(true);
+    let mut phi = phi_init.to_kind(kind).to_device(device).set_requires_grad(true);
     let mut adam = Adam::new(spec, classes, phi.kind(), device);
     let members = by_class(data.train_labels, data.counts.len());
     let mut meta_set = ClassBalanced::new(data.meta_labels, data.counts.len(), 1);
@@ -285,7 +290,7 @@ pub(super) fn train(
             let scale = soft.detach().neg().g_add_scalar(1.0) + &soft;
             (draw.index, scale)
         };
-        let (x, y) = (data.train_x.index_select(0, &index), data.train_y.index_select(0, &index));
+        let (x, y) = ((data.train_x)(&index), data.train_y.index_select(0, &index));
         // (2)-(3) look-ahead, meta loss, Adam step on phi.
         let meta_index =
             Tensor::from_slice(&meta_set.draw(spec.meta_batch as usize, &mut meta_order))
@@ -297,7 +302,7 @@ pub(super) fn train(
             &*loss,
             (&x, &y),
             (&scale, reweight),
-            (&data.meta_x.index_select(0, &meta_index), &data.meta_y.index_select(0, &meta_index)),
+            (&(data.meta_x)(&meta_index), &data.meta_y.index_select(0, &meta_index)),
             &stage2.optimizer,
             lr,
         );
@@ -503,20 +508,23 @@ mod tests {
             stage1: "softmax".into(),
             classifier: Stage2Classifier::Retrain,
             selection: Selection::Last,
+            features: crate::matrix::Features::Cached,
             loss,
             sampler: SamplerSpec::Meta(spec.clone()),
             iterations: 400,
             batch_size: 64,
             optimizer: Optimizer { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: false },
         };
+        let rows = |i: &Tensor| x.index_select(0, i);
         let data = MetaData {
-            train_x: &x,
+            train_x: &rows,
             train_y: &y,
             train_labels: &labels,
-            meta_x: &x,
+            meta_x: &rows,
             meta_y: &y,
             meta_labels: &labels,
             counts: &counts,
+            features: (8, Kind::Float, Device::Cpu),
         };
         let seeds =
             crate::matrix::RunSeeds { seed: Seed(1), subset: 1, init: 2, order: 3, augment: 4 };

@@ -14,18 +14,37 @@ use super::select::Splits;
 use super::{evaluate, meta, select, Blocks, LrPlan, Progress, Sgd, TrainError, Trained};
 use crate::data::RunData;
 use crate::loss::{log_prior, BuildContext};
-use crate::matrix::{RunSeeds, Settings, Stage2, Stage2Classifier};
+use crate::matrix::{Features, RunSeeds, Settings, Stage2, Stage2Classifier};
 use crate::model::{linear_classifier, Classifier, Network, Phase};
 use crate::sampler::{MetaSet, Sampler};
 use crate::seed::torch_seed;
 
-/// The frozen stage-1 model: features of every split and its classifier's weights.
+/// The frozen stage-1 model: its features of every split and its classifier's weights.
 struct Frozen {
-    train: Tensor,
+    /// Training features, or `None` when they are recomputed for every batch.
+    train: Option<Tensor>,
     val: Tensor,
     test: Tensor,
     /// `(weight [C, F], bias [C])` when the stage-1 classifier is linear.
     linear: Option<(Tensor, Tensor)>,
+    /// The backbone and the training inputs, for per-batch features.
+    network: Network,
+    train_inputs: Tensor,
+    width: i64,
+}
+
+impl Frozen {
+    /// Features of training rows `index`: from the cache, or through the backbone.
+    fn train_rows(&self, index: &Tensor) -> Tensor {
+        match &self.train {
+            Some(cached) => cached.index_select(0, index),
+            None => {
+                let _guard = tch::no_grad_guard();
+                let x = self.train_inputs.index_select(0, index);
+                self.network.backbone.features(&x, Phase::Eval)
+            }
+        }
+    }
 }
 
 /// Runs stage 2 of `stage2` on the backbone of `stage1` saved at `checkpoint`.
@@ -41,7 +60,7 @@ pub fn stage2(
     checkpoint: &Path,
     progress: &mut dyn Progress,
 ) -> Result<Trained, TrainError> {
-    let frozen = frozen(stage1, data, device, checkpoint)?;
+    let frozen = frozen(stage1, data, device, checkpoint, stage2.features)?;
     match &stage2.classifier {
         Stage2Classifier::Retrain if stage2.sampler.meta().is_some() => {
             train_meta(stage2, &frozen, data, seeds, progress)
@@ -87,11 +106,7 @@ fn train_classifier(
             let scales = (vs.root() / "classifier").ones("scales", &[classes]);
             Head::Scaled(w.shallow_clone(), b.shallow_clone(), scales)
         }
-        _ => Head::Fresh(linear_classifier(
-            &(vs.root() / "classifier"),
-            frozen.train.size()[1],
-            classes,
-        )),
+        _ => Head::Fresh(linear_classifier(&(vs.root() / "classifier"), frozen.width, classes)),
     };
     let loss = stage2.loss.build(&BuildContext::new(data.class_counts.clone(), device))?;
     let batch = stage2.batch_size as usize;
@@ -112,7 +127,7 @@ fn train_classifier(
     let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
     for (iteration, indices) in (0u64..).zip(&batches) {
         let index = Tensor::from_slice(indices).to_device(device);
-        let logits = head.forward(&frozen.train.index_select(0, &index));
+        let logits = head.forward(&frozen.train_rows(&index));
         let value = sgd
             .step(&*loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
             .map_err(|value| TrainError::Diverged { epoch: 1, iteration, value })?;
@@ -139,18 +154,21 @@ fn train_meta(
 ) -> Result<Trained, TrainError> {
     let spec = stage2.sampler.meta().expect("a meta sampler");
     let val_labels = Vec::<i64>::try_from(&data.val_y.to_device(Device::Cpu)).expect("int64");
-    let (meta_x, meta_y, meta_labels) = match spec.meta_set {
-        MetaSet::Train => (&frozen.train, &data.train_y, &data.train_labels[..]),
-        MetaSet::Validation => (&frozen.val, &data.val_y, &val_labels[..]),
+    let train_rows = |index: &Tensor| frozen.train_rows(index);
+    let val_rows = |index: &Tensor| frozen.val.index_select(0, index);
+    let (meta_x, meta_y, meta_labels): (&dyn Fn(&Tensor) -> Tensor, _, _) = match spec.meta_set {
+        MetaSet::Train => (&train_rows, &data.train_y, &data.train_labels[..]),
+        MetaSet::Validation => (&val_rows, &data.val_y, &val_labels[..]),
     };
     let input = meta::MetaData {
-        train_x: &frozen.train,
+        train_x: &train_rows,
         train_y: &data.train_y,
         train_labels: &data.train_labels,
         meta_x,
         meta_y,
         meta_labels,
         counts: &data.class_counts,
+        features: (frozen.width, frozen.val.kind(), frozen.val.device()),
     };
     let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
     let mut best = select::Best::new(stage2.selection);
@@ -233,12 +251,14 @@ fn batches(
     batches
 }
 
-/// Features of every split from a saved stage-1 model, in evaluation mode, and its classifier.
+/// Features of every split from a saved stage-1 model, in evaluation mode, and its classifier;
+/// training features only when they are cached.
 fn frozen(
     stage1: &Settings,
     data: &RunData,
     device: Device,
     checkpoint: &Path,
+    mode: Features,
 ) -> Result<Frozen, TrainError> {
     let mut vs = nn::VarStore::new(device);
     let shape = &data.train_x.size()[1..];
@@ -249,19 +269,6 @@ fn frozen(
         source,
     })?;
     vs.freeze();
-    let features = |x: &Tensor| {
-        let _guard = tch::no_grad_guard();
-        let n = x.size()[0];
-        let chunks: Vec<Tensor> = (0..n)
-            .step_by(usize::try_from(evaluate::EVAL_BATCH).expect("fits"))
-            .map(|start| {
-                network
-                    .backbone
-                    .features(&x.narrow(0, start, evaluate::EVAL_BATCH.min(n - start)), Phase::Eval)
-            })
-            .collect();
-        Tensor::cat(&chunks, 0)
-    };
     let linear = match &network.classifier {
         Classifier::Linear(l) => {
             Some((l.ws.detach(), l.bs.as_ref().expect("linear classifiers have a bias").detach()))
@@ -269,9 +276,27 @@ fn frozen(
         Classifier::Cosine(_) => None,
     };
     Ok(Frozen {
-        train: features(&data.train_x),
-        val: features(&data.val_x),
-        test: features(&data.test_x),
+        train: (mode == Features::Cached).then(|| eval_features(&network, &data.train_x)),
+        val: eval_features(&network, &data.val_x),
+        test: eval_features(&network, &data.test_x),
         linear,
+        width: network.backbone.feature_dim(),
+        train_inputs: data.train_x.shallow_clone(),
+        network,
     })
+}
+
+/// Backbone features of `x` in evaluation mode, in chunks.
+fn eval_features(network: &Network, x: &Tensor) -> Tensor {
+    let _guard = tch::no_grad_guard();
+    let n = x.size()[0];
+    let chunks: Vec<Tensor> = (0..n)
+        .step_by(usize::try_from(evaluate::EVAL_BATCH).expect("fits"))
+        .map(|start| {
+            network
+                .backbone
+                .features(&x.narrow(0, start, evaluate::EVAL_BATCH.min(n - start)), Phase::Eval)
+        })
+        .collect();
+    Tensor::cat(&chunks, 0)
 }

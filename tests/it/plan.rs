@@ -134,8 +134,12 @@ fn losses_take_a_bare_name_or_a_table_of_parameters() {
 fn decoupled_classifiers_are_checked_against_stage1() {
     let stage1 = "[[methods]]\nname = \"ce\"\n";
     let rendered = plan_ok(&format!(
-        "{HEAD}{stage1}[[methods]]\nname = \"lws\"\nstage1 = \"ce\"\nsampler = \"class-balanced\"\nstage2 = {{ classifier = \"lws\", selection = \"best-val\" }}\n[[methods]]\nname = \"tau\"\nstage1 = \"ce\"\nstage2 = {{ classifier = \"tau-norm\" }}\n"
+        "{HEAD}{stage1}[[methods]]\nname = \"lws\"\nstage1 = \"ce\"\nsampler = \"class-balanced\"\nstage2 = {{ classifier = \"lws\", selection = \"best-val\" }}\n[[methods]]\nname = \"tau\"\nstage1 = \"ce\"\nstage2 = {{ classifier = \"tau-norm\" }}\n[[methods]]\nname = \"slow\"\nstage1 = \"ce\"\nstage2 = {{ features = \"per-batch\" }}\n"
     ));
+    assert!(
+        rendered.contains("features frozen (eval mode, recomputed for every batch)"),
+        "{rendered}"
+    );
     assert!(rendered.contains("stage 2: lws (stage-1 classifier fixed, per-class scales)"));
     assert!(rendered.contains("selection best-val"), "{rendered}");
     assert!(rendered.contains("tau: post hoc on the model of `ce`"), "{rendered}");

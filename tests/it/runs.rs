@@ -239,6 +239,17 @@ loss = "balanced-softmax"
 sampler = { meta = { meta-batch = 64 } }
 
 [[methods]]
+name = "bs-dt"
+stage1 = "softmax"
+loss = "balanced-softmax"
+
+[[methods]]
+name = "bs-dt-per-batch"
+stage1 = "softmax"
+loss = "balanced-softmax"
+stage2 = { features = "per-batch" }
+
+[[methods]]
 name = "mr"
 stage1 = "softmax"
 loss = "balanced-softmax"
@@ -281,7 +292,7 @@ fn every_baseline_runs_reproducibly_and_records_its_rule() {
         "{table}"
     );
     let (ma, mb) = (metrics_files(&a), metrics_files(&b));
-    assert_eq!(ma.len(), 12);
+    assert_eq!(ma.len(), 14);
     assert_eq!(ma, mb, "every baseline is byte-identical across runs");
     for meta in ["balms", "mr"] {
         let m = metrics_of(&a, meta);
@@ -308,6 +319,10 @@ fn every_baseline_runs_reproducibly_and_records_its_rule() {
     assert_eq!(metrics_of(&a, "tau-norm")["selection"], "post hoc (no training)");
     let tau = metrics_of(&a, "tau-norm")["tau"].as_f64().unwrap();
     assert!((0.0..=2.0).contains(&tau));
+    // Features through the backbone for every batch give the model of the cached features.
+    let (cached, per_batch) = (metrics_of(&a, "bs-dt"), metrics_of(&a, "bs-dt-per-batch"));
+    let gap = (cached["top1"].as_f64().unwrap() - per_batch["top1"].as_f64().unwrap()).abs();
+    assert!(gap <= 0.005, "cached {} vs per-batch {}", cached["top1"], per_batch["top1"]);
     // Post-hoc logit adjustment with tau 0 is the stage-1 model itself.
     let (zero, softmax) = (metrics_of(&a, "la-zero"), metrics_of(&a, "softmax"));
     assert_eq!(zero["per-class-accuracy"], softmax["per-class-accuracy"]);
