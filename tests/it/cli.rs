@@ -74,3 +74,22 @@ fn data_and_list_commands() {
     let output = run(&["list"]);
     assert!(String::from_utf8_lossy(&output.stdout).contains("balanced-softmax"));
 }
+
+/// The registry's names, read from serde's "unknown variant" message for a bogus name.
+fn registered<T: serde::de::DeserializeOwned + std::fmt::Debug>() -> Vec<String> {
+    let err = toml::Value::String("no-such-name".into()).try_into::<T>().unwrap_err().to_string();
+    err.split('`').skip(3).step_by(2).map(str::to_string).collect()
+}
+
+#[test]
+fn listing_names_every_registered_loss_and_sampler() {
+    let listing = balms::cli::registry_listing();
+    let names: Vec<String> = registered::<balms::loss::LossSpec>()
+        .into_iter()
+        .chain(registered::<balms::sampler::SamplerSpec>())
+        .collect();
+    assert!(names.len() >= 14, "{names:?}");
+    for name in names {
+        assert!(listing.contains(&name), "`balms list` does not mention `{name}`");
+    }
+}
