@@ -6,7 +6,7 @@
 
 use tch::{Kind, Tensor};
 
-use super::{f64_tensor, row, BuildContext, Loss, Terms};
+use super::{class_weighted, f64_tensor, row, BuildContext, Loss, Terms};
 
 /// The softmax Equalization loss.
 #[derive(Debug)]
@@ -51,14 +51,7 @@ impl Loss for Equalization {
         let kept = logits.masked_fill(&dropped, f64::NEG_INFINITY);
         let lse = kept.logsumexp([1], false);
         let target_logit = logits.gather(1, &targets.unsqueeze(1), false).squeeze_dim(1);
-        let values = lse - target_logit;
-        match &self.weights {
-            None => Terms { values, weights: None },
-            Some(w) => {
-                let wy = w.to_kind(logits.kind()).index_select(0, targets);
-                Terms { values: values * &wy, weights: Some(wy) }
-            }
-        }
+        class_weighted(lse - target_logit, targets, self.weights.as_ref())
     }
 }
 

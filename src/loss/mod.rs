@@ -102,11 +102,18 @@ impl BuildContext {
 #[must_use]
 pub fn cross_entropy_terms(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>) -> Terms {
     let ce = logits.cross_entropy_loss::<Tensor>(targets, None, Reduction::None, -100, 0.0);
+    class_weighted(ce, targets, weights)
+}
+
+/// Per-sample `values` with class `weights` (`[C]`, any kind) applied to each target, as
+/// `reduction='none'` does with `weight=`; the targets' weights become the mean's normaliser.
+#[must_use]
+pub fn class_weighted(values: Tensor, targets: &Tensor, weights: Option<&Tensor>) -> Terms {
     match weights {
-        None => Terms { values: ce, weights: None },
+        None => Terms { values, weights: None },
         Some(w) => {
-            let wy = w.to_kind(logits.kind()).index_select(0, targets);
-            Terms { values: ce * &wy, weights: Some(wy) }
+            let wy = w.to_kind(values.kind()).index_select(0, targets);
+            Terms { values: values * &wy, weights: Some(wy) }
         }
     }
 }

@@ -81,21 +81,23 @@ impl Draw {
         let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
         let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
         let rows = gumbel::summaries(&sizes, batch, seed, first_stream, tau, threads);
-        let table = |f: &dyn Fn(&gumbel::RowSummary) -> Vec<f64>| {
-            let flat: Vec<f64> = rows.iter().flat_map(f).collect();
-            Tensor::from_slice(&flat)
-                .view([i64::try_from(batch).expect("fits"), -1])
+        let rows_of = |t: Tensor| t.view([i64::try_from(batch).expect("fits"), -1]);
+        let table = |f: fn(&gumbel::RowSummary) -> &[f64]| {
+            let flat: Vec<f64> = rows.iter().flat_map(f).copied().collect();
+            rows_of(Tensor::from_slice(&flat))
                 .to_kind(log_rates.kind())
                 .to_device(log_rates.device())
         };
-        #[allow(clippy::cast_precision_loss)]
-        let positions = table(&|r| r.position.iter().map(|&p| p as f64).collect());
+        let positions: Vec<i64> = rows
+            .iter()
+            .flat_map(|r| r.position.iter().map(|&p| i64::try_from(p).expect("fits")))
+            .collect();
         Draw::from_summaries(
             members,
             log_rates,
-            table(&|r| r.max.clone()),
-            positions.to_kind(Kind::Int64),
-            table(&|r| r.lse.clone()),
+            table(|r| &r.max),
+            rows_of(Tensor::from_slice(&positions)).to_device(log_rates.device()),
+            table(|r| &r.lse),
         )
     }
 
@@ -255,8 +257,13 @@ pub(super) fn train(
     meta_order.set_stream(1);
     let gumbel_seed = crate::seed::Seed(seeds.order).derive("gumbel");
     let batch = stage2.batch_size as usize;
-    let mut instance = SamplerSpec::Instance.build(data.train_labels, data.counts.len(), 1);
-    let mut queued: Vec<Vec<i64>> = Vec::new();
+    // The Reweighter's batches: instance-balanced (its sampler's batches), drawn from `order`.
+    let reweighter_batches = if reweight {
+        let mut sampler = stage2.sampler.build(data.train_labels, data.counts.len(), 1);
+        super::stage2::batches(&mut *sampler, batch, stage2.iterations as usize, &mut order)
+    } else {
+        Vec::new()
+    };
     let plan = LrPlan {
         peak: stage2.optimizer.lr,
         total: u64::from(stage2.iterations),
@@ -270,11 +277,8 @@ pub(super) fn train(
         let lr = plan.at(iteration);
         // (1) the batch and its per-sample multipliers, connected to phi.
         let (index, scale) = if reweight {
-            if queued.is_empty() {
-                queued = instance.epoch(batch, &mut order);
-                queued.reverse();
-            }
-            let index = Tensor::from_slice(&queued.pop().expect("refilled")).to_device(device);
+            let indices = &reweighter_batches[usize::try_from(iteration).expect("fits")];
+            let index = Tensor::from_slice(indices).to_device(device);
             let classes_of = data.train_y.index_select(0, &index);
             (index, phi.sigmoid().index_select(0, &classes_of))
         } else {

@@ -238,7 +238,7 @@ fn finish(
 }
 
 /// Batches for `iterations` stage-2 steps, taking sampler epochs as needed.
-fn batches(
+pub(super) fn batches(
     sampler: &mut dyn Sampler,
     batch: usize,
     iterations: usize,
