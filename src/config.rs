@@ -79,6 +79,10 @@ pub struct SettingsWire {
     pub augment: Option<crate::data::augment::AugmentSpec>,
     /// Model-selection rule (default `last`).
     pub selection: Option<crate::train::Selection>,
+    /// Forward-pass precision: `f32` (default) or `bf16-autocast`.
+    pub precision: Option<crate::device::Precision>,
+    /// Convolutions in the channels-last memory format (default false).
+    pub channels_last: Option<bool>,
     /// Settings of the decoupled second stage.
     #[serde(default)]
     pub stage2: Stage2Wire,

@@ -14,6 +14,7 @@ use crate::config::{MatrixFile, OptimizerWire, ScheduleWire, SettingsWire, Stage
 use crate::data::augment::AugmentSpec;
 use crate::data::longtail::Shot;
 use crate::data::DatasetKind;
+use crate::device::Precision;
 use crate::loss::LossSpec;
 use crate::model::{ClassifierSpec, ModelSpec};
 use crate::sampler::SamplerSpec;
@@ -129,6 +130,13 @@ pub struct Settings {
     pub augment: AugmentSpec,
     /// Model-selection rule.
     pub selection: Selection,
+    /// Forward-pass precision (default float32; omitted from records when default, so the
+    /// configuration hashes of float32 runs are unchanged).
+    #[serde(default, skip_serializing_if = "Precision::is_default")]
+    pub precision: Precision,
+    /// Convolutions in the channels-last memory format (default off; omitted when off).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub channels_last: bool,
 }
 
 /// What stage 2 does with the stage-1 model's classifier.
@@ -542,6 +550,14 @@ fn render_method(out: &mut String, method: &Method) {
                 s.schedule.warmup.label(),
                 s.schedule.warmup_start_factor
             );
+            if !s.precision.is_default() || s.channels_last {
+                let _ = writeln!(
+                    out,
+                    "    precision {}; memory format {}",
+                    s.precision.label(),
+                    if s.channels_last { "channels-last" } else { "contiguous" }
+                );
+            }
         }
         Scheme::Decoupled(s) if s.classifier.is_post_hoc() => {
             let _ = writeln!(out, "  {}: post hoc on the model of `{}`", method.name, s.stage1);
@@ -715,6 +731,8 @@ fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Setti
             .or_else(|| defaults.augment.clone())
             .unwrap_or(AugmentSpec::None),
         selection: own.selection.or(defaults.selection).unwrap_or(Selection::Last),
+        precision: own.precision.or(defaults.precision).unwrap_or_default(),
+        channels_last: own.channels_last.or(defaults.channels_last).unwrap_or(false),
     };
     if settings.batch_size == 0 {
         return Err("`batch-size` must be at least 1".to_string());
@@ -852,6 +870,8 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
         ("batch-size", own.batch_size.is_some()),
         ("augment", own.augment.is_some()),
         ("selection", own.selection.is_some()),
+        ("precision", own.precision.is_some()),
+        ("channels-last", own.channels_last.is_some()),
     ];
     if let Some((field, _)) = stage1_only.iter().find(|(_, set)| *set) {
         return Err(format!("`{field}` belongs to the stage-1 method `{stage1}`; set stage-2 settings under `stage2`"));

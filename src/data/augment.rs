@@ -48,28 +48,64 @@ impl AugmentSpec {
     }
 }
 
+/// Per sample, draws the crop offsets `dy`, `dx` and the flip (in that order, one sample after
+/// another) from `rng` on the CPU, then applies them to the whole batch with two gathers on the
+/// batch's device: no per-sample kernels, so it stays cheap on a GPU.
 fn crop_flip(batch: &Tensor, padding: i64, rng: &mut ChaCha8Rng) -> Tensor {
-    let (_, _, h, w) = batch.size4().expect("image batch");
+    let (b, c, h, w) = batch.size4().expect("image batch");
+    let device = batch.device();
+    let mut rows = Vec::with_capacity(usize::try_from(b * h).expect("fits"));
+    let mut cols = Vec::with_capacity(usize::try_from(b * w).expect("fits"));
+    for _ in 0..b {
+        let dy = rng.gen_range(0..=2 * padding);
+        let dx = rng.gen_range(0..=2 * padding);
+        let flip = rng.gen_bool(0.5);
+        rows.extend((0..h).map(|i| dy + i));
+        cols.extend((0..w).map(|j| dx + if flip { w - 1 - j } else { j }));
+    }
     let padded = batch.constant_pad_nd([padding, padding, padding, padding]);
-    let samples: Vec<Tensor> = (0..batch.size()[0])
-        .map(|i| {
-            let dy = rng.gen_range(0..=2 * padding);
-            let dx = rng.gen_range(0..=2 * padding);
-            let crop = padded.get(i).narrow(1, dy, h).narrow(2, dx, w);
-            if rng.gen_bool(0.5) {
-                crop.flip([2])
-            } else {
-                crop
-            }
-        })
-        .collect();
-    Tensor::stack(&samples, 0)
+    let rows = Tensor::from_slice(&rows).to_device(device).view([b, 1, h, 1]);
+    let cols = Tensor::from_slice(&cols).to_device(device).view([b, 1, 1, w]);
+    padded.gather(2, &rows.expand([b, c, h, w + 2 * padding], false), false).gather(
+        3,
+        &cols.expand([b, c, h, w], false),
+        false,
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use rand::SeedableRng;
+
+    /// The per-sample definition: crop a window of the padded image, then maybe flip it.
+    fn crop_flip_per_sample(batch: &Tensor, padding: i64, rng: &mut ChaCha8Rng) -> Tensor {
+        let (_, _, h, w) = batch.size4().unwrap();
+        let padded = batch.constant_pad_nd([padding, padding, padding, padding]);
+        let samples: Vec<Tensor> = (0..batch.size()[0])
+            .map(|i| {
+                let dy = rng.gen_range(0..=2 * padding);
+                let dx = rng.gen_range(0..=2 * padding);
+                let crop = padded.get(i).narrow(1, dy, h).narrow(2, dx, w);
+                if rng.gen_bool(0.5) {
+                    crop.flip([2])
+                } else {
+                    crop
+                }
+            })
+            .collect();
+        Tensor::stack(&samples, 0)
+    }
+
+    #[test]
+    fn batched_crop_flip_equals_the_per_sample_definition() {
+        let x = Tensor::randn([16, 3, 7, 9], (tch::Kind::Float, tch::Device::Cpu));
+        for seed in 0..5 {
+            let fast = crop_flip(&x, 3, &mut ChaCha8Rng::seed_from_u64(seed));
+            let slow = crop_flip_per_sample(&x, 3, &mut ChaCha8Rng::seed_from_u64(seed));
+            assert!(fast.equal(&slow), "seed {seed}");
+        }
+    }
 
     #[test]
     fn crop_flip_is_seeded_and_keeps_shape() {

@@ -203,6 +203,28 @@ impl Network {
     }
 }
 
+/// `x` (`[B, C, H, W]`) in the channels-last memory format (NHWC strides, same shape and values),
+/// as `x.contiguous(memory_format=torch.channels_last)`; other ranks are returned as they are.
+pub fn channels_last(x: &Tensor) -> Tensor {
+    if x.dim() == 4 {
+        x.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
+    } else {
+        x.shallow_clone()
+    }
+}
+
+/// Converts every 4-d variable of `vs` (convolution weights) to the channels-last format in
+/// place, as `model.to(memory_format=torch.channels_last)`; convolutions then run in NHWC.
+pub fn to_channels_last(vs: &nn::VarStore) {
+    let _guard = tch::no_grad_guard();
+    for (_, mut var) in vs.variables() {
+        if var.dim() == 4 {
+            let converted = channels_last(&var);
+            var.set_data(&converted);
+        }
+    }
+}
+
 /// PyTorch's default initialisation of `nn.Linear` and `nn.Conv2d`: weights and biases uniform in
 /// `±1/sqrt(fan_in)` (tch's own default differs).
 #[must_use]
@@ -279,6 +301,22 @@ mod tests {
         let out = c.forward(&x);
         assert!(f64::try_from(out.abs().max()).unwrap() <= 1.0 + 1e-6);
         assert_eq!(parameter_count(&vs), 12);
+    }
+
+    #[test]
+    fn channels_last_keeps_values_and_changes_strides() {
+        tch::manual_seed(4);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let net =
+            Network::new(&vs.root(), &ModelSpec::Resnet32, ClassifierSpec::Linear, &[3, 8, 8], 5);
+        let x = Tensor::randn([2, 3, 8, 8], (Kind::Float, Device::Cpu));
+        let before = net.logits(&x, Phase::Eval);
+        to_channels_last(&vs);
+        let conv = vs.variables().into_values().find(|v| v.dim() == 4).expect("a convolution");
+        let [_, c, h, w] = conv.size()[..] else { panic!("4-d") };
+        assert_eq!(conv.stride(), [c * h * w, 1, w * c, c]);
+        let after = net.logits(&channels_last(&x), Phase::Eval);
+        assert!(before.allclose(&after, 1e-4, 1e-5, false));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::RunData;
+use crate::device::Autocast;
 use crate::loss::{BuildContext, Loss};
 use crate::matrix::{Optimizer, RunSeeds, Settings};
 use crate::model::{Network, Phase};
@@ -123,6 +124,9 @@ pub fn end_to_end(
     let shape = &data.train_x.size()[1..];
     let classes = i64::try_from(data.class_counts.len()).expect("fits");
     let network = Network::new(&vs.root(), &settings.model, settings.classifier, shape, classes);
+    if settings.channels_last {
+        crate::model::to_channels_last(&vs);
+    }
     let batch = settings.batch_size as usize;
     let per_epoch = data.train_labels.len().div_ceil(batch) as u64;
     let plan = LrPlan {
@@ -147,10 +151,18 @@ pub fn end_to_end(
         batches.truncate(usize::try_from(plan.total - iteration).unwrap_or(usize::MAX));
         for indices in &batches {
             let index = Tensor::from_slice(indices).to_device(device);
-            let x = settings.augment.apply(&data.train_x.index_select(0, &index), &mut augment);
-            let logits = network.logits(&x, Phase::Train);
+            let mut x = settings.augment.apply(&data.train_x.index_select(0, &index), &mut augment);
+            if settings.channels_last {
+                x = crate::model::channels_last(&x);
+            }
+            let logits = {
+                let _region = Autocast::enter(settings.precision, device);
+                network.logits(&x, Phase::Train)
+            };
+            let value =
+                loss.forward(&logits.to_kind(Kind::Float), &data.train_y.index_select(0, &index));
             let value = sgd
-                .step(loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
+                .step(&value, plan.at(iteration))
                 .map_err(|value| TrainError::Diverged { epoch, iteration, value })?;
             sum += value;
             iteration += 1;
@@ -284,21 +296,15 @@ impl Sgd {
         Sgd { optimizer: config.build(vs, o.lr).expect("SGD over a variable store") }
     }
 
-    /// One step at learning rate `lr`; returns the batch loss, or `Err(loss)` if it is not finite.
-    fn step(
-        &mut self,
-        loss: &dyn Loss,
-        logits: &Tensor,
-        targets: &Tensor,
-        lr: f64,
-    ) -> Result<f64, f64> {
-        let value = loss.forward(logits, targets);
+    /// One step on the batch loss `value` at learning rate `lr`; returns the loss, or `Err(loss)`
+    /// if it is not finite.
+    fn step(&mut self, value: &Tensor, lr: f64) -> Result<f64, f64> {
         let scalar = value.to_kind(Kind::Double).double_value(&[]);
         if !scalar.is_finite() {
             return Err(scalar);
         }
         self.optimizer.set_lr(lr);
-        self.optimizer.backward_step(&value);
+        self.optimizer.backward_step(value);
         Ok(scalar)
     }
 }

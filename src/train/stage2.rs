@@ -127,10 +127,15 @@ fn train_classifier(
     let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
     for (iteration, indices) in (0u64..).zip(&batches) {
         let index = Tensor::from_slice(indices).to_device(device);
-        let logits = head.forward(&frozen.train_rows(&index));
-        let value = sgd
-            .step(&*loss, &logits, &data.train_y.index_select(0, &index), plan.at(iteration))
-            .map_err(|value| TrainError::Diverged { epoch: 1, iteration, value })?;
+        let value = loss.forward(
+            &head.forward(&frozen.train_rows(&index)),
+            &data.train_y.index_select(0, &index),
+        );
+        let value = sgd.step(&value, plan.at(iteration)).map_err(|value| TrainError::Diverged {
+            epoch: 1,
+            iteration,
+            value,
+        })?;
         if let Some((block, mean)) = blocks.push(value) {
             best.offer_split(&vs, iteration + 1, &splits, |f| head.forward(f));
             progress.epoch(block, blocks.count(), mean, plan.at(iteration));

@@ -176,3 +176,19 @@ fn meta_samplers_belong_to_stage2_and_take_parameters() {
     ));
     assert!(e.contains("fresh classifier"), "{e}");
 }
+
+#[test]
+fn precision_is_checked_and_belongs_to_stage1() {
+    let dir = tempfile::tempdir().unwrap();
+    let head = "name = \"x\"\nseeds = [1]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n\n[[methods]]\nname = \"a\"\n";
+    let bad = matrix(dir.path(), "bad.toml", &format!("{head}precision = \"fp8\"\n"));
+    let message = stderr(&run(&["plan", bad.to_str().unwrap()]));
+    assert!(message.contains("fp8") && message.contains("bf16-autocast"), "{message}");
+    let stage2 = matrix(
+        dir.path(),
+        "stage2.toml",
+        &format!("{head}\n[[methods]]\nname = \"b\"\nstage1 = \"a\"\nprecision = \"bf16-autocast\"\n"),
+    );
+    let message = stderr(&run(&["plan", stage2.to_str().unwrap()]));
+    assert!(message.contains("`precision` belongs to the stage-1 method"), "{message}");
+}
