@@ -39,9 +39,29 @@ data:
         echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set BALMS_DATA (see README)" >&2
     fi
 
-# Benchmarks: ratios against a reference run in the same process (see benches/).
-bench: setup
+# The PyTorch reference's environment for `just bench` (full torch 2.11.0 + torchvision 0.26.0 from
+# PyPI, about 4.6 GB, in .venv-ref; git-ignored).
+bench-setup:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if .venv-ref/bin/python -c 'import torch, torchvision' 2>/dev/null; then exit 0; fi
+    python3 -m venv .venv-ref
+    .venv-ref/bin/python -m pip install -q --upgrade pip
+    .venv-ref/bin/python -m pip install -q torch==2.11.0 torchvision==0.26.0
+
+# Benchmarks, all reported as ratios measured in the same invocation (README "Speed"): balms vs
+# the PyTorch reference on identical data (results/bench/cpu.*), matrix throughput at 1 and 2
+# jobs (results/bench/throughput.*), and the Meta Sampler's cost over a plain stage 2.
+bench: bench-setup build data
+    {{bin}} bench --python .venv-ref/bin/python --out results/bench/cpu
+    {{bin}} bench --python .venv-ref/bin/python --channels-last --workloads cnn-fashion,resnet32-cifar --out results/bench/cpu-channels-last
+    {{bin}} bench --throughput bench/throughput.toml --out results/bench/throughput
     cargo bench --bench stage2_meta
+
+# On a GPU machine with PyTorch 2.11.0 (CUDA) and a balms binary built elsewhere: the device check
+# (scripts/device-check.sh; results/device/).
+device-check:
+    scripts/device-check.sh results/device
 
 # Release build of balms.
 build: setup

@@ -92,6 +92,8 @@ fn main() -> anyhow::Result<()> {
         threads,
         locator: DataLocator::default(),
         progress: false,
+        jobs: 1,
+        worker_exe: None,
     };
     run_plan(&plan, &options)?;
     let results = dir.path().join("results");

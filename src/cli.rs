@@ -74,6 +74,119 @@ pub enum Command {
     },
     /// List the registered losses, samplers, models and datasets.
     List,
+    /// Training throughput against the PyTorch reference on identical data, as ratios.
+    Bench(BenchArgs),
+    /// Internal: a `--jobs` worker; trains the runs named on standard input.
+    #[command(hide = true)]
+    Worker {
+        /// The matrix file.
+        file: PathBuf,
+        /// Run options.
+        #[command(flatten)]
+        options: RunArgs,
+    },
+}
+
+/// Options of `balms bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Workloads (comma-separated).
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "mlp-digits,cnn-fashion,resnet32-cifar"
+    )]
+    pub workloads: Vec<crate::bench::Workload>,
+    /// Device for balms and the reference.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceChoice,
+    /// Intra-op threads for both.
+    #[arg(long, default_value_t = 2)]
+    pub threads: i32,
+    /// Warm-up iterations (default: each workload's).
+    #[arg(long)]
+    pub warmup: Option<u64>,
+    /// Timed iterations (default: each workload's).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Batch size.
+    #[arg(long, default_value_t = 128)]
+    pub batch: u32,
+    /// Python with PyTorch and torchvision for the reference (omit to time balms alone).
+    #[arg(long)]
+    pub python: Option<PathBuf>,
+    /// The reference script.
+    #[arg(long, default_value = "bench/reference.py")]
+    pub script: PathBuf,
+    /// The reference `DataLoader`'s `num_workers`.
+    #[arg(long, default_value_t = 0)]
+    pub workers: u32,
+    /// Forward precision of both.
+    #[arg(long, value_enum, default_value = "f32")]
+    pub precision: crate::device::Precision,
+    /// Channels-last convolutions in both.
+    #[arg(long)]
+    pub channels_last: bool,
+    /// Data folder (then `BALMS_DATA`, then well-known places).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Scratch folder for exchanged data and checkpoints.
+    #[arg(long, default_value = "target/bench-scratch")]
+    pub scratch: PathBuf,
+    /// Output path without extension: `.json` and `.md` are written.
+    #[arg(long, default_value = "results/bench/cpu")]
+    pub out: PathBuf,
+    /// Instead of the workloads: time this matrix from scratch with 1 job x `--threads` threads
+    /// and with `--threads` jobs x 1 thread (runs per hour).
+    #[arg(long)]
+    pub throughput: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    #[allow(clippy::print_stdout)]
+    fn throughput(&self, matrix: &Path) -> anyhow::Result<()> {
+        let jobs = usize::try_from(self.threads).context("threads")?;
+        let settings = [(1, self.threads), (jobs, 1)];
+        let rows =
+            crate::bench::throughput(matrix, &settings, self.data_dir.as_deref(), &self.scratch)?;
+        let markdown = crate::bench::throughput_markdown(matrix, &rows, &crate::bench::utc_date());
+        crate::store::write_json(&self.out.with_extension("json"), &rows)?;
+        crate::store::write_atomic(&self.out.with_extension("md"), markdown.as_bytes())?;
+        print!("{markdown}");
+        Ok(())
+    }
+
+    #[allow(clippy::print_stdout)]
+    fn run(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(self.threads >= 1, "`--threads` must be at least 1");
+        anyhow::ensure!(self.steps != Some(0), "`--steps` must be at least 1");
+        tch::set_num_threads(self.threads);
+        if let Some(matrix) = &self.throughput {
+            return self.throughput(matrix);
+        }
+        let options = crate::bench::BenchOptions {
+            workloads: self.workloads.clone(),
+            device: device::resolve(self.device)?,
+            threads: self.threads,
+            warmup: self.warmup,
+            steps: self.steps,
+            batch: self.batch,
+            python: self.python.clone(),
+            script: self.script.clone(),
+            workers: self.workers,
+            precision: self.precision,
+            channels_last: self.channels_last,
+            locator: DataLocator { data_dir: self.data_dir.clone() },
+            scratch: self.scratch.clone(),
+        };
+        let report = crate::bench::run(&options)?;
+        let markdown = report.markdown(&crate::bench::utc_date());
+        crate::store::write_json(&self.out.with_extension("json"), &report)?;
+        crate::store::write_atomic(&self.out.with_extension("md"), markdown.as_bytes())?;
+        print!("{markdown}");
+        Ok(())
+    }
 }
 
 /// Options of commands that train.
@@ -94,11 +207,16 @@ pub struct RunArgs {
     /// Hide progress bars.
     #[arg(long)]
     pub no_progress: bool,
+    /// Runs trained at once, each in a worker process with `--threads` threads (results are the
+    /// same whatever the number).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
 }
 
 impl RunArgs {
     fn options(&self, results: &Path) -> anyhow::Result<RunOptions> {
         anyhow::ensure!(self.threads >= 1, "`--threads` must be at least 1");
+        anyhow::ensure!(self.jobs >= 1, "`--jobs` must be at least 1");
         tch::set_num_threads(self.threads);
         let device = device::resolve(self.device)?;
         if self.device == DeviceChoice::Auto {
@@ -110,6 +228,8 @@ impl RunArgs {
             threads: self.threads,
             locator: DataLocator { data_dir: self.data_dir.clone() },
             progress: !self.no_progress,
+            jobs: self.jobs,
+            worker_exe: None,
         })
     }
 }
@@ -148,6 +268,11 @@ pub fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Data { data_dir } => print!("{}", data_listing(&DataLocator { data_dir })),
         Command::List => print!("{}", registry_listing()),
+        Command::Bench(args) => args.run()?,
+        Command::Worker { file, options } => {
+            let run_options = options.options(&options.results)?;
+            runner::serve_worker(&Plan::load(&file)?, &run_options)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -255,6 +380,7 @@ deferred re-weighting:      drw = { start = 0.8, beta = 0.9999 }
 stage-2 classifiers:        retrain (cRT) | lws | { tau-norm = { tau = 1.0 } } | { logit-adjust = { tau = 1 } }
 stage-2 features:           cached (default) | per-batch (through the backbone, as the official code)
 selection:                  last | best-val | best-test (optimistic, labelled)
+precision:                  f32 | bf16-autocast        channels-last = true | false (end-to-end)
 models:
   mlp = { hidden = [...] }  multi-layer perceptron
   small-cnn                 two conv blocks + 128-unit layer, 1x28x28

@@ -19,6 +19,9 @@ use crate::seed::Seed;
 use crate::store::{self, Failure, Metrics, Provenance, RunConfig, RunStatus, Store};
 use crate::train::{self, Progress, Trained};
 
+mod workers;
+pub use workers::serve_worker;
+
 /// How to run a plan.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -32,6 +35,11 @@ pub struct RunOptions {
     pub locator: DataLocator,
     /// Show progress bars (they hide themselves when stderr is not a terminal).
     pub progress: bool,
+    /// Runs trained at once, each in its own worker process with `threads` threads (1: in this
+    /// process).
+    pub jobs: usize,
+    /// The `balms` executable that workers run (default: this one).
+    pub worker_exe: Option<PathBuf>,
 }
 
 /// What a matrix run did.
@@ -85,24 +93,29 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
     if pending.is_empty() {
         return Ok(summary);
     }
-    let pools = load_pools(plan, &pending, &options.locator)?;
-    let provenance_base = provenance(options);
-    let bars = Bars::new(pending.len(), options.progress);
+    // Every dataset is read (and its format checked) before anything trains.
+    let mut pools = Pools::default();
     for job in &pending {
-        let pool = &pools[job.cell.column.dataset.name()];
-        let provenance = Provenance { data_source: pool.source.clone(), ..provenance_base.clone() };
-        match execute(plan, job, pool, options, provenance, &bars) {
-            Ok(metrics) => {
-                summary.trained += 1;
-                bars.println(&format!("{}: top-1 {:.4}", job.id(), metrics.evaluation.top1));
+        pools.get(plan, job, &options.locator)?;
+    }
+    let bars = Bars::new(pending.len(), options.progress);
+    if options.jobs > 1 && pending.len() > 1 {
+        drop(pools);
+        workers::run_parallel(plan, &pending, options, &bars, &mut summary)?;
+    } else {
+        for job in &pending {
+            match run_job(plan, job, &mut pools, options, &bars) {
+                Ok(top1) => {
+                    summary.trained += 1;
+                    bars.println(&format!("{}: top-1 {top1:.4}", job.id()));
+                }
+                Err(err) => {
+                    bars.println(&format!("{}: FAILED: {err:#}", job.id()));
+                    summary.failed.push(job.id());
+                }
             }
-            Err(err) => {
-                record_failure(job, &err)?;
-                bars.println(&format!("{}: FAILED: {err:#}", job.id()));
-                summary.failed.push(job.id());
-            }
+            bars.matrix.inc(1);
         }
-        bars.matrix.inc(1);
     }
     bars.matrix.finish_and_clear();
     if !summary.failed.is_empty() {
@@ -133,23 +146,42 @@ fn jobs(plan: &Plan, store: &Store) -> Vec<Job> {
         .collect()
 }
 
-/// Loads each dataset that pending runs need, once, failing before any training if one is
-/// missing.
-fn load_pools(
-    plan: &Plan,
-    pending: &[Job],
-    locator: &DataLocator,
-) -> anyhow::Result<HashMap<&'static str, Pool>> {
-    let mut pools = HashMap::new();
-    for job in pending {
+/// Datasets loaded by this process, each once, shared by every run that uses it.
+#[derive(Default)]
+struct Pools(HashMap<&'static str, Pool>);
+
+impl Pools {
+    fn get(&mut self, plan: &Plan, job: &Job, locator: &DataLocator) -> anyhow::Result<&Pool> {
         let dataset = &job.cell.column.dataset;
-        if !pools.contains_key(dataset.name()) {
+        if !self.0.contains_key(dataset.name()) {
             let pool =
                 Pool::load(dataset, locator).with_context(|| format!("matrix `{}`", plan.name))?;
-            pools.insert(dataset.name(), pool);
+            self.0.insert(dataset.name(), pool);
+        }
+        Ok(&self.0[dataset.name()])
+    }
+}
+
+/// Trains one run in this process and records it: its metrics' top-1, or the error (also
+/// written to its `failed.json`).
+fn run_job(
+    plan: &Plan,
+    job: &Job,
+    pools: &mut Pools,
+    options: &RunOptions,
+    bars: &Bars,
+) -> anyhow::Result<f64> {
+    let outcome = pools.get(plan, job, &options.locator).and_then(|pool| {
+        let provenance = Provenance { data_source: pool.source.clone(), ..provenance(options) };
+        execute(plan, job, pool, options, provenance, bars)
+    });
+    match outcome {
+        Ok(metrics) => Ok(metrics.evaluation.top1),
+        Err(err) => {
+            record_failure(job, &err)?;
+            Err(err)
         }
     }
-    Ok(pools)
 }
 
 /// Trains one run and writes its records.

@@ -93,3 +93,47 @@ fn listing_names_every_registered_loss_and_sampler() {
         assert!(listing.contains(&name), "`balms list` does not mention `{name}`");
     }
 }
+
+#[test]
+fn bench_times_balms_and_divides_by_the_reference() {
+    let dir = tempfile::tempdir().unwrap();
+    // A stand-in reference that checks its arguments and reports a fixed speed.
+    let script = dir.path().join("reference.py");
+    std::fs::write(
+        &script,
+        "import sys\nargs = sys.argv\nassert args[args.index('--workload') + 1] == 'mlp-digits'\n\
+         header = open(args[args.index('--data') + 1] + '/x.npy', 'rb').read(128)\n\
+         assert b\"'shape': (503,1,8,8,)\" in header, header\n\
+         print('{\"images_per_second\": 1000.0, \"torch\": \"stub\"}')\n",
+    )
+    .unwrap();
+    let out = dir.path().join("bench");
+    let output = run(&[
+        "bench",
+        "--workloads",
+        "mlp-digits",
+        "--steps",
+        "200",
+        "--threads",
+        "1",
+        "--python",
+        "python3",
+        "--script",
+        script.to_str().unwrap(),
+        "--scratch",
+        dir.path().join("scratch").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.with_extension("json")).unwrap())
+            .unwrap();
+    let m = &report["measurements"][0];
+    let balms = m["balms_images_per_second"].as_f64().unwrap();
+    assert!(balms > 0.0);
+    assert!((m["ratio"].as_f64().unwrap() - balms / 1000.0).abs() < 1e-9);
+    assert_eq!(m["reference"]["torch"], "stub");
+    let markdown = std::fs::read_to_string(out.with_extension("md")).unwrap();
+    assert!(markdown.contains("| mlp-digits | 503 | 20 + 200 |"), "{markdown}");
+}

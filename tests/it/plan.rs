@@ -187,7 +187,9 @@ fn precision_is_checked_and_belongs_to_stage1() {
     let stage2 = matrix(
         dir.path(),
         "stage2.toml",
-        &format!("{head}\n[[methods]]\nname = \"b\"\nstage1 = \"a\"\nprecision = \"bf16-autocast\"\n"),
+        &format!(
+            "{head}\n[[methods]]\nname = \"b\"\nstage1 = \"a\"\nprecision = \"bf16-autocast\"\n"
+        ),
     );
     let message = stderr(&run(&["plan", stage2.to_str().unwrap()]));
     assert!(message.contains("`precision` belongs to the stage-1 method"), "{message}");

@@ -333,3 +333,105 @@ fn every_baseline_runs_reproducibly_and_records_its_rule() {
             >= softmax["top1"].as_f64().unwrap()
     );
 }
+
+fn run_jobs(matrix_path: &Path, results: &Path, jobs: &str) -> std::process::Output {
+    run(&[
+        "run",
+        matrix_path.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--jobs",
+        jobs,
+        "--no-progress",
+        "--results",
+        results.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn parallel_jobs_give_the_same_bytes_as_one_job() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "m.toml", &digits_matrix("jobs", "[1, 2]", 0.05));
+    let (one, three) = (dir.path().join("one"), dir.path().join("three"));
+    assert!(run_jobs(&path, &one, "1").status.success());
+    let output = run_jobs(&path, &three, "3");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let (serial, parallel) = (metrics_files(&one), metrics_files(&three));
+    assert_eq!(serial.len(), 6);
+    assert_eq!(serial, parallel);
+
+    // Both stage-1 checkpoints gone and both decoupled runs to redo: each backbone is retrained
+    // once, by the first of its runs, and the results are unchanged.
+    for seed in [1, 2] {
+        let run = |method: &str| three.join(format!("jobs/digits-lt.if10.{method}/seed-{seed}"));
+        std::fs::remove_file(run("softmax").join("model.ot")).unwrap();
+        std::fs::remove_file(run("balanced-softmax-dt").join("metrics.json")).unwrap();
+    }
+    let output = run_jobs(&path, &three, "2");
+    let message = stderr(&output);
+    assert!(output.status.success(), "{message}");
+    assert_eq!(message.matches("checkpoint missing; retraining it").count(), 2, "{message}");
+    assert_eq!(metrics_files(&three), serial);
+}
+
+#[test]
+fn a_failing_stage1_run_under_jobs_fails_its_decoupled_runs_too() {
+    let dir = tempfile::tempdir().unwrap();
+    // A learning rate that diverges: every run fails, the decoupled one without being started.
+    let text = digits_matrix("diverge", "[1]", 0.05).replace("lr = 0.05", "lr = 1e30");
+    let path = matrix(dir.path(), "m.toml", &text);
+    let output = run_jobs(&path, &dir.path().join("r"), "2");
+    let message = stderr(&output);
+    assert!(!output.status.success());
+    assert!(message.contains("balanced-softmax-dt seed 1: NOT RUN"), "{message}");
+    assert!(message.contains("3 run(s) of `diverge` failed"), "{message}");
+    let failed = dir.path().join("r/diverge/digits-lt.if10.balanced-softmax-dt/seed-1/failed.json");
+    assert!(std::fs::read_to_string(failed).unwrap().contains("stage-1"));
+}
+
+#[test]
+fn bf16_autocast_and_channels_last_train_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = r#"name = "fast"
+seeds = [1]
+datasets = [{ digits-lt = { imbalance = [10] } }]
+
+[defaults]
+model = "resnet32"
+epochs = 1
+batch-size = 64
+augment = { crop-flip = { padding = 1 } }
+
+[[methods]]
+name = "plain"
+
+[[methods]]
+name = "fast"
+precision = "bf16-autocast"
+channels-last = true
+"#;
+    let path = matrix(dir.path(), "m.toml", text);
+    let results = dir.path().join("r");
+    let output = run_matrix(&path, &results);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config = |m: &str| {
+        std::fs::read_to_string(results.join(format!("fast/digits-lt.if10.{m}/seed-1/config.json")))
+            .unwrap()
+    };
+    assert!(config("fast").contains("\"precision\": \"bf16-autocast\""));
+    assert!(config("fast").contains("\"channels-last\": true"));
+    // Defaults stay out of the record, so float32 runs keep their configuration hashes.
+    assert!(!config("plain").contains("precision") && !config("plain").contains("channels-last"));
+    let top1 = |m: &str| {
+        let path = results.join(format!("fast/digits-lt.if10.{m}/seed-1/metrics.json"));
+        let metrics: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        metrics["top1"].as_f64().unwrap()
+    };
+    assert!(top1("fast") > 0.1 && top1("plain") > 0.1, "{} {}", top1("fast"), top1("plain"));
+    let plan = run(&["plan", path.to_str().unwrap()]);
+    let printed = String::from_utf8_lossy(&plan.stdout);
+    assert!(printed.contains("precision bf16-autocast; memory format channels-last"), "{printed}");
+}
