@@ -98,19 +98,29 @@ fn main() -> anyhow::Result<()> {
     run_plan(&plan, &options)?;
     let results = dir.path().join("results");
     let plain = per_iteration(&results, "plain");
-    println!("stage-2 iteration, batch 512, N = 24,516, 10 classes, 256-d features, {threads} threads (CPU):");
+    let mut report = format!(
+        "# Stage-2 iteration cost ({})\n\nbatch 512, N = 24,516, 10 classes, 256-d features, {threads} threads, CPU, {}\n\n| method | ms/iteration | vs plain |\n|---|---:|---:|\n",
+        balms::bench::utc_date(),
+        std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+            .unwrap_or_default()
+    );
     for method in
         ["plain", "meta-sampler", "meta-reweighter", "plain-per-batch", "meta-sampler-per-batch"]
     {
         let t = per_iteration(&results, method);
-        println!("  {method:<16} {:>8.2} ms/iteration   {:>6.2}x plain", 1e3 * t, t / plain);
+        report.push_str(&format!("| {method} | {:.2} | {:.2}x |\n", 1e3 * t, t / plain));
     }
     let cache =
         |m: &str| per_iteration(&results, &format!("{m}-per-batch")) / per_iteration(&results, m);
-    println!(
-        "features computed once instead of per batch: {:.2}x faster (plain), {:.2}x (meta sampler)",
+    report.push_str(&format!(
+        "\nFeatures computed once instead of per batch: {:.2}x faster (plain), {:.2}x (meta sampler).\n",
         cache("plain"),
         cache("meta-sampler")
-    );
+    ));
+    print!("{report}");
+    let out = Path::new("results/bench/stage2-meta.md");
+    balms::store::write_atomic(out, report.as_bytes())?;
     Ok(())
 }

@@ -56,6 +56,33 @@ pub(super) struct MetaOutcome {
     pub(super) rates: Vec<Vec<f64>>,
 }
 
+/// The training rows of each class, as lists for the host and as device tensors (all rows class
+/// by class, each class's first column, each column's class) built once per training.
+pub(super) struct Members {
+    lists: Vec<Vec<i64>>,
+    flat: Tensor,
+    offsets: Tensor,
+    column_class: Tensor,
+}
+
+impl Members {
+    pub(super) fn new(lists: Vec<Vec<i64>>, device: Device) -> Members {
+        let mut offsets = Vec::with_capacity(lists.len());
+        let mut column_class = Vec::new();
+        for (c, m) in (0i64..).zip(&lists) {
+            offsets.push(i64::try_from(column_class.len()).expect("fits"));
+            column_class.extend(std::iter::repeat_n(c, m.len()));
+        }
+        let flat: Vec<i64> = lists.iter().flatten().copied().collect();
+        Members {
+            flat: Tensor::from_slice(&flat).to_device(device),
+            offsets: Tensor::from_slice(&offsets).to_device(device),
+            column_class: Tensor::from_slice(&column_class).to_device(device),
+            lists,
+        }
+    }
+}
+
 /// A batch drawn by the straight-through Gumbel-softmax, with what the soft sample needs.
 pub(super) struct Draw {
     /// Chosen training indices `[B]`.
@@ -72,13 +99,13 @@ impl Draw {
     /// Draws `batch` indices given the log-rates `[C]` (no gradient): row `b`'s noise comes from
     /// the generator of stream `first_stream + b` under `seed` (see [`gumbel::summaries`]).
     pub(super) fn sample(
-        members: &[Vec<i64>],
+        members: &Members,
         log_rates: &Tensor,
         batch: usize,
         (seed, first_stream): (u64, u64),
         tau: f64,
     ) -> Draw {
-        let sizes: Vec<usize> = members.iter().map(Vec::len).collect();
+        let sizes: Vec<usize> = members.lists.iter().map(Vec::len).collect();
         let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
         let rows = gumbel::summaries(&sizes, batch, seed, first_stream, tau, threads);
         let rows_of = |t: Tensor| t.view([i64::try_from(batch).expect("fits"), -1]);
@@ -107,13 +134,13 @@ impl Draw {
     /// [`gumbel::summaries`] would dominate the iteration. Deterministic for a device and seed,
     /// but a different stream from the CPU path.
     pub(super) fn sample_on_device(
-        members: &[Vec<i64>],
+        members: &Members,
         log_rates: &Tensor,
         batch: usize,
         tau: f64,
     ) -> Draw {
         let _guard = tch::no_grad_guard();
-        let n: usize = members.iter().map(Vec::len).sum();
+        let n: usize = members.lists.iter().map(Vec::len).sum();
         let shape = [i64::try_from(batch).expect("fits"), i64::try_from(n).expect("fits")];
         let uniform = Tensor::rand(shape, (Kind::Float, log_rates.device()));
         let gumbel = -(-uniform.clamp_min(f64::from(f32::MIN_POSITIVE)).log()).log();
@@ -122,21 +149,12 @@ impl Draw {
 
     /// The draw from materialised noise `gumbel` `[B, N]` whose columns run class by class in
     /// `members` order, summarised per (row, class) with scatter reductions on its device.
-    fn from_gumbel(members: &[Vec<i64>], log_rates: &Tensor, gumbel: &Tensor, tau: f64) -> Draw {
+    fn from_gumbel(members: &Members, log_rates: &Tensor, gumbel: &Tensor, tau: f64) -> Draw {
         let _guard = tch::no_grad_guard();
         let device = gumbel.device();
         let (rows, n) = gumbel.size2().expect("[B, N]");
-        let classes = i64::try_from(members.len()).expect("fits");
-        let mut column_class = Vec::new();
-        let mut offsets = Vec::new();
-        for (c, m) in (0i64..).zip(members) {
-            offsets.push(i64::try_from(column_class.len()).expect("fits"));
-            column_class.extend(std::iter::repeat_n(c, m.len()));
-        }
-        let class_of = Tensor::from_slice(&column_class)
-            .to_device(device)
-            .unsqueeze(0)
-            .expand([rows, n], false);
+        let classes = i64::try_from(members.lists.len()).expect("fits");
+        let class_of = members.column_class.unsqueeze(0).expand([rows, n], false);
         let empty = |fill: f64| Tensor::full([rows, classes], fill, (gumbel.kind(), device));
         let maxima =
             empty(f64::NEG_INFINITY).internal_scatter_reduce(1, &class_of, gumbel, "amax", true);
@@ -150,7 +168,7 @@ impl Draw {
                 "amin",
                 true,
             );
-        let positions = first - Tensor::from_slice(&offsets).to_device(device).unsqueeze(0);
+        let positions = first - members.offsets.unsqueeze(0);
         let scaled_max = &maxima / tau;
         let sums = empty(0.0).internal_scatter_reduce(
             1,
@@ -167,14 +185,14 @@ impl Draw {
     /// the reference computation on materialised noise.
     #[cfg(test)]
     pub(super) fn from_noise(
-        members: &[Vec<i64>],
+        members: &Members,
         log_rates: &Tensor,
         tau: f64,
         mut noise: impl FnMut(usize) -> Tensor,
     ) -> Draw {
         let _guard = tch::no_grad_guard();
         let (mut maxima, mut positions, mut sums) = (Vec::new(), Vec::new(), Vec::new());
-        for class in members {
+        for class in &members.lists {
             let g = noise(class.len());
             let (max, at) = g.max_dim(1, false);
             maxima.push(max);
@@ -193,28 +211,22 @@ impl Draw {
     /// The draw from per-(row, class) summaries `[B, C]`: largest noise, its position in the
     /// class, and log-sum-exp of the noise over the temperature.
     fn from_summaries(
-        members: &[Vec<i64>],
+        members: &Members,
         log_rates: &Tensor,
         maxima: Tensor,
         positions: Tensor,
         class_lse: Tensor,
     ) -> Draw {
         let _guard = tch::no_grad_guard();
-        let device = log_rates.device();
         // argmax over all N of log w_i + g_i: the best class by (log pi_c + its largest noise).
         let class = (&maxima + log_rates.detach().unsqueeze(0)).argmax(1, false);
         let pick = |t: &Tensor| t.gather(1, &class.unsqueeze(1), false).squeeze_dim(1);
         let (chosen_noise, within) = (pick(&maxima), pick(&positions));
-        let classes = Vec::<i64>::try_from(&class.to_device(Device::Cpu)).expect("int64");
-        let within = Vec::<i64>::try_from(&within.to_device(Device::Cpu)).expect("int64");
-        let index: Vec<i64> = classes
-            .iter()
-            .zip(&within)
-            .map(|(&c, &w)| {
-                members[usize::try_from(c).expect("class")][usize::try_from(w).expect("pos")]
-            })
-            .collect();
-        Draw { index: Tensor::from_slice(&index).to_device(device), class, chosen_noise, class_lse }
+        // Row `members.offsets[c] + w` of the class-by-class list is the w-th instance of class
+        // c: looked up on the device, without a round trip to the host.
+        let index =
+            members.flat.index_select(0, &(members.offsets.index_select(0, &class) + within));
+        Draw { index, class, chosen_noise, class_lse }
     }
 
     /// The soft Gumbel-softmax value at each chosen instance, `[B]`, differentiable in `phi`:
@@ -312,7 +324,7 @@ pub(super) fn train(
     let phi_init = Tensor::from_slice(&spec.initial_logits(data.counts));
     let mut phi = phi_init.to_kind(kind).to_device(device).set_requires_grad(true);
     let mut adam = Adam::new(spec, classes, phi.kind(), device);
-    let members = by_class(data.train_labels, data.counts.len());
+    let members = Members::new(by_class(data.train_labels, data.counts.len()), device);
     let mut meta_set = ClassBalanced::new(data.meta_labels, data.counts.len(), 1);
     let mut order = ChaCha8Rng::seed_from_u64(seeds.order);
     let mut meta_order = ChaCha8Rng::seed_from_u64(seeds.order);
@@ -433,8 +445,8 @@ mod tests {
     }
 
     // Members of 3 classes over 7 instances: class 0 {0, 3, 5}, class 1 {1, 6}, class 2 {2, 4}.
-    fn members() -> Vec<Vec<i64>> {
-        vec![vec![0, 3, 5], vec![1, 6], vec![2, 4]]
+    fn members() -> Members {
+        Members::new(vec![vec![0, 3, 5], vec![1, 6], vec![2, 4]], Device::Cpu)
     }
 
     fn noise() -> Vec<Vec<f64>> {
@@ -484,7 +496,7 @@ mod tests {
         let phis = [0.4, -0.3, 1.2];
         for row in 0..2 {
             let mut z = [0.0; 7];
-            for (c, block) in members().iter().enumerate() {
+            for (c, block) in members().lists.iter().enumerate() {
                 let n = block.len();
                 for (k, &i) in block.iter().enumerate() {
                     let g = noise()[c][row * n + k];
