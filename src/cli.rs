@@ -76,6 +76,19 @@ pub enum Command {
     List,
     /// Training throughput against the PyTorch reference on identical data, as ratios.
     Bench(BenchArgs),
+    /// Check the paper's theory numerically (Theorem 1, the bound's margins, over-balance, the
+    /// toy of Figure 5); writes paper/theory/.
+    Theory {
+        /// Checks (comma-separated; default all).
+        #[arg(long, value_enum, value_delimiter = ',')]
+        only: Vec<crate::bound::Check>,
+        /// Seeds (at least two; the toy uses the first).
+        #[arg(long, value_delimiter = ',', default_value = "1,2,3")]
+        seeds: Vec<u64>,
+        /// Output folder.
+        #[arg(long, default_value = "paper/theory")]
+        out: PathBuf,
+    },
     /// Internal: a `--jobs` worker; trains the runs named on standard input.
     #[command(hide = true)]
     Worker {
@@ -269,6 +282,15 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Data { data_dir } => print!("{}", data_listing(&DataLocator { data_dir })),
         Command::List => print!("{}", registry_listing()),
         Command::Bench(args) => args.run()?,
+        Command::Theory { only, seeds, out } => {
+            let checks = if only.is_empty() { crate::bound::Check::ALL.to_vec() } else { only };
+            let seeds: Vec<crate::seed::Seed> = seeds.into_iter().map(crate::seed::Seed).collect();
+            let (summary, written) = crate::bound::run(&checks, &seeds, &out)?;
+            print!("{summary}");
+            for path in written {
+                println!("wrote {}", path.display());
+            }
+        }
         Command::Worker { file, options } => {
             let run_options = options.options(&options.results)?;
             runner::serve_worker(&Plan::load(&file)?, &run_options)?;

@@ -16,6 +16,7 @@
 //! `config`, `matrix`, `seed`, `store` and `report` do not touch tensors.
 
 pub mod bench;
+pub mod bound;
 pub mod cli;
 pub mod config;
 pub mod data;

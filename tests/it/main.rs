@@ -5,4 +5,5 @@ mod data;
 mod plan;
 mod report;
 mod runs;
+mod theory;
 mod util;
