@@ -55,6 +55,8 @@ bench-setup:
 bench: bench-setup build data
     {{bin}} bench --python .venv-ref/bin/python --out results/bench/cpu
     {{bin}} bench --python .venv-ref/bin/python --channels-last --workloads cnn-fashion,resnet32-cifar --out results/bench/cpu-channels-last
+    {{bin}} bench --python .venv-ref/bin/python --precision bf16-autocast --workloads resnet32-cifar --out results/bench/cpu-bf16
+    {{bin}} bench --python .venv-ref/bin/python --precision bf16-autocast --channels-last --workloads resnet32-cifar --out results/bench/cpu-bf16-channels-last
     {{bin}} bench --throughput bench/throughput.toml --out results/bench/throughput
     cargo bench --bench stage2_meta
 
@@ -99,6 +101,10 @@ check-paper: paper
         git --no-pager diff -- paper/ >&2
         exit 1
     fi
+
+# The theory checks (Theorem 1, margins, over-balance, the toy of Figure 5) into paper/theory/.
+theory: setup
+    cargo run --quiet -- theory
 
 # Every test (unit, integration, snapshots, doc tests); snapshots are checked, never rewritten.
 test: setup data
