@@ -6,17 +6,15 @@ use std::time::{Duration, Instant};
 use crate::util::{balms, digits_matrix, matrix, metrics_files, run, stderr};
 
 fn run_matrix(matrix_path: &Path, results: &Path) -> std::process::Output {
-    run(&[
-        "run",
-        matrix_path.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--threads",
-        "2",
-        "--no-progress",
-        "--results",
-        results.to_str().unwrap(),
-    ])
+    run_matrix_with(matrix_path, results, &["--threads", "2"])
+}
+
+/// `balms run` on the CPU without progress bars, with `extra` arguments.
+fn run_matrix_with(matrix_path: &Path, results: &Path, extra: &[&str]) -> std::process::Output {
+    let (matrix, results) = (matrix_path.to_str().unwrap(), results.to_str().unwrap());
+    let mut args = vec!["run", matrix, "--device", "cpu", "--no-progress", "--results", results];
+    args.extend_from_slice(extra);
+    run(&args)
 }
 
 /// A digits matrix run to completion in a temporary folder: (folder, matrix file, results).
@@ -335,19 +333,7 @@ fn every_baseline_runs_reproducibly_and_records_its_rule() {
 }
 
 fn run_jobs(matrix_path: &Path, results: &Path, jobs: &str) -> std::process::Output {
-    run(&[
-        "run",
-        matrix_path.to_str().unwrap(),
-        "--device",
-        "cpu",
-        "--threads",
-        "1",
-        "--jobs",
-        jobs,
-        "--no-progress",
-        "--results",
-        results.to_str().unwrap(),
-    ])
+    run_matrix_with(matrix_path, results, &["--threads", "1", "--jobs", jobs])
 }
 
 #[test]
