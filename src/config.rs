@@ -38,6 +38,33 @@ pub struct MatrixFile {
     pub defaults: SettingsWire,
     /// The methods (the table's rows): `name` (required), optional `stage1`, and any setting.
     pub methods: Vec<SettingsWire>,
+    /// The paper's claims that this matrix can test, as paired comparisons of two methods.
+    #[serde(default)]
+    pub claims: Vec<ClaimWire>,
+}
+
+/// A claim of the paper as a comparison of two methods of the matrix: `better` has the higher
+/// top-1 than `than` (at every imbalance factor, or those listed), or, with
+/// `grows-with-imbalance`, its gain over `than` is larger at the highest imbalance factor than at
+/// the lowest.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ClaimWire {
+    /// The claim, in words.
+    pub claim: String,
+    /// Where the paper makes it (table, rows, section).
+    #[serde(default)]
+    pub source: String,
+    /// The method claimed better.
+    pub better: String,
+    /// The method it is compared with.
+    pub than: String,
+    /// Only these imbalance factors (default: all of the matrix's).
+    #[serde(default)]
+    pub imbalance: Option<Vec<f64>>,
+    /// The claim is about the gain growing with the imbalance factor.
+    #[serde(default)]
+    pub grows_with_imbalance: bool,
 }
 
 /// A method's settings, or the defaults: every field optional so that methods override the

@@ -4,6 +4,7 @@
 //! After [`Plan::from_file`] nothing is optional "because the file might not say": every
 //! hyper-parameter has its value, and `balms plan` prints them all ([`Plan::render`]).
 
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -386,6 +387,9 @@ pub struct Plan {
     pub columns: Vec<Column>,
     /// Methods, in file order.
     pub methods: Vec<Method>,
+    /// The paper's claims the matrix tests (validated: both methods exist, the factors too).
+    #[serde(skip)]
+    pub claims: Vec<crate::config::ClaimWire>,
 }
 
 impl Plan {
@@ -409,6 +413,7 @@ impl Plan {
         let columns = resolve_columns(&file).map_err(fail)?;
         let methods = resolve_methods(&file).map_err(fail)?;
         check_models(&methods, &columns).map_err(fail)?;
+        check_claims(&file.claims, &methods, &columns).map_err(fail)?;
         Ok(Plan {
             name: file.name,
             description: file.description.unwrap_or_default(),
@@ -416,6 +421,7 @@ impl Plan {
             seeds,
             columns,
             methods,
+            claims: file.claims,
         })
     }
 
@@ -703,6 +709,34 @@ fn resolve_methods(file: &MatrixFile) -> Result<Vec<Method>, String> {
         methods.push(Method { name, scheme });
     }
     Ok(methods)
+}
+
+/// Every claim names two methods of the matrix and imbalance factors it has; a claim about a
+/// trend needs two factors.
+fn check_claims(
+    claims: &[crate::config::ClaimWire],
+    methods: &[Method],
+    columns: &[Column],
+) -> Result<(), String> {
+    for (i, claim) in claims.iter().enumerate() {
+        let field = format!("claims[{i}]");
+        for name in [&claim.better, &claim.than] {
+            if !methods.iter().any(|m| &m.name == name) {
+                let known: Vec<&str> = methods.iter().map(|m| m.name.as_str()).collect();
+                return Err(format!("{field}: no method `{name}` (methods: {})", known.join(", ")));
+            }
+        }
+        if let Some(factors) = &claim.imbalance {
+            if let Some(f) = factors.iter().find(|f| !columns.iter().any(|c| c.imbalance == **f)) {
+                return Err(format!("{field}: the matrix has no imbalance factor {f}"));
+            }
+        }
+        let distinct: BTreeSet<u64> = columns.iter().map(|c| c.imbalance.to_bits()).collect();
+        if claim.grows_with_imbalance && distinct.len() < 2 {
+            return Err(format!("{field}: `grows-with-imbalance` needs two imbalance factors"));
+        }
+    }
+    Ok(())
 }
 
 fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Settings, String> {

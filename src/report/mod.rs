@@ -2,6 +2,7 @@
 //! renders Markdown tables under `paper/`. It reads `metrics.json` (and provenance from
 //! `config.json`) only; rendering is a pure function of the collected results.
 
+pub mod claims;
 pub mod compare;
 pub mod estimate;
 
@@ -54,6 +55,8 @@ pub struct MatrixReport {
     pub provenance: Vec<String>,
     /// Whether all methods of a column at a seed trained on the same subset.
     pub subsets_agree: bool,
+    /// The matrix's claims, tested.
+    pub claims: Vec<claims::ClaimResult>,
 }
 
 impl MatrixReport {
@@ -104,6 +107,15 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
             .map(|m| m.name.clone())
             .collect(),
         subsets_agree: subsets_agree(&cells),
+        claims: claims::evaluate(
+            &plan.claims,
+            &cells,
+            &plan
+                .columns
+                .iter()
+                .map(|c| (c.dataset.name().to_string(), c.imbalance, c.id()))
+                .collect::<Vec<_>>(),
+        ),
         cells,
         provenance: provenance.into_iter().collect(),
     })
@@ -179,6 +191,7 @@ pub fn render_markdown(report: &MatrixReport) -> String {
         })));
     }
     let _ = writeln!(out, "{}\n", main.build().with(Style::markdown()));
+    out.push_str(&claims::render(&report.claims));
     for column in &report.columns {
         render_groups(&mut out, report, column);
     }

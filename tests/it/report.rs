@@ -72,3 +72,112 @@ fn table_snapshot_from_fixture_records() {
     assert_eq!(first.runs.len(), 3);
     insta::assert_snapshot!(balms::report::render_markdown(&report));
 }
+
+#[test]
+fn claims_are_paired_over_shared_seeds_and_judged_by_their_interval() {
+    let text = r#"name = "claims"
+seeds = [1, 2, 3]
+datasets = [{ digits-lt = { imbalance = [10, 5] } }]
+[[methods]]
+name = "a"
+[[methods]]
+name = "b"
+loss = "balanced-softmax"
+[[methods]]
+name = "c"
+loss = "cbw"
+[[claims]]
+claim = "b beats a"
+better = "b"
+than = "a"
+[[claims]]
+claim = "a beats b"
+better = "a"
+than = "b"
+imbalance = [10]
+[[claims]]
+claim = "c beats a"
+better = "c"
+than = "a"
+[[claims]]
+claim = "b's gain grows"
+better = "b"
+than = "a"
+grows-with-imbalance = true
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let plan =
+        Plan::from_file(MatrixFile::parse(text, "c.toml".as_ref()).unwrap(), "c.toml".as_ref())
+            .unwrap();
+    let store = Store::new(dir.path());
+    // top-1 (%) per (method, IF, seed); c at IF 5 has one run only.
+    let top1 = |method: &str, imbalance: f64, seed: u64| -> Option<f64> {
+        let s = seed as f64;
+        match (method, imbalance == 10.0) {
+            ("a", _) => Some(80.0 + s),
+            ("b", true) => Some(80.0 + s + 1.5 + 0.5 * s), // differences 2, 2.5, 3
+            ("b", false) => Some(80.0 + s + 1.0),          // differences 1, 1, 1
+            ("c", true) => Some(80.0 + s + s),             // differences 1, 2, 3
+            ("c", false) => (seed == 1).then_some(90.0),
+            _ => None,
+        }
+    };
+    for cell in plan.cells() {
+        for seed in 1..=3 {
+            let Some(value) = top1(&cell.method.name, cell.column.imbalance, seed) else {
+                continue;
+            };
+            let run_dir = store.run_dir(&plan.name, &cell, seed);
+            store::write_json(
+                &run_dir.join("metrics.json"),
+                &metrics(&plan, &cell, seed, value / 100.0),
+            )
+            .unwrap();
+            let provenance = serde_json::json!({"provenance": {"git-revision": "0", "git-dirty": false, "balms-version": "0.1.0", "libtorch": "2.11.0", "device": "cpu", "threads": 2, "data-source": "embedded"}});
+            store::write_json(&run_dir.join("config.json"), &provenance).unwrap();
+        }
+    }
+    let report = balms::report::collect(&plan, &store).unwrap();
+    let found: Vec<(String, String, usize)> =
+        report.claims.iter().map(|r| (r.claim.claim.clone(), r.scope.clone(), r.pairs)).collect();
+    let verdict = |i: usize| format!("{:?}", report.claims[i].verdict);
+    assert_eq!(found.len(), 6, "{found:?}");
+    // b - a at IF 10: 2, 2.5, 3: mean 2.5, s.e. 0.5 / sqrt 3, t(2) 4.3027 -> [1.258, 3.742].
+    let e = report.claims[0].estimate.unwrap();
+    assert!((e.mean - 2.5).abs() < 1e-9 && (e.lower - 1.2578).abs() < 1e-3, "{e:?}");
+    assert_eq!((verdict(0), found[0].1.as_str()), ("Supported".to_string(), "digits-lt IF 10"));
+    // At IF 5 every difference is 1: no spread, supported.
+    assert_eq!(verdict(1), "Supported");
+    // The reverse claim, restricted to IF 10.
+    assert_eq!((verdict(2), found[2].1.as_str()), ("Contradicted".to_string(), "digits-lt IF 10"));
+    // c - a at IF 10: 1, 2, 3 -> [-0.48, 4.48]; at IF 5 one shared seed only.
+    assert_eq!(verdict(3), "Inconclusive");
+    assert_eq!((verdict(4), found[4].2), ("NotRun".to_string(), 1));
+    // Growth of b's gain from IF 5 to IF 10: 1, 1.5, 2 -> [0.258, 2.742].
+    assert_eq!(
+        (verdict(5), found[5].1.as_str()),
+        ("Supported".to_string(), "digits-lt IF 10 vs IF 5")
+    );
+    let markdown = balms::report::render_markdown(&report);
+    assert!(markdown.contains("| a beats b (`a` vs `b`) |  | digits-lt IF 10 | -2.50 | [-3.74, -1.26] | 3 | **contradicted** |"), "{markdown}");
+}
+
+#[test]
+fn a_claim_naming_an_unknown_method_or_factor_is_refused() {
+    let base = "name = \"x\"\nseeds = [1, 2]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n[[methods]]\nname = \"a\"\n";
+    let parse = |extra: &str| {
+        let text = format!("{base}{extra}");
+        Plan::from_file(MatrixFile::parse(&text, "x.toml".as_ref()).unwrap(), "x.toml".as_ref())
+            .unwrap_err()
+            .to_string()
+    };
+    let unknown = parse("[[claims]]\nclaim = \"z\"\nbetter = \"a\"\nthan = \"bee\"\n");
+    assert!(unknown.contains("claims[0]: no method `bee` (methods: a)"), "{unknown}");
+    let factor =
+        parse("[[claims]]\nclaim = \"z\"\nbetter = \"a\"\nthan = \"a\"\nimbalance = [7]\n");
+    assert!(factor.contains("no imbalance factor 7"), "{factor}");
+    let trend = parse(
+        "[[claims]]\nclaim = \"z\"\nbetter = \"a\"\nthan = \"a\"\ngrows-with-imbalance = true\n",
+    );
+    assert!(trend.contains("needs two imbalance factors"), "{trend}");
+}

@@ -1,0 +1,163 @@
+//! The paper's claims, tested as paired comparisons over the seeds two methods share.
+//!
+//! A claim (matrix `[[claims]]`) says that one method's top-1 is higher than another's, or that
+//! this gain grows with the imbalance factor. Per seed, the difference is taken between runs of
+//! the same seed, which trained on the same long-tailed subset; its mean gets a Student-t
+//! interval. The verdict: supported when the interval lies above 0, contradicted when below,
+//! inconclusive otherwise, not run with fewer than two shared seeds.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::estimate::{Estimate, Sample};
+use super::{CellResults, LEVEL};
+use crate::config::ClaimWire;
+
+/// What the comparison says of the claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The interval lies above 0.
+    Supported,
+    /// The interval lies below 0.
+    Contradicted,
+    /// The interval contains 0.
+    Inconclusive,
+    /// Fewer than two shared seeds.
+    NotRun,
+}
+
+impl Verdict {
+    fn label(self) -> &'static str {
+        match self {
+            Verdict::Supported => "supported",
+            Verdict::Contradicted => "**contradicted**",
+            Verdict::Inconclusive => "inconclusive",
+            Verdict::NotRun => "not run",
+        }
+    }
+
+    fn of(estimate: Option<&Estimate>) -> Verdict {
+        match estimate {
+            None => Verdict::NotRun,
+            Some(e) if e.lower > 0.0 => Verdict::Supported,
+            Some(e) if e.upper < 0.0 => Verdict::Contradicted,
+            Some(_) => Verdict::Inconclusive,
+        }
+    }
+}
+
+/// One claim tested on one column (or one dataset's range of imbalance factors).
+#[derive(Clone, Debug)]
+pub struct ClaimResult {
+    /// The claim.
+    pub claim: ClaimWire,
+    /// Where: `fashion-mnist-lt IF 200`, or `fashion-mnist-lt IF 200 vs IF 10`.
+    pub scope: String,
+    /// The paired difference in points (better minus than; for trends, the gain's growth).
+    pub estimate: Option<Estimate>,
+    /// Seeds paired.
+    pub pairs: usize,
+    /// The verdict.
+    pub verdict: Verdict,
+}
+
+/// Top-1 in points per seed of `method` in column `column`.
+fn top1_by_seed(cells: &[CellResults], column: &str, method: &str) -> BTreeMap<u64, f64> {
+    cells
+        .iter()
+        .filter(|c| c.cell.column.id() == column && c.cell.method.name == method)
+        .flat_map(|c| c.runs.iter().map(|m| (m.seed, m.evaluation.top1 * 100.0)))
+        .collect()
+}
+
+/// `better - than` per shared seed in `column`.
+fn paired(cells: &[CellResults], column: &str, claim: &ClaimWire) -> BTreeMap<u64, f64> {
+    let than = top1_by_seed(cells, column, &claim.than);
+    top1_by_seed(cells, column, &claim.better)
+        .into_iter()
+        .filter_map(|(seed, b)| than.get(&seed).map(|t| (seed, b - t)))
+        .collect()
+}
+
+fn result(claim: &ClaimWire, scope: String, differences: Vec<f64>) -> ClaimResult {
+    let pairs = differences.len();
+    let estimate = Sample::new(differences).ok().and_then(|s| Estimate::t_interval(&s, LEVEL).ok());
+    ClaimResult {
+        claim: claim.clone(),
+        scope,
+        verdict: Verdict::of(estimate.as_ref()),
+        estimate,
+        pairs,
+    }
+}
+
+/// Tests every claim on the collected cells; `columns` are `(dataset, imbalance, id)` in order.
+#[must_use]
+pub fn evaluate(
+    claims: &[ClaimWire],
+    cells: &[CellResults],
+    columns: &[(String, f64, String)],
+) -> Vec<ClaimResult> {
+    let mut out = Vec::new();
+    for claim in claims {
+        let wanted = |f: f64| claim.imbalance.as_ref().is_none_or(|list| list.contains(&f));
+        let chosen: Vec<&(String, f64, String)> = columns.iter().filter(|c| wanted(c.1)).collect();
+        if !claim.grows_with_imbalance {
+            for (dataset, imbalance, id) in chosen {
+                let d = paired(cells, id, claim).into_values().collect();
+                out.push(result(claim, format!("{dataset} IF {imbalance}"), d));
+            }
+            continue;
+        }
+        let mut datasets: Vec<&String> = chosen.iter().map(|c| &c.0).collect();
+        datasets.dedup();
+        for dataset in datasets {
+            let mine: Vec<&&(String, f64, String)> =
+                chosen.iter().filter(|c| &c.0 == dataset).collect();
+            let high = mine.iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("a column");
+            let low = mine.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("a column");
+            let at_low = paired(cells, &low.2, claim);
+            let d = paired(cells, &high.2, claim)
+                .into_iter()
+                .filter_map(|(seed, hi)| at_low.get(&seed).map(|lo| hi - lo))
+                .collect();
+            out.push(result(claim, format!("{dataset} IF {} vs IF {}", high.1, low.1), d));
+        }
+    }
+    out
+}
+
+/// The claims table in Markdown (empty without claims).
+#[must_use]
+pub fn render(results: &[ClaimResult]) -> String {
+    if results.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "## The paper's claims, paired over shared seeds\n\nPer seed, the top-1 difference (points) \
+         between two methods' runs of that seed, which trained on the same long-tailed subset; \
+         for a trend, the difference of that gain between the highest and the lowest imbalance \
+         factor. Mean and 95% Student-t interval over the seeds; supported when the interval lies \
+         above 0, contradicted when below, inconclusive otherwise.\n\n\
+         | claim | source | where | difference | 95% interval | n | verdict |\n|---|---|---|---:|---|---:|---|\n",
+    );
+    for r in results {
+        let (mean, interval) = r.estimate.as_ref().map_or_else(
+            || ("-".to_string(), "-".to_string()),
+            |e| (format!("{:+.2}", e.mean), format!("[{:+.2}, {:+.2}]", e.lower, e.upper)),
+        );
+        let _ = writeln!(
+            out,
+            "| {} (`{}` vs `{}`) | {} | {} | {mean} | {interval} | {} | {} |",
+            r.claim.claim,
+            r.claim.better,
+            r.claim.than,
+            r.claim.source,
+            r.scope,
+            r.pairs,
+            r.verdict.label()
+        );
+    }
+    out.push('\n');
+    out
+}
