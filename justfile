@@ -106,6 +106,11 @@ check-paper: paper
 theory: setup
     cargo run --quiet -- theory
 
+# Rerun the embedded digits matrix from scratch and compare every run with the committed
+# results (within 0.5 top-1 points per run, for other CPUs' kernels); fails with a per-run list.
+check-results: setup
+    cargo run --quiet -- check experiments/digits_lt.toml --device cpu --threads 2 --no-progress --tolerance 0.5
+
 # Every test (unit, integration, snapshots, doc tests); snapshots are checked, never rewritten.
 test: setup data
     INSTA_UPDATE=no cargo test

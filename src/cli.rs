@@ -66,6 +66,23 @@ pub enum Command {
         #[command(flatten)]
         options: RunArgs,
     },
+    /// Rerun matrices from scratch and compare every run with the stored results: exits 1 with
+    /// a per-run list when any differs (CI's check that committed results still reproduce).
+    Check {
+        /// Matrix files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Allowed top-1 difference per run, in percentage points (default: records must be
+        /// identical, as on the machine kind and thread count that made them).
+        #[arg(long)]
+        tolerance: Option<f64>,
+        /// Scratch folder for the reruns (emptied first).
+        #[arg(long, default_value = "scratch/check")]
+        scratch: PathBuf,
+        /// Run options (`--results` is the reference).
+        #[command(flatten)]
+        options: RunArgs,
+    },
     /// List the datasets and where they were found.
     Data {
         /// Data folder (also `BALMS_DATA`).
@@ -279,6 +296,9 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Reproduce { experiments, paper, scratch, options } => {
             return reproduce(&experiments, &paper, scratch.as_deref(), &options)
         }
+        Command::Check { files, tolerance, scratch, options } => {
+            return check(&files, tolerance, &scratch, &options);
+        }
         Command::Data { data_dir } => print!("{}", data_listing(&DataLocator { data_dir })),
         Command::List => print!("{}", registry_listing()),
         Command::Bench(args) => args.run()?,
@@ -341,6 +361,38 @@ fn reproduce(
         println!("skipped {line}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `balms check`: reruns each matrix in `scratch` and compares it with `--results`.
+#[allow(clippy::print_stdout)]
+fn check(
+    files: &[PathBuf],
+    tolerance: Option<f64>,
+    scratch: &Path,
+    args: &RunArgs,
+) -> anyhow::Result<ExitCode> {
+    if scratch.exists() {
+        std::fs::remove_dir_all(scratch)
+            .with_context(|| format!("emptying `{}`", scratch.display()))?;
+    }
+    let options = args.options(scratch)?;
+    let reference = Store::new(&args.results);
+    let mut failed = false;
+    for file in files {
+        let plan = Plan::load(file)?;
+        run_matrix(&plan, &options)?;
+        let differences =
+            crate::report::compare::compare_within(&plan, &options.store, &reference, tolerance)?;
+        match tolerance {
+            Some(points) if differences.is_empty() => println!(
+                "`{}`: every run matches the reference results within {points} top-1 points",
+                plan.name
+            ),
+            _ => println!("{}", crate::report::compare::render(&plan.name, &differences)),
+        }
+        failed |= !differences.is_empty();
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 fn matrix_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {

@@ -21,6 +21,20 @@ pub struct Difference {
 /// # Errors
 /// Unreadable records, naming the file.
 pub fn compare(plan: &Plan, new: &Store, reference: &Store) -> anyhow::Result<Vec<Difference>> {
+    compare_within(plan, new, reference, None)
+}
+
+/// As [`compare`]; with `tolerance` (top-1 percentage points), a run counts as different only
+/// when it is missing from one store or its top-1 moved by more than the tolerance.
+///
+/// # Errors
+/// Unreadable records, naming the file.
+pub fn compare_within(
+    plan: &Plan,
+    new: &Store,
+    reference: &Store,
+    tolerance: Option<f64>,
+) -> anyhow::Result<Vec<Difference>> {
     let mut differences = Vec::new();
     for cell in plan.cells() {
         for &seed in &plan.seeds {
@@ -32,7 +46,13 @@ pub fn compare(plan: &Plan, new: &Store, reference: &Store) -> anyhow::Result<Ve
                 })
             };
             let (a, b) = (finished(new)?, finished(reference)?);
-            if a != b {
+            let differs = match (&a, &b, tolerance) {
+                (Some(x), Some(y), Some(points)) => {
+                    (x.evaluation.top1 - y.evaluation.top1).abs() * 100.0 > points
+                }
+                _ => a != b,
+            };
+            if differs {
                 differences.push(Difference {
                     run: format!("{} seed {seed}", cell.id()),
                     new_top1: a.map(|m| m.evaluation.top1),

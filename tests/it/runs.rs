@@ -421,3 +421,52 @@ channels-last = true
     let printed = String::from_utf8_lossy(&plan.stdout);
     assert!(printed.contains("precision bf16-autocast; memory format channels-last"), "{printed}");
 }
+
+#[test]
+fn check_reruns_a_matrix_and_names_a_changed_number() {
+    let (dir, path, results) = finished_matrix("chk", "[1, 2]");
+    let check = |extra: &[&str]| {
+        let scratch = dir.path().join("scratch");
+        let mut args = vec![
+            "check",
+            path.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+            "--scratch",
+            scratch.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--threads",
+            "2",
+            "--no-progress",
+        ];
+        args.extend_from_slice(extra);
+        run(&args)
+    };
+    let same = check(&[]);
+    assert!(same.status.success(), "{}", stderr(&same));
+    assert!(String::from_utf8_lossy(&same.stdout)
+        .contains("every run matches the reference results exactly"));
+
+    // A committed number changed by hand, 3 points.
+    let file = results.join("chk/digits-lt.if10.softmax/seed-2/metrics.json");
+    let mut metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let top1 = metrics["top1"].as_f64().unwrap();
+    metrics["top1"] = serde_json::json!(top1 - 0.03);
+    std::fs::write(&file, serde_json::to_string_pretty(&metrics).unwrap()).unwrap();
+    let changed = check(&[]);
+    let printed = String::from_utf8_lossy(&changed.stdout);
+    assert_eq!(changed.status.code(), Some(1), "{printed}");
+    assert!(printed.contains("1 run(s) differ"), "{printed}");
+    assert!(
+        printed.contains(&format!(
+            "digits-lt/if10/softmax seed 2: top-1 {top1:.4} (new) vs {:.4} (reference)",
+            top1 - 0.03
+        )),
+        "{printed}"
+    );
+    // Within a stated tolerance it passes; below the change it does not.
+    assert!(check(&["--tolerance", "5"]).status.success());
+    assert_eq!(check(&["--tolerance", "1"]).status.code(), Some(1));
+}
