@@ -41,6 +41,20 @@ pub struct MatrixFile {
     /// The paper's claims that this matrix can test, as paired comparisons of two methods.
     #[serde(default)]
     pub claims: Vec<ClaimWire>,
+    /// The paper table this matrix regenerates, and which of its methods is which paper row.
+    #[serde(default)]
+    pub paper: Option<PaperWire>,
+}
+
+/// `[paper]`: a reference table (`paper/reference/<table>.csv`) and the paper's row name of each
+/// method, e.g. `rows = { softmax = "Softmax", crt = "cRT" }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PaperWire {
+    /// `table2`, `table5`, `table8`, ...
+    pub table: String,
+    /// Method name to the paper's row name.
+    pub rows: std::collections::BTreeMap<String, String>,
 }
 
 /// A claim of the paper as a comparison of two methods of the matrix: `better` has the higher

@@ -390,6 +390,9 @@ pub struct Plan {
     /// The paper's claims the matrix tests (validated: both methods exist, the factors too).
     #[serde(skip)]
     pub claims: Vec<crate::config::ClaimWire>,
+    /// The paper table the matrix regenerates (validated against the reference data).
+    #[serde(skip)]
+    pub paper: Option<crate::config::PaperWire>,
 }
 
 impl Plan {
@@ -414,6 +417,9 @@ impl Plan {
         let methods = resolve_methods(&file).map_err(fail)?;
         check_models(&methods, &columns).map_err(fail)?;
         check_claims(&file.claims, &methods, &columns).map_err(fail)?;
+        if let Some(paper) = &file.paper {
+            check_paper(paper, &methods).map_err(fail)?;
+        }
         Ok(Plan {
             name: file.name,
             description: file.description.unwrap_or_default(),
@@ -422,6 +428,7 @@ impl Plan {
             columns,
             methods,
             claims: file.claims,
+            paper: file.paper,
         })
     }
 
@@ -709,6 +716,26 @@ fn resolve_methods(file: &MatrixFile) -> Result<Vec<Method>, String> {
         methods.push(Method { name, scheme });
     }
     Ok(methods)
+}
+
+/// `[paper]` names a reference table, methods of the matrix and rows of that table.
+fn check_paper(paper: &crate::config::PaperWire, methods: &[Method]) -> Result<(), String> {
+    let table = crate::report::reference::Table::named(&paper.table)
+        .map_err(|e| format!("paper.table: {e}"))?;
+    let rows = table.rows();
+    for (method, row) in &paper.rows {
+        if !methods.iter().any(|m| &m.name == method) {
+            return Err(format!("paper.rows: no method `{method}`"));
+        }
+        if !rows.contains(&row.as_str()) {
+            return Err(format!(
+                "paper.rows.{method}: `{}` has no row `{row}` (rows: {})",
+                paper.table,
+                rows.join(", ")
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every claim names two methods of the matrix and imbalance factors it has; a claim about a

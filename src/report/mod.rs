@@ -5,6 +5,8 @@
 pub mod claims;
 pub mod compare;
 pub mod estimate;
+pub mod layout;
+pub mod reference;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -57,6 +59,8 @@ pub struct MatrixReport {
     pub subsets_agree: bool,
     /// The matrix's claims, tested.
     pub claims: Vec<claims::ClaimResult>,
+    /// The paper table the matrix regenerates.
+    pub paper: Option<crate::config::PaperWire>,
 }
 
 impl MatrixReport {
@@ -118,6 +122,7 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
         ),
         cells,
         provenance: provenance.into_iter().collect(),
+        paper: plan.paper.clone(),
     })
 }
 
@@ -321,5 +326,15 @@ pub fn write_report(plan: &Plan, store: &Store, paper: &Path) -> anyhow::Result<
 pub fn write_collected(report: &MatrixReport, paper: &Path) -> anyhow::Result<PathBuf> {
     let path = paper.join(format!("{}.md", report.name));
     store::write_atomic(&path, render_markdown(report).as_bytes())?;
+    if let Some(spec) = &report.paper {
+        let table = layout::build(report, spec)
+            .map_err(|e| anyhow::anyhow!("matrix `{}`: {e}", report.name))?;
+        let mut caption = format!("{} ", report.description);
+        render_caption(&mut caption, report);
+        let file = |extension: &str| paper.join(format!("{}.table.{extension}", report.name));
+        store::write_atomic(&file("md"), layout::markdown(&table, &caption).as_bytes())?;
+        store::write_atomic(&file("tex"), layout::latex(&table, caption.trim()).as_bytes())?;
+        store::write_atomic(&file("csv"), layout::csv(&table).as_bytes())?;
+    }
     Ok(path)
 }

@@ -181,3 +181,101 @@ fn a_claim_naming_an_unknown_method_or_factor_is_refused() {
     );
     assert!(trend.contains("needs two imbalance factors"), "{trend}");
 }
+
+#[test]
+fn paper_layout_sets_our_intervals_beside_the_papers_values() {
+    let text = r#"name = "layout"
+description = "Fixture."
+seeds = [1, 2, 3]
+datasets = [{ cifar10-lt = { imbalance = [200] } }]
+[[methods]]
+name = "softmax"
+[[methods]]
+name = "cbw"
+loss = "cbw"
+[[methods]]
+name = "cbs"
+sampler = "class-balanced"
+[[methods]]
+name = "lws"
+loss = "focal"
+[[methods]]
+name = "extra"
+loss = "balanced-softmax"
+[paper]
+table = "table2"
+rows = { softmax = "Softmax", cbw = "CBW", cbs = "CBS", lws = "LWS" }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let plan =
+        Plan::from_file(MatrixFile::parse(text, "l.toml".as_ref()).unwrap(), "l.toml".as_ref())
+            .unwrap();
+    let store = Store::new(dir.path().join("results"));
+    // Paper: Softmax 71.2, CBW 72.5, CBS 68.3, LWS 78.1 (cifar10-lt IF 200).
+    let values: &[(&str, &[f64])] = &[
+        ("softmax", &[70.9, 71.2, 71.5]), // interval contains 71.2
+        ("cbw", &[80.0, 80.5, 81.0]),     // above 72.5
+        ("cbs", &[60.0, 60.2, 60.4]),     // below 68.3
+        ("lws", &[78.0]),                 // one run
+    ];
+    for cell in plan.cells() {
+        let Some((_, tops)) = values.iter().find(|(m, _)| *m == cell.method.name) else { continue };
+        for (seed, top1) in (1u64..).zip(tops.iter()) {
+            let run_dir = store.run_dir(&plan.name, &cell, seed);
+            store::write_json(
+                &run_dir.join("metrics.json"),
+                &metrics(&plan, &cell, seed, top1 / 100.0),
+            )
+            .unwrap();
+            let provenance = serde_json::json!({"provenance": {"git-revision": "0", "git-dirty": false, "balms-version": "0.1.0", "libtorch": "2.11.0", "device": "cpu", "threads": 2, "data-source": "x"}});
+            store::write_json(&run_dir.join("config.json"), &provenance).unwrap();
+        }
+    }
+    let report = balms::report::collect(&plan, &store).unwrap();
+    let layout = balms::report::layout::build(&report, plan.paper.as_ref().unwrap()).unwrap();
+    let verdict = |row: &str| {
+        let i = layout.rows.iter().position(|(r, _)| r == row).unwrap_or_else(|| panic!("{row}"));
+        layout.cells[i][0].verdict.label()
+    };
+    assert_eq!(
+        [verdict("Softmax"), verdict("CBW"), verdict("CBS"), verdict("LWS"), verdict("BALMS")],
+        ["consistent", "above", "below", "one run", "not run"]
+    );
+    // Paper rows first, in the paper's order; then our methods the paper lacks.
+    assert_eq!(layout.rows.len(), 11);
+    assert_eq!(layout.rows[0].0, "Softmax");
+    assert_eq!(
+        layout.rows[10],
+        ("extra (not in the paper's table)".to_string(), Some("extra".to_string()))
+    );
+    let paper = dir.path().join("paper");
+    balms::report::write_collected(&report, &paper).unwrap();
+    let md = std::fs::read_to_string(paper.join("layout.table.md")).unwrap();
+    assert!(md.contains("| CBS | 60.20 ± 0.12 [59.70, 60.70] n=3 | 68.3 ± 0.3 | below |"), "{md}");
+    let tex = std::fs::read_to_string(paper.join("layout.table.tex")).unwrap();
+    assert!(
+        tex.contains("Softmax & $71.2 \\pm 0.2$ (71.2) \\\\") && tex.contains("\\toprule"),
+        "{tex}"
+    );
+    let csv = std::fs::read_to_string(paper.join("layout.table.csv")).unwrap();
+    assert!(csv.contains("CBW,cbw,cifar10-lt/if200,80.5000,0.2887,"), "{csv}");
+    assert!(csv.contains(",72.5,0.2,above\n"), "{csv}");
+    insta::assert_snapshot!("paper_layout_markdown", md);
+}
+
+#[test]
+fn a_paper_table_or_row_that_does_not_exist_is_refused() {
+    let base = "name = \"x\"\nseeds = [1, 2]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n[[methods]]\nname = \"a\"\n";
+    let parse = |extra: &str| {
+        let text = format!("{base}{extra}");
+        Plan::from_file(MatrixFile::parse(&text, "x.toml".as_ref()).unwrap(), "x.toml".as_ref())
+            .unwrap_err()
+            .to_string()
+    };
+    let table = parse("[paper]\ntable = \"table6\"\nrows = {}\n");
+    assert!(table.contains("paper.table: no reference table `table6` (known: table2, table3"), "{table}");
+    let row = parse("[paper]\ntable = \"table2\"\nrows = { a = \"Softmax CE\" }\n");
+    assert!(row.contains("paper.rows.a: `table2` has no row `Softmax CE` (rows: Softmax, CBW"), "{row}");
+    let method = parse("[paper]\ntable = \"table2\"\nrows = { b = \"Softmax\" }\n");
+    assert!(method.contains("paper.rows: no method `b`"), "{method}");
+}
