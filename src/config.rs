@@ -44,6 +44,9 @@ pub struct MatrixFile {
     /// The paper table this matrix regenerates, and which of its methods is which paper row.
     #[serde(default)]
     pub paper: Option<PaperWire>,
+    /// Figures drawn from the results (p(y), learned rates, per-class accuracy).
+    #[serde(default)]
+    pub figures: Vec<crate::report::figure::FigureSpec>,
 }
 
 /// `[paper]`: a reference table (`paper/reference/<table>.csv`) and the paper's row name of each

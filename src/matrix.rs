@@ -393,6 +393,9 @@ pub struct Plan {
     /// The paper table the matrix regenerates (validated against the reference data).
     #[serde(skip)]
     pub paper: Option<crate::config::PaperWire>,
+    /// Figures the report draws (validated: the methods exist).
+    #[serde(skip)]
+    pub figures: Vec<crate::report::figure::FigureSpec>,
 }
 
 impl Plan {
@@ -420,6 +423,12 @@ impl Plan {
         if let Some(paper) = &file.paper {
             check_paper(paper, &methods).map_err(fail)?;
         }
+        for (i, figure) in file.figures.iter().enumerate() {
+            if let Some(m) = figure.methods.iter().find(|m| !methods.iter().any(|x| &x.name == *m))
+            {
+                return Err(fail(format!("figures[{i}]: no method `{m}`")));
+            }
+        }
         Ok(Plan {
             name: file.name,
             description: file.description.unwrap_or_default(),
@@ -429,6 +438,7 @@ impl Plan {
             methods,
             claims: file.claims,
             paper: file.paper,
+            figures: file.figures,
         })
     }
 

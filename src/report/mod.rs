@@ -5,6 +5,7 @@
 pub mod claims;
 pub mod compare;
 pub mod estimate;
+pub mod figure;
 pub mod layout;
 pub mod reference;
 
@@ -61,6 +62,8 @@ pub struct MatrixReport {
     pub claims: Vec<claims::ClaimResult>,
     /// The paper table the matrix regenerates.
     pub paper: Option<crate::config::PaperWire>,
+    /// The figures to draw.
+    pub figures: Vec<figure::FigureSpec>,
 }
 
 impl MatrixReport {
@@ -123,6 +126,7 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
         cells,
         provenance: provenance.into_iter().collect(),
         paper: plan.paper.clone(),
+        figures: plan.figures.clone(),
     })
 }
 
@@ -335,6 +339,12 @@ pub fn write_collected(report: &MatrixReport, paper: &Path) -> anyhow::Result<Pa
         store::write_atomic(&file("md"), layout::markdown(&table, &caption).as_bytes())?;
         store::write_atomic(&file("tex"), layout::latex(&table, caption.trim()).as_bytes())?;
         store::write_atomic(&file("csv"), layout::csv(&table).as_bytes())?;
+    }
+    for drawn in figure::draw(report, &report.figures) {
+        let file =
+            |extension: &str| paper.join("figures").join(format!("{}.{extension}", drawn.stem));
+        store::write_atomic(&file("svg"), drawn.svg.as_bytes())?;
+        store::write_atomic(&file("csv"), drawn.csv.as_bytes())?;
     }
     Ok(path)
 }

@@ -205,6 +205,9 @@ loss = "balanced-softmax"
 [paper]
 table = "table2"
 rows = { softmax = "Softmax", cbw = "CBW", cbs = "CBS", lws = "LWS" }
+[[figures]]
+kind = "marginal-likelihood"
+methods = ["softmax", "cbs", "extra"]
 "#;
     let dir = tempfile::tempdir().unwrap();
     let plan =
@@ -261,6 +264,18 @@ rows = { softmax = "Softmax", cbw = "CBW", cbs = "CBS", lws = "LWS" }
     assert!(csv.contains("CBW,cbw,cifar10-lt/if200,80.5000,0.2887,"), "{csv}");
     assert!(csv.contains(",72.5,0.2,above\n"), "{csv}");
     insta::assert_snapshot!("paper_layout_markdown", md);
+    // The p(y) figure: the methods asked for that have runs (extra has none), mean over seeds.
+    let figures = paper.join("figures");
+    let data =
+        std::fs::read_to_string(figures.join("layout.marginal-likelihood.cifar10-lt-if200.csv"))
+            .unwrap();
+    assert!(data.starts_with("class,softmax,cbs\n0,0.10000,0.10000\n"), "{data}");
+    assert_eq!(data.lines().count(), 11);
+    let svg =
+        std::fs::read_to_string(figures.join("layout.marginal-likelihood.cifar10-lt-if200.svg"))
+            .unwrap();
+    assert_eq!(svg.matches("<polyline").count(), 2);
+    assert!(svg.contains("stroke-dasharray") && svg.contains(">cbs</text>"), "{svg}");
 }
 
 #[test]
@@ -273,9 +288,15 @@ fn a_paper_table_or_row_that_does_not_exist_is_refused() {
             .to_string()
     };
     let table = parse("[paper]\ntable = \"table6\"\nrows = {}\n");
-    assert!(table.contains("paper.table: no reference table `table6` (known: table2, table3"), "{table}");
+    assert!(
+        table.contains("paper.table: no reference table `table6` (known: table2, table3"),
+        "{table}"
+    );
     let row = parse("[paper]\ntable = \"table2\"\nrows = { a = \"Softmax CE\" }\n");
-    assert!(row.contains("paper.rows.a: `table2` has no row `Softmax CE` (rows: Softmax, CBW"), "{row}");
+    assert!(
+        row.contains("paper.rows.a: `table2` has no row `Softmax CE` (rows: Softmax, CBW"),
+        "{row}"
+    );
     let method = parse("[paper]\ntable = \"table2\"\nrows = { b = \"Softmax\" }\n");
     assert!(method.contains("paper.rows: no method `b`"), "{method}");
 }
