@@ -55,6 +55,11 @@ pub struct ClaimResult {
     pub scope: String,
     /// The paired difference in points (better minus than; for trends, the gain's growth).
     pub estimate: Option<Estimate>,
+    /// Percentile bootstrap interval of the mean difference, resampling the paired seeds.
+    pub bootstrap: Option<(f64, f64)>,
+    /// P(better's run > than's run) over all pairs of their runs (rliable's probability of
+    /// improvement); none for trends.
+    pub improvement: Option<f64>,
     /// Seeds paired.
     pub pairs: usize,
     /// The verdict.
@@ -70,23 +75,37 @@ fn top1_by_seed(cells: &[CellResults], column: &str, method: &str) -> BTreeMap<u
         .collect()
 }
 
-/// `better - than` per shared seed in `column`.
-fn paired(cells: &[CellResults], column: &str, claim: &ClaimWire) -> BTreeMap<u64, f64> {
+/// `(better, than)` per shared seed in `column`.
+fn paired(cells: &[CellResults], column: &str, claim: &ClaimWire) -> BTreeMap<u64, (f64, f64)> {
     let than = top1_by_seed(cells, column, &claim.than);
     top1_by_seed(cells, column, &claim.better)
         .into_iter()
-        .filter_map(|(seed, b)| than.get(&seed).map(|t| (seed, b - t)))
+        .filter_map(|(seed, b)| than.get(&seed).map(|t| (seed, (b, *t))))
         .collect()
 }
 
-fn result(claim: &ClaimWire, scope: String, differences: Vec<f64>) -> ClaimResult {
+fn result(
+    claim: &ClaimWire,
+    scope: String,
+    differences: Vec<f64>,
+    improvement: Option<f64>,
+) -> ClaimResult {
     let pairs = differences.len();
+    let stream = format!("report/claims/{}/{}/{scope}", claim.better, claim.than);
+    let bootstrap = super::bootstrap::paired_interval(
+        &differences,
+        LEVEL,
+        &mut crate::seed::Seed(0).rng(&stream),
+    )
+    .ok();
     let estimate = Sample::new(differences).ok().and_then(|s| Estimate::t_interval(&s, LEVEL).ok());
     ClaimResult {
         claim: claim.clone(),
         scope,
         verdict: Verdict::of(estimate.as_ref()),
         estimate,
+        bootstrap,
+        improvement: improvement.filter(|_| pairs >= 2),
         pairs,
     }
 }
@@ -104,8 +123,11 @@ pub fn evaluate(
         let chosen: Vec<&(String, f64, String)> = columns.iter().filter(|c| wanted(c.1)).collect();
         if !claim.grows_with_imbalance {
             for (dataset, imbalance, id) in chosen {
-                let d = paired(cells, id, claim).into_values().collect();
-                out.push(result(claim, format!("{dataset} IF {imbalance}"), d));
+                let pairs: Vec<(f64, f64)> = paired(cells, id, claim).into_values().collect();
+                let (x, y): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
+                let d = pairs.iter().map(|(b, t)| b - t).collect();
+                let improvement = super::bootstrap::probability_of_improvement(&x, &y);
+                out.push(result(claim, format!("{dataset} IF {imbalance}"), d, Some(improvement)));
             }
             continue;
         }
@@ -119,9 +141,9 @@ pub fn evaluate(
             let at_low = paired(cells, &low.2, claim);
             let d = paired(cells, &high.2, claim)
                 .into_iter()
-                .filter_map(|(seed, hi)| at_low.get(&seed).map(|lo| hi - lo))
+                .filter_map(|(seed, (b, t))| at_low.get(&seed).map(|(lb, lt)| (b - t) - (lb - lt)))
                 .collect();
-            out.push(result(claim, format!("{dataset} IF {} vs IF {}", high.1, low.1), d));
+            out.push(result(claim, format!("{dataset} IF {} vs IF {}", high.1, low.1), d, None));
         }
     }
     out
@@ -138,17 +160,22 @@ pub fn render(results: &[ClaimResult]) -> String {
          between two methods' runs of that seed, which trained on the same long-tailed subset; \
          for a trend, the difference of that gain between the highest and the lowest imbalance \
          factor. Mean and 95% Student-t interval over the seeds; supported when the interval lies \
-         above 0, contradicted when below, inconclusive otherwise.\n\n\
-         | claim | source | where | difference | 95% interval | n | verdict |\n|---|---|---|---:|---|---:|---|\n",
+         above 0, contradicted when below, inconclusive otherwise. Beside it, a percentile \
+         bootstrap interval over the seeds and the probability of improvement (the chance that a \
+         run of the first method beats a run of the second, over all pairs of their runs).\n\n\
+         | claim | source | where | difference | 95% interval | bootstrap 95% | P(improvement) | n | verdict |\n|---|---|---|---:|---|---|---:|---:|---|\n",
     );
     for r in results {
         let (mean, interval) = r.estimate.as_ref().map_or_else(
             || ("-".to_string(), "-".to_string()),
             |e| (format!("{:+.2}", e.mean), format!("[{:+.2}, {:+.2}]", e.lower, e.upper)),
         );
+        let bootstrap =
+            r.bootstrap.map_or_else(|| "-".to_string(), |(lo, hi)| format!("[{lo:+.2}, {hi:+.2}]"));
+        let improvement = r.improvement.map_or_else(|| "-".to_string(), |p| format!("{p:.2}"));
         let _ = writeln!(
             out,
-            "| {} (`{}` vs `{}`) | {} | {} | {mean} | {interval} | {} | {} |",
+            "| {} (`{}` vs `{}`) | {} | {} | {mean} | {interval} | {bootstrap} | {improvement} | {} | {} |",
             r.claim.claim,
             r.claim.better,
             r.claim.than,

@@ -2,6 +2,7 @@
 //! renders Markdown tables under `paper/`. It reads `metrics.json` (and provenance from
 //! `config.json`) only; rendering is a pure function of the collected results.
 
+pub mod bootstrap;
 pub mod claims;
 pub mod compare;
 pub mod estimate;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 use tabled::builder::Builder;
 use tabled::settings::Style;
 
+use crate::data::longtail::Shot;
 use crate::matrix::{Cell, Plan};
 use crate::store::{self, Metrics, Provenance, RunStatus, Store};
 use estimate::{Estimate, Sample};
@@ -227,16 +229,44 @@ fn render_groups(out: &mut String, report: &MatrixReport, column: &str) {
         let short = |f: fn(&Metrics) -> Option<f64>| {
             format_estimate(estimate_of(&cell.runs, f), cell.expected, false)
         };
+        let group = |shot: Shot, f: fn(&Metrics) -> Option<f64>| {
+            let text = short(f);
+            match test_image_interval(&report.name, cell, shot) {
+                Some((lo, hi)) => format!("{text} [{:.1}, {:.1}]", 100.0 * lo, 100.0 * hi),
+                None => text,
+            }
+        };
         table.push_record([
             report.row_name(&cell.cell.method.name),
             short(|m| Some(m.evaluation.top1)),
-            short(|m| m.evaluation.many),
-            short(|m| m.evaluation.medium),
-            short(|m| m.evaluation.few),
+            group(Shot::Many, |m| m.evaluation.many),
+            group(Shot::Medium, |m| m.evaluation.medium),
+            group(Shot::Few, |m| m.evaluation.few),
             short(|m| Some(m.validation_top1)),
         ]);
     }
     let _ = writeln!(out, "{}\n", table.build().with(Style::markdown()));
+}
+
+/// The class-stratified test-image interval of a cell's `shot` group accuracy (see
+/// [`bootstrap::test_image_interval`]); none without runs, without classes in the group, or
+/// when the test set is not balanced (every dataset here has a balanced one).
+fn test_image_interval(matrix: &str, cell: &CellResults, shot: Shot) -> Option<(f64, f64)> {
+    let first = cell.runs.first()?;
+    let k = first.class_counts.len();
+    let group: Vec<usize> = (0..k).filter(|&c| Shot::of(first.class_counts[c]) == shot).collect();
+    let (size, k64) = (first.evaluation.test_size, u64::try_from(k).ok()?);
+    if group.is_empty() || size % k64 != 0 {
+        return None;
+    }
+    let images = size / k64;
+    let runs: Vec<bootstrap::RunClasses<'_>> = cell
+        .runs
+        .iter()
+        .map(|m| bootstrap::RunClasses { accuracy: &m.evaluation.per_class_accuracy, images })
+        .collect();
+    let mut rng = crate::seed::Seed(0).rng(&format!("report/{matrix}/{}/{shot:?}", cell.cell.id()));
+    bootstrap::test_image_interval(&runs, &group, LEVEL, &mut rng).ok()
 }
 
 fn render_caption(out: &mut String, report: &MatrixReport) {
@@ -263,7 +293,7 @@ fn render_caption(out: &mut String, report: &MatrixReport) {
     render_taus(out, report);
     let agree = if report.subsets_agree { "yes" } else { "NO: methods saw different data" };
     let _ = writeln!(out, "Every method of a column at a seed trained on the same long-tailed subset (hash agreement): {agree}.");
-    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the unweighted mean of its classes' (\"-\": no class in the group, or no finished run). Validation: top-1 on the validation split (20 images per class the long-tailed subset leaves unused).");
+    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the unweighted mean of its classes' (\"-\": no class in the group, or no finished run); in brackets, the 95% interval of the seeds' mean group accuracy when each class's test images are resampled ({} class-stratified bootstrap resamples), the part of a gap that test-set noise alone explains. Validation: top-1 on the validation split (20 images per class the long-tailed subset leaves unused).", bootstrap::REPLICATES);
     let _ = writeln!(
         out,
         "Runs: {}.",

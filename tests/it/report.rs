@@ -18,6 +18,7 @@ loss = "balanced-softmax"
 fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Metrics {
     let counts = cell.column.dataset.class_counts(cell.column.imbalance);
     let few = counts.iter().any(|&n| n < 20).then_some(top1 - 0.2);
+    let classes = counts.clone();
     Metrics {
         schema: 2,
         run: cell.id(),
@@ -38,7 +39,11 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
             many: Some(top1 + 0.05),
             medium: Some(top1),
             few,
-            per_class_accuracy: vec![top1; 10],
+            // Consistent with the groups: many +0.05, medium as is, few -0.2.
+            per_class_accuracy: classes
+                .iter()
+                .map(|&n| if n > 100 { top1 + 0.05 } else if n < 20 { top1 - 0.2 } else { top1 })
+                .collect(),
             marginal_likelihood: vec![0.1; 10],
             test_size: 500,
         },
@@ -159,7 +164,11 @@ grows-with-imbalance = true
         ("Supported".to_string(), "digits-lt IF 10 vs IF 5")
     );
     let markdown = balms::report::render_markdown(&report);
-    assert!(markdown.contains("| a beats b (`a` vs `b`) |  | digits-lt IF 10 | -2.50 | [-3.74, -1.26] | 3 | **contradicted** |"), "{markdown}");
+    assert!(markdown.contains("| a beats b (`a` vs `b`) |  | digits-lt IF 10 | -2.50 | [-3.74, -1.26] | [-3.00, -2.00] | 0.06 | 3 | **contradicted** |"), "{markdown}");
+    // b's runs at IF 10 are 83, 84.5, 86 and a's 81, 82, 83: b wins 8 of the 9 pairs and ties
+    // one (83 against 83): (8 + 0.5) / 9.
+    assert!((report.claims[0].improvement.unwrap() - 8.5 / 9.0).abs() < 1e-12);
+    assert_eq!(report.claims[5].improvement, None);
 }
 
 #[test]

@@ -1,0 +1,194 @@
+//! Resampling statistics, every one seeded from what it describes (matrix, cell, metric), so
+//! a report is the same bytes every time.
+//!
+//! - [`paired_interval`]: percentile bootstrap of a mean difference over paired seeds.
+//! - [`probability_of_improvement`]: P(X > Y) + P(X = Y)/2 over all pairs of runs (as rliable).
+//! - [`test_image_interval`]: how much of a many/medium/few accuracy is test-set noise, by
+//!   resampling the test images of each class (class-stratified) for every run.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Binomial, Distribution};
+
+use super::estimate::EstimateError;
+
+/// Resamples per interval.
+pub const REPLICATES: usize = 4000;
+
+/// The `level` percentile interval of `statistics` (sorted in place).
+fn percentile(statistics: &mut [f64], level: f64) -> (f64, f64) {
+    statistics.sort_by(f64::total_cmp);
+    let last = statistics.len() - 1;
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let at = |q: f64| statistics[((last as f64) * q).round() as usize];
+    (at((1.0 - level) / 2.0), at((1.0 + level) / 2.0))
+}
+
+fn check(values: &[f64], level: f64) -> Result<(), EstimateError> {
+    if values.len() < 2 {
+        return Err(EstimateError::TooFew(values.len()));
+    }
+    if let Some(&bad) = values.iter().find(|v| !v.is_finite()) {
+        return Err(EstimateError::NotFinite(bad));
+    }
+    if !(level > 0.0 && level < 1.0) {
+        return Err(EstimateError::Level(level));
+    }
+    Ok(())
+}
+
+/// Percentile bootstrap interval of the mean of `differences` (one per shared seed), resampling
+/// the seeds with replacement.
+///
+/// # Errors
+/// Fewer than two or non-finite values, or a level outside (0, 1).
+pub fn paired_interval(
+    differences: &[f64],
+    level: f64,
+    rng: &mut ChaCha8Rng,
+) -> Result<(f64, f64), EstimateError> {
+    check(differences, level)?;
+    let n = differences.len();
+    #[allow(clippy::cast_precision_loss)]
+    let mut means: Vec<f64> = (0..REPLICATES)
+        .map(|_| (0..n).map(|_| differences[rng.gen_range(0..n)]).sum::<f64>() / n as f64)
+        .collect();
+    Ok(percentile(&mut means, level))
+}
+
+/// `P(X > Y) + P(X = Y) / 2` over every pair of a run of X and a run of Y.
+#[must_use]
+pub fn probability_of_improvement(x: &[f64], y: &[f64]) -> f64 {
+    let score: f64 = x
+        .iter()
+        .flat_map(|a| {
+            y.iter().map(move |b| {
+                if a > b {
+                    1.0
+                } else if a == b {
+                    0.5
+                } else {
+                    0.0
+                }
+            })
+        })
+        .sum();
+    #[allow(clippy::cast_precision_loss)]
+    let pairs = (x.len() * y.len()) as f64;
+    score / pairs
+}
+
+/// One run's per-class test accuracy and the test images per class.
+pub struct RunClasses<'a> {
+    /// Accuracy of each class.
+    pub accuracy: &'a [f64],
+    /// Test images of each class.
+    pub images: u64,
+}
+
+/// Percentile interval of a group's accuracy (the unweighted mean over the classes `group` of
+/// each run, averaged over the runs) when every class's test images are resampled with
+/// replacement: class `c` of a run then has `Binomial(images, accuracy_c)` correct images.
+///
+/// # Errors
+/// No run, an empty group, or a level outside (0, 1).
+pub fn test_image_interval(
+    runs: &[RunClasses<'_>],
+    group: &[usize],
+    level: f64,
+    rng: &mut ChaCha8Rng,
+) -> Result<(f64, f64), EstimateError> {
+    if runs.is_empty() || group.is_empty() {
+        return Err(EstimateError::TooFew(0));
+    }
+    if !(level > 0.0 && level < 1.0) {
+        return Err(EstimateError::Level(level));
+    }
+    let draws: Vec<Vec<Binomial>> = runs
+        .iter()
+        .map(|r| {
+            group
+                .iter()
+                .map(|&c| {
+                    Binomial::new(r.images, r.accuracy[c].clamp(0.0, 1.0)).expect("p in [0, 1]")
+                })
+                .collect()
+        })
+        .collect();
+    #[allow(clippy::cast_precision_loss)]
+    let mut means: Vec<f64> = (0..REPLICATES)
+        .map(|_| {
+            draws
+                .iter()
+                .zip(runs)
+                .map(|(classes, r)| {
+                    classes.iter().map(|b| b.sample(rng) as f64 / r.images as f64).sum::<f64>()
+                        / group.len() as f64
+                })
+                .sum::<f64>()
+                / runs.len() as f64
+        })
+        .collect();
+    Ok(percentile(&mut means, level))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn degenerate_and_refused_cases() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let (lo, hi) = paired_interval(&[0.7, 0.7, 0.7], 0.95, &mut rng).unwrap();
+        assert!((lo - 0.7).abs() < 1e-12 && (hi - 0.7).abs() < 1e-12);
+        assert_eq!(paired_interval(&[1.0], 0.95, &mut rng), Err(EstimateError::TooFew(1)));
+        assert!(matches!(
+            paired_interval(&[1.0, f64::NAN], 0.95, &mut rng),
+            Err(EstimateError::NotFinite(_))
+        ));
+        let perfect = RunClasses { accuracy: &[1.0, 0.0, 1.0], images: 50 };
+        let (lo, hi) = test_image_interval(&[perfect], &[0, 1, 2], 0.95, &mut rng).unwrap();
+        assert!((lo - 2.0 / 3.0).abs() < 1e-12 && (hi - 2.0 / 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn probability_of_improvement_by_hand() {
+        assert_eq!(probability_of_improvement(&[3.0, 4.0], &[1.0, 2.0]), 1.0);
+        // Pairs: (2,1) win, (2,2) tie, (2,3) loss, (0, *) losses: (1 + 0.5) / 6.
+        assert!((probability_of_improvement(&[2.0, 0.0], &[1.0, 2.0, 3.0]) - 0.25).abs() < 1e-15);
+    }
+
+    proptest! {
+        #[test]
+        fn paired_interval_lies_within_the_values_and_widens_with_the_level(
+            values in prop::collection::vec(-50f64..50.0, 2..8), seed in 0u64..1000, a in 0.5f64..0.9
+        ) {
+            let narrow = paired_interval(&values, a, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+            let wide = paired_interval(&values, a + 0.09, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+            let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
+            prop_assert!(min - 1e-9 <= wide.0 && wide.0 <= narrow.0 && narrow.0 <= narrow.1);
+            prop_assert!(narrow.1 <= wide.1 && wide.1 <= max + 1e-9);
+        }
+
+        #[test]
+        fn improvement_probabilities_of_the_two_orders_sum_to_one(
+            x in prop::collection::vec(0f64..5.0, 1..6), y in prop::collection::vec(0f64..5.0, 1..6)
+        ) {
+            let sum = probability_of_improvement(&x, &y) + probability_of_improvement(&y, &x);
+            prop_assert!((sum - 1.0).abs() < 1e-12);
+        }
+
+        #[test]
+        fn more_test_images_give_a_narrower_interval(accuracy in prop::collection::vec(0.2f64..0.8, 3), seed in 0u64..100) {
+            let few = RunClasses { accuracy: &accuracy, images: 20 };
+            let many = RunClasses { accuracy: &accuracy, images: 2000 };
+            let a = test_image_interval(&[few], &[0, 1, 2], 0.95, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+            let b = test_image_interval(&[many], &[0, 1, 2], 0.95, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+            prop_assert!(b.1 - b.0 < a.1 - a.0);
+            let mean = accuracy.iter().sum::<f64>() / 3.0;
+            prop_assert!(b.0 <= mean + 0.01 && mean - 0.01 <= b.1);
+        }
+    }
+}
