@@ -1,7 +1,7 @@
 //! Resampling statistics, every one seeded from what it describes (matrix, cell, metric), so
 //! a report is the same bytes every time.
 //!
-//! - [`paired_interval`]: percentile bootstrap of a mean difference over paired seeds.
+//! - [`mean_interval`]: percentile bootstrap of a mean over seeds (a cell, or paired differences).
 //! - [`probability_of_improvement`]: P(X > Y) + P(X = Y)/2 over all pairs of runs (as rliable).
 //! - [`test_image_interval`]: how much of a many/medium/few accuracy is test-set noise, by
 //!   resampling the test images of each class (class-stratified) for every run.
@@ -37,12 +37,12 @@ fn check(values: &[f64], level: f64) -> Result<(), EstimateError> {
     Ok(())
 }
 
-/// Percentile bootstrap interval of the mean of `differences` (one per shared seed), resampling
-/// the seeds with replacement.
+/// Percentile bootstrap interval of the mean of `differences` (one value per seed: a cell's
+/// top-1, or a paired difference), resampling the seeds with replacement.
 ///
 /// # Errors
 /// Fewer than two or non-finite values, or a level outside (0, 1).
-pub fn paired_interval(
+pub fn mean_interval(
     differences: &[f64],
     level: f64,
     rng: &mut ChaCha8Rng,
@@ -141,11 +141,11 @@ mod tests {
     #[test]
     fn degenerate_and_refused_cases() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let (lo, hi) = paired_interval(&[0.7, 0.7, 0.7], 0.95, &mut rng).unwrap();
+        let (lo, hi) = mean_interval(&[0.7, 0.7, 0.7], 0.95, &mut rng).unwrap();
         assert!((lo - 0.7).abs() < 1e-12 && (hi - 0.7).abs() < 1e-12);
-        assert_eq!(paired_interval(&[1.0], 0.95, &mut rng), Err(EstimateError::TooFew(1)));
+        assert_eq!(mean_interval(&[1.0], 0.95, &mut rng), Err(EstimateError::TooFew(1)));
         assert!(matches!(
-            paired_interval(&[1.0, f64::NAN], 0.95, &mut rng),
+            mean_interval(&[1.0, f64::NAN], 0.95, &mut rng),
             Err(EstimateError::NotFinite(_))
         ));
         let perfect = RunClasses { accuracy: &[1.0, 0.0, 1.0], images: 50 };
@@ -162,11 +162,11 @@ mod tests {
 
     proptest! {
         #[test]
-        fn paired_interval_lies_within_the_values_and_widens_with_the_level(
+        fn mean_interval_lies_within_the_values_and_widens_with_the_level(
             values in prop::collection::vec(-50f64..50.0, 2..8), seed in 0u64..1000, a in 0.5f64..0.9
         ) {
-            let narrow = paired_interval(&values, a, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
-            let wide = paired_interval(&values, a + 0.09, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+            let narrow = mean_interval(&values, a, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
+            let wide = mean_interval(&values, a + 0.09, &mut ChaCha8Rng::seed_from_u64(seed)).unwrap();
             let (min, max) = values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(*v), h.max(*v)));
             prop_assert!(min - 1e-9 <= wide.0 && wide.0 <= narrow.0 && narrow.0 <= narrow.1);
             prop_assert!(narrow.1 <= wide.1 && wide.1 <= max + 1e-9);

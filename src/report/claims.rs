@@ -92,7 +92,7 @@ fn result(
 ) -> ClaimResult {
     let pairs = differences.len();
     let stream = format!("report/claims/{}/{}/{scope}", claim.better, claim.than);
-    let bootstrap = super::bootstrap::paired_interval(
+    let bootstrap = super::bootstrap::mean_interval(
         &differences,
         LEVEL,
         &mut crate::seed::Seed(0).rng(&stream),

@@ -49,6 +49,9 @@ pub struct LayoutCell {
     pub ours: Option<Estimate>,
     /// The value of a single finished run.
     pub single: Option<f64>,
+    /// Percentile bootstrap interval of the mean over the seeds (the alternative to `ours`'s
+    /// Student-t interval).
+    pub bootstrap: Option<(f64, f64)>,
     /// Finished runs and runs asked for.
     pub runs: (usize, usize),
     /// The paper's value.
@@ -117,6 +120,12 @@ fn cell(
     let paper = table.get(row, column).cloned();
     let ours = estimate.as_ref().and_then(|e| e.as_ref().ok().copied());
     let single = estimate.as_ref().and_then(|e| e.as_ref().err().copied());
+    let bootstrap = results.and_then(|c| {
+        let values: Vec<f64> = c.runs.iter().map(|m| 100.0 * m.evaluation.top1).collect();
+        let mut rng =
+            crate::seed::Seed(0).rng(&format!("report/{}/{}/bootstrap", report.name, c.cell.id()));
+        super::bootstrap::mean_interval(&values, super::LEVEL, &mut rng).ok()
+    });
     let verdict = match (&estimate, &paper) {
         (None, _) => Verdict::NotRun,
         (Some(Err(_)), _) => Verdict::OneRun,
@@ -125,7 +134,7 @@ fn cell(
         (Some(Ok(e)), Some(p)) if p.value > e.upper => Verdict::Below,
         (Some(Ok(_)), Some(_)) => Verdict::Consistent,
     };
-    LayoutCell { ours, single, runs, paper, verdict }
+    LayoutCell { ours, single, bootstrap, runs, paper, verdict }
 }
 
 fn paper_text(v: Option<&Value>) -> String {
@@ -226,7 +235,7 @@ pub fn latex(layout: &Layout, caption: &str) -> String {
 #[must_use]
 pub fn csv(layout: &Layout) -> String {
     let mut out = String::from(
-        "row,method,column,mean,std_err,lower,upper,n,expected,paper_value,paper_std_err,verdict\n",
+        "row,method,column,mean,std_err,lower,upper,bootstrap_lower,bootstrap_upper,n,expected,paper_value,paper_std_err,verdict\n",
     );
     for ((row, method), cells) in layout.rows.iter().zip(&layout.cells) {
         for (column, c) in layout.columns.iter().zip(cells) {
@@ -235,12 +244,14 @@ pub fn csv(layout: &Layout) -> String {
             };
             let _ = writeln!(
                 out,
-                "{row},{},{column},{},{},{},{},{},{},{},{},{}",
+                "{row},{},{column},{},{},{},{},{},{},{},{},{},{},{}",
                 method.as_deref().unwrap_or(""),
                 e(|e| e.mean),
                 e(|e| e.std_err),
                 e(|e| e.lower),
                 e(|e| e.upper),
+                c.bootstrap.map_or_else(String::new, |b| format!("{:.4}", b.0)),
+                c.bootstrap.map_or_else(String::new, |b| format!("{:.4}", b.1)),
                 c.runs.0,
                 c.runs.1,
                 c.paper.as_ref().map_or_else(String::new, |p| p.value.to_string()),

@@ -42,12 +42,29 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
             // Consistent with the groups: many +0.05, medium as is, few -0.2.
             per_class_accuracy: classes
                 .iter()
-                .map(|&n| if n > 100 { top1 + 0.05 } else if n < 20 { top1 - 0.2 } else { top1 })
+                .map(|&n| {
+                    if n > 100 {
+                        top1 + 0.05
+                    } else if n < 20 {
+                        top1 - 0.2
+                    } else {
+                        top1
+                    }
+                })
                 .collect(),
             marginal_likelihood: vec![0.1; 10],
             test_size: 500,
         },
     }
+}
+
+/// Writes a finished run's `metrics.json` (top-1 as a fraction) and a `config.json` with
+/// provenance.
+fn write_run(store: &Store, plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) {
+    let run_dir = store.run_dir(&plan.name, cell, seed);
+    store::write_json(&run_dir.join("metrics.json"), &metrics(plan, cell, seed, top1)).unwrap();
+    let provenance = serde_json::json!({"provenance": {"git-revision": "0123456789abcdef", "git-dirty": false, "balms-version": "0.1.0", "libtorch": "2.11.0", "device": "cpu", "threads": 2, "data-source": "embedded"}});
+    store::write_json(&run_dir.join("config.json"), &provenance).unwrap();
 }
 
 #[test]
@@ -61,13 +78,9 @@ fn table_snapshot_from_fixture_records() {
         // The last cell has one seed missing: the table must say n=2 of 3.
         let seeds: &[u64] = if i == 3 { &[1, 2] } else { &[1, 2, 3] };
         for &seed in seeds {
-            let run_dir = store.run_dir(&plan.name, cell, seed);
             #[allow(clippy::cast_precision_loss)]
             let top1 = 0.80 + 0.01 * i as f64 + 0.002 * seed as f64;
-            store::write_json(&run_dir.join("metrics.json"), &metrics(&plan, cell, seed, top1))
-                .unwrap();
-            let provenance = serde_json::json!({"provenance": {"git-revision": "0123456789abcdef", "git-dirty": false, "balms-version": "0.1.0", "libtorch": "2.11.0", "device": "cpu", "threads": 2, "data-source": "embedded"}});
-            store::write_json(&run_dir.join("config.json"), &provenance).unwrap();
+            write_run(&store, &plan, cell, seed, top1);
         }
     }
     let report = balms::report::collect(&plan, &store).unwrap();
@@ -132,14 +145,7 @@ grows-with-imbalance = true
             let Some(value) = top1(&cell.method.name, cell.column.imbalance, seed) else {
                 continue;
             };
-            let run_dir = store.run_dir(&plan.name, &cell, seed);
-            store::write_json(
-                &run_dir.join("metrics.json"),
-                &metrics(&plan, &cell, seed, value / 100.0),
-            )
-            .unwrap();
-            let provenance = serde_json::json!({"provenance": {"git-revision": "0", "git-dirty": false, "balms-version": "0.1.0", "libtorch": "2.11.0", "device": "cpu", "threads": 2, "data-source": "embedded"}});
-            store::write_json(&run_dir.join("config.json"), &provenance).unwrap();
+            write_run(&store, &plan, &cell, seed, value / 100.0);
         }
     }
     let report = balms::report::collect(&plan, &store).unwrap();
@@ -164,6 +170,7 @@ grows-with-imbalance = true
         ("Supported".to_string(), "digits-lt IF 10 vs IF 5")
     );
     let markdown = balms::report::render_markdown(&report);
+    insta::assert_snapshot!("claims_markdown", balms::report::claims::render(&report.claims));
     assert!(markdown.contains("| a beats b (`a` vs `b`) |  | digits-lt IF 10 | -2.50 | [-3.74, -1.26] | [-3.00, -2.00] | 0.06 | 3 | **contradicted** |"), "{markdown}");
     // b's runs at IF 10 are 83, 84.5, 86 and a's 81, 82, 83: b wins 8 of the 9 pairs and ties
     // one (83 against 83): (8 + 0.5) / 9.
@@ -171,15 +178,19 @@ grows-with-imbalance = true
     assert_eq!(report.claims[5].improvement, None);
 }
 
+/// The error of a one-method digits matrix with `extra` appended.
+fn plan_error(extra: &str) -> String {
+    let text = format!(
+        "name = \"x\"\nseeds = [1, 2]\ndatasets = [{{ digits-lt = {{ imbalance = [10] }} }}]\n[[methods]]\nname = \"a\"\n{extra}"
+    );
+    Plan::from_file(MatrixFile::parse(&text, "x.toml".as_ref()).unwrap(), "x.toml".as_ref())
+        .unwrap_err()
+        .to_string()
+}
+
 #[test]
 fn a_claim_naming_an_unknown_method_or_factor_is_refused() {
-    let base = "name = \"x\"\nseeds = [1, 2]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n[[methods]]\nname = \"a\"\n";
-    let parse = |extra: &str| {
-        let text = format!("{base}{extra}");
-        Plan::from_file(MatrixFile::parse(&text, "x.toml".as_ref()).unwrap(), "x.toml".as_ref())
-            .unwrap_err()
-            .to_string()
-    };
+    let parse = plan_error;
     let unknown = parse("[[claims]]\nclaim = \"z\"\nbetter = \"a\"\nthan = \"bee\"\n");
     assert!(unknown.contains("claims[0]: no method `bee` (methods: a)"), "{unknown}");
     let factor =
@@ -233,14 +244,7 @@ methods = ["softmax", "cbs", "extra"]
     for cell in plan.cells() {
         let Some((_, tops)) = values.iter().find(|(m, _)| *m == cell.method.name) else { continue };
         for (seed, top1) in (1u64..).zip(tops.iter()) {
-            let run_dir = store.run_dir(&plan.name, &cell, seed);
-            store::write_json(
-                &run_dir.join("metrics.json"),
-                &metrics(&plan, &cell, seed, top1 / 100.0),
-            )
-            .unwrap();
-            let provenance = serde_json::json!({"provenance": {"git-revision": "0", "git-dirty": false, "balms-version": "0.1.0", "libtorch": "2.11.0", "device": "cpu", "threads": 2, "data-source": "x"}});
-            store::write_json(&run_dir.join("config.json"), &provenance).unwrap();
+            write_run(&store, &plan, &cell, seed, top1 / 100.0);
         }
     }
     let report = balms::report::collect(&plan, &store).unwrap();
@@ -271,6 +275,8 @@ methods = ["softmax", "cbs", "extra"]
     );
     let csv = std::fs::read_to_string(paper.join("layout.table.csv")).unwrap();
     assert!(csv.contains("CBW,cbw,cifar10-lt/if200,80.5000,0.2887,"), "{csv}");
+    insta::assert_snapshot!("paper_layout_csv", csv);
+    insta::assert_snapshot!("paper_layout_latex", tex);
     assert!(csv.contains(",72.5,0.2,above\n"), "{csv}");
     insta::assert_snapshot!("paper_layout_markdown", md);
     // The p(y) figure: the methods asked for that have runs (extra has none), mean over seeds.
@@ -284,18 +290,13 @@ methods = ["softmax", "cbs", "extra"]
         std::fs::read_to_string(figures.join("layout.marginal-likelihood.cifar10-lt-if200.svg"))
             .unwrap();
     assert_eq!(svg.matches("<polyline").count(), 2);
+    insta::assert_snapshot!("paper_layout_py_figure_data", data);
     assert!(svg.contains("stroke-dasharray") && svg.contains(">cbs</text>"), "{svg}");
 }
 
 #[test]
 fn a_paper_table_or_row_that_does_not_exist_is_refused() {
-    let base = "name = \"x\"\nseeds = [1, 2]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n[[methods]]\nname = \"a\"\n";
-    let parse = |extra: &str| {
-        let text = format!("{base}{extra}");
-        Plan::from_file(MatrixFile::parse(&text, "x.toml".as_ref()).unwrap(), "x.toml".as_ref())
-            .unwrap_err()
-            .to_string()
-    };
+    let parse = plan_error;
     let table = parse("[paper]\ntable = \"table6\"\nrows = {}\n");
     assert!(
         table.contains("paper.table: no reference table `table6` (known: table2, table3"),
