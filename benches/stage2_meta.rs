@@ -94,6 +94,7 @@ fn main() -> anyhow::Result<()> {
         progress: false,
         jobs: 1,
         worker_exe: None,
+        shard: None,
     };
     run_plan(&plan, &options)?;
     let results = dir.path().join("results");

@@ -106,6 +106,44 @@ pub enum Command {
         #[arg(long, default_value = "paper/theory")]
         out: PathBuf,
     },
+    /// Write a Slurm submit script: a job array of `--shard` tasks and a report job after them.
+    Slurm {
+        /// The matrix file.
+        file: PathBuf,
+        /// Array tasks (default: one per unit, a stage-1 run with the stage-2 runs on it).
+        #[arg(long)]
+        shards: Option<usize>,
+        /// Tasks running at once.
+        #[arg(long, default_value_t = 4)]
+        max_running: usize,
+        /// CPUs per task (and `--threads`).
+        #[arg(long, default_value_t = 2)]
+        cpus: usize,
+        /// Memory per task.
+        #[arg(long, default_value = "8G")]
+        mem: String,
+        /// Time limit per task.
+        #[arg(long, default_value = "12:00:00")]
+        time: String,
+        /// Partition.
+        #[arg(long)]
+        partition: Option<String>,
+        /// GPUs per task (the tasks then train with `--device cuda`).
+        #[arg(long, default_value_t = 0)]
+        gpus: usize,
+        /// Results folder (relative to the current folder, which the jobs run in).
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Tables folder of the report job.
+        #[arg(long, default_value = "paper")]
+        paper: PathBuf,
+        /// Folder of the jobs' logs.
+        #[arg(long, default_value = "slurm-logs")]
+        logs: PathBuf,
+        /// Write the script here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Internal: a `--jobs` worker; trains the runs named on standard input.
     #[command(hide = true)]
     Worker {
@@ -241,6 +279,10 @@ pub struct RunArgs {
     /// same whatever the number).
     #[arg(long, default_value_t = 1)]
     pub jobs: usize,
+    /// Only share I of N (0-based, `I/N`): N processes, e.g. Slurm array tasks, cover the matrix
+    /// exactly once; a stage-2 run goes with its stage-1 run.
+    #[arg(long)]
+    pub shard: Option<runner::Shard>,
 }
 
 impl RunArgs {
@@ -260,6 +302,7 @@ impl RunArgs {
             progress: !self.no_progress,
             jobs: self.jobs,
             worker_exe: None,
+            shard: self.shard,
         })
     }
 }
@@ -311,6 +354,58 @@ pub fn main() -> anyhow::Result<ExitCode> {
                 println!("wrote {}", path.display());
             }
         }
+        Command::Slurm {
+            file,
+            shards,
+            max_running,
+            cpus,
+            mem,
+            time,
+            partition,
+            gpus,
+            results,
+            paper,
+            logs,
+            out,
+        } => {
+            let plan = Plan::load(&file)?;
+            let units = runner::unit_count(&plan);
+            let shards = shards.unwrap_or(units);
+            anyhow::ensure!(
+                shards >= 1 && max_running >= 1 && cpus >= 1,
+                "`--shards`, `--max-running` and `--cpus` must be at least 1"
+            );
+            let workdir = std::env::current_dir().context("the current folder")?;
+            let absolute =
+                |p: &Path| if p.is_absolute() { p.to_path_buf() } else { workdir.join(p) };
+            let script = runner::slurm::script(&runner::slurm::SlurmOptions {
+                balms: std::env::current_exe().context("locating balms")?,
+                matrix: absolute(&file),
+                name: plan.name.clone(),
+                shards,
+                max_running,
+                cpus,
+                memory: mem,
+                time,
+                partition,
+                gpus,
+                results: absolute(&results),
+                paper: absolute(&paper),
+                logs: absolute(&logs),
+                workdir: workdir.clone(),
+            });
+            match out {
+                Some(path) => {
+                    crate::store::write_atomic(&path, script.as_bytes())?;
+                    eprintln!(
+                        "wrote {} ({shards} shards of {units} units); submit it with `bash {}`",
+                        path.display(),
+                        path.display()
+                    );
+                }
+                None => print!("{script}"),
+            }
+        }
         Command::Worker { file, options } => {
             let run_options = options.options(&options.results)?;
             runner::serve_worker(&Plan::load(&file)?, &run_options)?;
@@ -321,8 +416,13 @@ pub fn main() -> anyhow::Result<ExitCode> {
 
 fn run_matrix(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
     let summary = runner::run_plan(plan, options)?;
+    let busy = if summary.busy > 0 {
+        format!(", {} held by other workers", summary.busy)
+    } else {
+        String::new()
+    };
     eprintln!(
-        "matrix `{}`: {} trained, {} already finished",
+        "matrix `{}`: {} trained, {} already finished{busy}",
         plan.name, summary.trained, summary.skipped
     );
     Ok(())

@@ -19,6 +19,7 @@ use crate::seed::Seed;
 use crate::store::{self, Failure, Metrics, Provenance, RunConfig, RunStatus, Store};
 use crate::train::{self, Progress, Trained};
 
+pub mod slurm;
 mod workers;
 pub use workers::serve_worker;
 
@@ -40,6 +41,73 @@ pub struct RunOptions {
     pub jobs: usize,
     /// The `balms` executable that workers run (default: this one).
     pub worker_exe: Option<PathBuf>,
+    /// Only this share of the plan's runs (`--shard I/N`).
+    pub shard: Option<Shard>,
+}
+
+/// `--shard I/N`: share `index` (0-based) of `count`.
+///
+/// The plan's runs are grouped into units: an end-to-end method's run at a column and seed,
+/// together with every decoupled run that reuses its backbone. Units, in plan order, go to shards
+/// round-robin, so N processes cover the plan exactly once and a stage-2 run is always trained
+/// where its stage-1 model is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    /// 0-based share.
+    pub index: usize,
+    /// Number of shares.
+    pub count: usize,
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Shard, String> {
+        let bad = || format!("`{text}` is not I/N with 0 <= I < N (e.g. 0/4)");
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count) =
+            (i.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+}
+
+/// The unit of a job: its column, seed and the end-to-end method at its root.
+fn unit(job: &Job) -> (String, u64, String) {
+    let root = job.stage1.as_ref().unwrap_or(&job.cell);
+    (job.cell.column.id(), job.seed.0, root.method.name.clone())
+}
+
+/// Number of units of `plan` (the most shards that can all have work).
+#[must_use]
+pub fn unit_count(plan: &Plan) -> usize {
+    let mut units: Vec<(String, u64, String)> = Vec::new();
+    for job in jobs(plan, &Store::new("")) {
+        let key = unit(&job);
+        if !units.contains(&key) {
+            units.push(key);
+        }
+    }
+    units.len()
+}
+
+/// The jobs of `shard`: units numbered in plan order, unit `u` to shard `u mod N`.
+fn in_shard(all: Vec<Job>, shard: Option<Shard>) -> Vec<Job> {
+    let Some(shard) = shard else { return all };
+    let mut units: Vec<(String, u64, String)> = Vec::new();
+    for job in &all {
+        let key = unit(job);
+        if !units.contains(&key) {
+            units.push(key);
+        }
+    }
+    all.into_iter()
+        .filter(|job| {
+            units.iter().position(|u| *u == unit(job)).expect("listed") % shard.count == shard.index
+        })
+        .collect()
 }
 
 /// What a matrix run did.
@@ -51,6 +119,8 @@ pub struct RunSummary {
     pub trained: usize,
     /// Runs that failed, with their ids.
     pub failed: Vec<String>,
+    /// Runs another live worker was training (left to it).
+    pub busy: usize,
 }
 
 /// One run of the plan: a cell at a seed.
@@ -80,7 +150,7 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
     )?;
     let mut summary = RunSummary::default();
     let mut pending = Vec::new();
-    for job in jobs(plan, &options.store) {
+    for job in in_shard(jobs(plan, &options.store), options.shard) {
         match Store::status(&job.dir, &job.hash)? {
             RunStatus::Finished(_) => summary.skipped += 1,
             RunStatus::Stale => {
@@ -105,9 +175,13 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
     } else {
         for job in &pending {
             match run_job(plan, job, &mut pools, options, &bars) {
-                Ok(top1) => {
+                Ok(Done::Trained(top1)) => {
                     summary.trained += 1;
                     bars.println(&format!("{}: top-1 {top1:.4}", job.id()));
+                }
+                Ok(Done::Busy(holder)) => {
+                    summary.busy += 1;
+                    bars.println(&format!("{}: being trained by {holder}; left to it", job.id()));
                 }
                 Err(err) => {
                     bars.println(&format!("{}: FAILED: {err:#}", job.id()));
@@ -162,21 +236,49 @@ impl Pools {
     }
 }
 
-/// Trains one run in this process and records it: its metrics' top-1, or the error (also
-/// written to its `failed.json`).
+/// What [`run_job`] did with a run.
+pub(crate) enum Done {
+    /// Trained and recorded, with its top-1.
+    Trained(f64),
+    /// Another live worker holds the run (`host pid N`).
+    Busy(String),
+}
+
+/// Claims one run, trains it in this process and records it: its top-1, or the error (also
+/// written to its `failed.json`); a run another worker holds is left to it.
 fn run_job(
     plan: &Plan,
     job: &Job,
     pools: &mut Pools,
     options: &RunOptions,
     bars: &Bars,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<Done> {
+    if let Some(stage1) = &job.stage1 {
+        let dir = options.store.run_dir(&plan.name, stage1, job.seed.0);
+        let finished = matches!(
+            Store::status(&dir, &plan.config_hash(stage1, job.seed))?,
+            RunStatus::Finished(_)
+        );
+        if let (false, Some(h)) = (finished, store::claim::live_holder(&dir)) {
+            return Ok(Done::Busy(format!("its stage-1 run's holder, {} pid {}", h.host, h.pid)));
+        }
+    }
+    let claim = match store::claim::claim(&job.dir)? {
+        store::claim::Outcome::Held(claim) => claim,
+        store::claim::Outcome::Busy(h) => {
+            return Ok(Done::Busy(format!("{} pid {}", h.host, h.pid)))
+        }
+    };
+    // A worker that finished it while we waited for the claim.
+    if let RunStatus::Finished(m) = Store::status(&job.dir, &job.hash)? {
+        return Ok(Done::Trained(m.evaluation.top1));
+    }
     let outcome = pools.get(plan, job, &options.locator).and_then(|pool| {
         let provenance = Provenance { data_source: pool.source.clone(), ..provenance(options) };
-        execute(plan, job, pool, options, provenance, bars)
+        execute(plan, job, pool, options, provenance, bars, &claim)
     });
     match outcome {
-        Ok(metrics) => Ok(metrics.evaluation.top1),
+        Ok(metrics) => Ok(Done::Trained(metrics.evaluation.top1)),
         Err(err) => {
             record_failure(job, &err)?;
             Err(err)
@@ -192,6 +294,7 @@ fn execute(
     options: &RunOptions,
     provenance: Provenance,
     bars: &Bars,
+    claim: &store::claim::Claim,
 ) -> anyhow::Result<Metrics> {
     let data = pool.long_tailed(job.cell.column.imbalance, job.seed, options.device)?;
     let config = RunConfig {
@@ -209,7 +312,8 @@ fn execute(
     };
     Store::begin(&job.dir, &config)?;
     let started = Instant::now();
-    let mut progress = RunProgress { bar: bars.run(&job.id()), log: Some(job.dir.clone()) };
+    let mut progress =
+        RunProgress { bar: bars.run(&job.id()), log: Some(job.dir.clone()), claim: Some(claim) };
     let trained = match &job.cell.method.scheme {
         Scheme::EndToEnd(settings) => train::end_to_end(
             settings,
@@ -222,7 +326,7 @@ fn execute(
         Scheme::Decoupled(stage2) => {
             let stage1 = job.stage1.as_ref().expect("decoupled cells have a stage 1");
             let (checkpoint, settings) =
-                stage1_checkpoint(plan, stage1, job.seed, &data, options, bars)?;
+                stage1_checkpoint(plan, stage1, job.seed, &data, options, bars, claim)?;
             train::stage2(
                 stage2,
                 &settings,
@@ -253,6 +357,7 @@ fn stage1_checkpoint(
     data: &RunData,
     options: &RunOptions,
     bars: &Bars,
+    claim: &store::claim::Claim,
 ) -> anyhow::Result<(PathBuf, crate::matrix::Settings)> {
     let Scheme::EndToEnd(settings) = &stage1.method.scheme else {
         unreachable!("validated: stage 1 is end-to-end")
@@ -275,6 +380,7 @@ fn stage1_checkpoint(
         let mut progress = RunProgress {
             bar: bars.run(&format!("{} seed {seed} (stage 1)", stage1.id())),
             log: None,
+            claim: Some(claim),
         };
         let retrained =
             train::end_to_end(settings, data, &seeds, options.device, &checkpoint, &mut progress)?;
@@ -383,13 +489,18 @@ impl Bars {
 }
 
 /// Progress of one run: its bar, and the run folder whose `log.jsonl` records each epoch.
-struct RunProgress {
+struct RunProgress<'a> {
     bar: ProgressBar,
     log: Option<PathBuf>,
+    /// The run's claim, kept fresh at every epoch.
+    claim: Option<&'a store::claim::Claim>,
 }
 
-impl Progress for RunProgress {
+impl Progress for RunProgress<'_> {
     fn epoch(&mut self, epoch: u64, epochs: u64, mean_loss: f64, lr: f64) {
+        if let Some(claim) = self.claim {
+            claim.touch();
+        }
         self.bar.set_length(epochs);
         self.bar.set_position(epoch);
         self.bar.set_message(format!("loss {mean_loss:.4}"));

@@ -28,8 +28,15 @@ fn key(job: &Job) -> String {
     format!("{}\t{}\t{}", job.cell.id(), job.seed.0, job.hash)
 }
 
-/// A worker's answer for its current run: `Ok(top-1)` or the error's one-line text.
-type Answer = Result<f64, String>;
+/// A worker's answer for its current run.
+enum Answer {
+    /// Trained, with its top-1.
+    Trained(f64),
+    /// Held by another worker (who).
+    Busy(String),
+    /// Failed (the error's one-line text).
+    Failed(String),
+}
 
 struct Worker {
     child: Child,
@@ -75,14 +82,18 @@ pub(super) fn run_parallel(
         }
         let Some(done) = workers[index].busy.take() else { continue };
         let job = &pending[done];
-        let answer = answer.unwrap_or_else(|| Err("its worker process exited".to_string()));
-        match answer {
-            Ok(top1) => {
+        match answer.unwrap_or_else(|| Answer::Failed("its worker process exited".to_string())) {
+            Answer::Trained(top1) => {
                 summary.trained += 1;
                 bars.println(&format!("{}: top-1 {top1:.4}", job.id()));
                 state.finished(done);
             }
-            Err(err) => {
+            Answer::Busy(holder) => {
+                summary.busy += 1;
+                bars.println(&format!("{}: being trained by {holder}; left to it", job.id()));
+                state.busy(done);
+            }
+            Answer::Failed(err) => {
                 bars.println(&format!("{}: FAILED: {err}", job.id()));
                 summary.failed.push(job.id());
                 state.failed(done);
@@ -90,7 +101,16 @@ pub(super) fn run_parallel(
         }
         bars.matrix.inc(1);
     }
-    for job in state.unreachable().into_iter().map(|i| &pending[i]) {
+    for i in state.unreachable() {
+        let job = &pending[i];
+        if state.waits_on_busy(i) {
+            summary.busy += 1;
+            bars.println(&format!(
+                "{}: its stage-1 run is being trained elsewhere; left",
+                job.id()
+            ));
+            continue;
+        }
         let why = anyhow::anyhow!("not run: its stage-1 run failed, or every worker exited");
         record_failure(job, &why)?;
         bars.println(&format!("{}: NOT RUN: {why}", job.id()));
@@ -135,8 +155,12 @@ fn spawn(
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             let answer = match line.split_once('\t') {
-                Some(("ok", top1)) => top1.parse().map_err(|_| format!("bad answer `{line}`")),
-                Some(("failed", message)) => Err(message.to_string()),
+                Some(("ok", top1)) => top1.parse().map_or_else(
+                    |_| Answer::Failed(format!("bad answer `{line}`")),
+                    Answer::Trained,
+                ),
+                Some(("busy", holder)) => Answer::Busy(holder.to_string()),
+                Some(("failed", message)) => Answer::Failed(message.to_string()),
                 _ => continue,
             };
             if tx.send((index, Some(answer))).is_err() {
@@ -160,6 +184,8 @@ struct Schedule {
     exclusive: HashSet<PathBuf>,
     /// Folder of each pending run.
     dirs: Vec<PathBuf>,
+    /// Run folders another worker holds.
+    busy: HashSet<PathBuf>,
     in_flight: HashMap<usize, PathBuf>,
 }
 
@@ -185,6 +211,7 @@ impl Schedule {
             finished,
             exclusive: HashSet::new(),
             dirs: pending.iter().map(|j| j.dir.clone()).collect(),
+            busy: HashSet::new(),
             in_flight: HashMap::new(),
         }
     }
@@ -212,6 +239,16 @@ impl Schedule {
 
     fn failed(&mut self, job: usize) {
         self.release(job);
+    }
+
+    fn busy(&mut self, job: usize) {
+        self.busy.insert(self.dirs[job].clone());
+        self.release(job);
+    }
+
+    /// Whether waiting run `job` waits for a stage-1 run another worker holds.
+    fn waits_on_busy(&self, job: usize) -> bool {
+        self.stage1[job].as_ref().is_some_and(|dir| self.busy.contains(dir))
     }
 
     fn release(&mut self, job: usize) {
@@ -244,7 +281,8 @@ pub fn serve_worker(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
             format!("`{}` has no run `{line}` (was it edited?)", plan.path.display())
         })?;
         let answer = match run_job(plan, job, &mut pools, options, &bars) {
-            Ok(top1) => format!("ok\t{top1}"),
+            Ok(super::Done::Trained(top1)) => format!("ok\t{top1}"),
+            Ok(super::Done::Busy(holder)) => format!("busy\t{holder}"),
             Err(err) => format!("failed\t{}", format!("{err:#}").replace(['\n', '\t'], " ")),
         };
         let mut stdout = std::io::stdout().lock();

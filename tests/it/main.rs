@@ -5,5 +5,6 @@ mod data;
 mod plan;
 mod report;
 mod runs;
+mod slurm;
 mod theory;
 mod util;

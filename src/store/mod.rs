@@ -24,6 +24,8 @@ use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::matrix::{Cell, Method, RunSeeds};
 
+pub mod claim;
+
 /// Version of every record's layout.
 /// (2: validation split, selection iteration and post-hoc tau in the records.)
 pub const SCHEMA: u32 = 2;

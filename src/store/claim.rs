@@ -1,0 +1,186 @@
+//! Claims: at most one worker trains a run, whatever shares the results folder (`--jobs`
+//! workers, `--shard` processes, Slurm array tasks on several machines over a shared
+//! filesystem).
+//!
+//! A worker claims a run by creating `claim.json` in its folder with `create_new` (exclusive on
+//! POSIX filesystems, NFSv3+ included) and keeps it fresh by touching it at every epoch. A claim is
+//! stale, and may be taken over, when its process is gone (same host: no `/proc/<pid>`) or when it
+//! has not been touched for [`STALE_AFTER`] (another host). Taking over replaces the file with a
+//! rename and reads it back, so of two workers taking over at once only one proceeds. The claim
+//! is removed when the run is recorded, finished or failed; a result is `metrics.json` alone, so a
+//! claim left by a killed worker never counts as one.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::StoreError;
+
+/// Untouched this long, a claim from another host is stale (an epoch must be shorter).
+pub const STALE_AFTER: Duration = Duration::from_secs(3600);
+
+/// Who holds a run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Holder {
+    /// Host name.
+    pub host: String,
+    /// Process id.
+    pub pid: u32,
+    /// A random token telling two claims of one process apart.
+    pub token: u64,
+}
+
+impl Holder {
+    /// This process.
+    fn me(token: u64) -> Holder {
+        Holder { host: host_name(), pid: std::process::id(), token }
+    }
+
+    fn alive(&self) -> bool {
+        self.host != host_name() || Path::new(&format!("/proc/{}", self.pid)).exists()
+    }
+}
+
+/// A held claim; dropped (released) when the run is recorded.
+#[derive(Debug)]
+pub struct Claim {
+    path: PathBuf,
+    holder: Holder,
+}
+
+/// What trying to claim a run gave.
+#[derive(Debug)]
+pub enum Outcome {
+    /// This process holds the run now.
+    Held(Claim),
+    /// Another live worker holds it.
+    Busy(Holder),
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::Io { path: path.to_path_buf(), source }
+}
+
+/// The live holder of `dir`'s claim, if another worker holds it.
+#[must_use]
+pub fn live_holder(dir: &Path) -> Option<Holder> {
+    let path = dir.join("claim.json");
+    let holder: Holder = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
+    let untouched = std::fs::metadata(&path).ok()?.modified().ok()?.elapsed().unwrap_or_default();
+    (holder.alive() && untouched < STALE_AFTER && holder.pid != std::process::id())
+        .then_some(holder)
+}
+
+/// Claims the run folder `dir` (created if missing).
+///
+/// # Errors
+/// Filesystem errors, naming the file.
+pub fn claim(dir: &Path) -> Result<Outcome, StoreError> {
+    std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let path = dir.join("claim.json");
+    let token = u64::from(std::process::id()) << 32
+        ^ SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    let me = Holder::me(token);
+    let text = serde_json::to_string(&me).expect("serialisable");
+    match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+        Ok(mut file) => {
+            use std::io::Write as _;
+            file.write_all(text.as_bytes()).map_err(io(&path))?;
+            return Ok(Outcome::Held(Claim { path, holder: me }));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io(&path)(e)),
+    }
+    let current: Option<Holder> =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
+    let untouched = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default();
+    match current {
+        Some(holder) if holder.alive() && untouched < STALE_AFTER => Ok(Outcome::Busy(holder)),
+        _ => take_over(path, me, &text),
+    }
+}
+
+/// Replaces a stale claim and checks, after a moment, that ours is the one that stayed.
+fn take_over(path: PathBuf, me: Holder, text: &str) -> Result<Outcome, StoreError> {
+    let temporary = path.with_extension(format!("json.{}.tmp", me.token));
+    std::fs::write(&temporary, text).map_err(io(&temporary))?;
+    std::fs::rename(&temporary, &path).map_err(io(&path))?;
+    std::thread::sleep(Duration::from_millis(50));
+    let now: Option<Holder> =
+        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
+    match now {
+        Some(holder) if holder == me => Ok(Outcome::Held(Claim { path, holder: me })),
+        Some(holder) => Ok(Outcome::Busy(holder)),
+        None => Ok(Outcome::Busy(me)),
+    }
+}
+
+impl Claim {
+    /// Marks the claim as alive now (called at every epoch).
+    pub fn touch(&self) {
+        if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&self.path) {
+            let _ = file.set_modified(SystemTime::now());
+        }
+    }
+
+    /// Who holds it.
+    #[must_use]
+    pub fn holder(&self) -> &Holder {
+        &self.holder
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        // Only our own claim is removed (a stale-claim takeover may have replaced it).
+        let ours = std::fs::read_to_string(&self.path)
+            .ok()
+            .and_then(|t| serde_json::from_str::<Holder>(&t).ok())
+            .is_some_and(|h| h == self.holder);
+        if ours {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_claim_at_a_time_and_a_dead_holder_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let Outcome::Held(first) = claim(dir.path()).unwrap() else { panic!("free run") };
+        // A second claim in this (live) process finds it busy.
+        assert!(matches!(claim(dir.path()).unwrap(), Outcome::Busy(h) if h == *first.holder()));
+        first.touch();
+        drop(first);
+        assert!(!dir.path().join("claim.json").exists());
+        // A claim by a process that no longer exists on this host is taken over.
+        let dead = Holder { host: host_name(), pid: u32::MAX - 1, token: 7 };
+        std::fs::write(dir.path().join("claim.json"), serde_json::to_string(&dead).unwrap())
+            .unwrap();
+        let Outcome::Held(second) = claim(dir.path()).unwrap() else { panic!("stale claim") };
+        assert_eq!(second.holder().pid, std::process::id());
+        // A live claim of another host within the timeout is respected.
+        drop(second);
+        let remote = Holder { host: "elsewhere".to_string(), pid: 1, token: 8 };
+        std::fs::write(dir.path().join("claim.json"), serde_json::to_string(&remote).unwrap())
+            .unwrap();
+        assert!(matches!(claim(dir.path()).unwrap(), Outcome::Busy(h) if h.host == "elsewhere"));
+    }
+}
