@@ -20,6 +20,9 @@ use super::StoreError;
 /// Untouched this long, a claim from another host is stale (an epoch must be shorter).
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 
+/// An unreadable claim younger than this is being written, not abandoned.
+const FRESH: Duration = Duration::from_secs(10);
+
 /// Who holds a run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -110,6 +113,10 @@ pub fn claim(dir: &Path) -> Result<Outcome, StoreError> {
         .unwrap_or_default();
     match current {
         Some(holder) if holder.alive() && untouched < STALE_AFTER => Ok(Outcome::Busy(holder)),
+        // Created a moment ago and not written yet: its creator is alive and about to write.
+        None if untouched < FRESH => {
+            Ok(Outcome::Busy(Holder { host: "unknown".to_string(), pid: 0, token: 0 }))
+        }
         _ => take_over(path, me, &text),
     }
 }
@@ -182,5 +189,12 @@ mod tests {
         std::fs::write(dir.path().join("claim.json"), serde_json::to_string(&remote).unwrap())
             .unwrap();
         assert!(matches!(claim(dir.path()).unwrap(), Outcome::Busy(h) if h.host == "elsewhere"));
+        // An empty claim just created is being written; an old empty one is abandoned.
+        let file = dir.path().join("claim.json");
+        std::fs::write(&file, "").unwrap();
+        assert!(matches!(claim(dir.path()).unwrap(), Outcome::Busy(h) if h.pid == 0));
+        let old = SystemTime::now() - Duration::from_secs(60);
+        std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_modified(old).unwrap();
+        assert!(matches!(claim(dir.path()).unwrap(), Outcome::Held(_)));
     }
 }
