@@ -60,8 +60,12 @@ pub fn script(o: &SlurmOptions) -> String {
         quote(&o.memory),
         quote(&o.time)
     );
+    // The report job reads records and writes tables: one CPU, no GPU.
+    let mut report =
+        format!("--chdir={} --cpus-per-task=1 --mem=2G --time=1:00:00", path(&o.workdir));
     if let Some(p) = &o.partition {
         let _ = write!(common, " --partition={}", quote(p));
+        let _ = write!(report, " --partition={}", quote(p));
     }
     let device = if o.gpus > 0 {
         let _ = write!(common, " --gres={}", quote(&format!("gpu:{}", o.gpus)));
@@ -84,7 +88,7 @@ exec {balms} run {matrix} --shard "$SLURM_ARRAY_TASK_ID/{shards}" --results {res
     --threads {cpus} --device {device} --no-progress
 BALMS_SHARD
 )
-report=$(sbatch --parsable --job-name={report_job} --dependency="afterok:${{array%%;*}}" {common} \
+report=$(sbatch --parsable --job-name={report_job} --dependency="afterok:${{array%%;*}}" {report} \
     --output={report_out} <<'BALMS_REPORT'
 #!/usr/bin/env bash
 set -euo pipefail
@@ -107,6 +111,7 @@ echo "submitted job array ${{array%%;*}} ({shards} shards) and report job ${{rep
         report_job = quote(&format!("balms-{}-report", o.name)),
         report_out = quote(&format!("{}/%x-%j.out", o.logs.to_string_lossy())),
         paper = path(&o.paper),
+        report = report,
     )
 }
 
