@@ -220,17 +220,22 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
 /// evaluation costs next to nothing, and the inputs the reference reads (float32 NCHW inputs, or
 /// uint8 NHWC images for the CIFAR-shaped workload, on the CPU).
 fn workload_data(workload: Workload, options: &BenchOptions) -> anyhow::Result<(RunData, Tensor)> {
-    let mut data =
-        match workload {
-            Workload::MlpDigits => Pool::load(&DatasetKind::DigitsLt, &options.locator)?
-                .long_tailed(10.0, Seed(1), options.device)?,
-            Workload::CnnFashion => Pool::load(&DatasetKind::FashionMnistLt, &options.locator)?
-                .long_tailed(100.0, Seed(1), options.device)?,
-            Workload::Resnet32Cifar => cifar_shaped(options.device),
-        };
-    let exchange = match workload {
-        Workload::Resnet32Cifar => data.test_x.shallow_clone(),
-        Workload::MlpDigits | Workload::CnnFashion => data.train_x.to_device(Device::Cpu),
+    let (mut data, exchange) = match workload {
+        Workload::MlpDigits | Workload::CnnFashion => {
+            let (kind, imbalance) = if workload == Workload::MlpDigits {
+                (DatasetKind::DigitsLt, 10.0)
+            } else {
+                (DatasetKind::FashionMnistLt, 100.0)
+            };
+            let data = Pool::load(&kind, &options.locator)?.long_tailed(
+                imbalance,
+                Seed(1),
+                options.device,
+            )?;
+            let inputs = data.train_x.to_device(Device::Cpu);
+            (data, inputs)
+        }
+        Workload::Resnet32Cifar => cifar_shaped(options.device),
     };
     data.test_x = data.train_x.narrow(0, 0, 2);
     data.test_y = data.train_y.narrow(0, 0, 2);
@@ -246,9 +251,10 @@ const REPEATS: usize = 3;
 const CIFAR_MEAN: [f64; 3] = [0.4914, 0.4822, 0.4465];
 const CIFAR_STD: [f64; 3] = [0.2023, 0.1994, 0.2010];
 
-/// Seeded random bytes in CIFAR's shape with CIFAR-10-LT IF 100 class counts; `train_x` holds
-/// them normalised (NCHW) and `test_x` temporarily the raw bytes (NHWC) for the exchange file.
-fn cifar_shaped(device: Device) -> RunData {
+/// Seeded random bytes in CIFAR's shape with CIFAR-10-LT IF 100 class counts: the run data
+/// (normalised, NCHW; its test and validation sets are set by the caller) and the raw bytes
+/// (NHWC) the reference reads.
+fn cifar_shaped(device: Device) -> (RunData, Tensor) {
     let counts = crate::data::longtail::profile(5000, 100.0, 10);
     let labels: Vec<i64> = counts
         .iter()
@@ -265,13 +271,13 @@ fn cifar_shaped(device: Device) -> RunData {
         .to_kind(Kind::Float)
         .contiguous()
         .to_device(device);
-    RunData {
+    let data = RunData {
         train_x,
         train_y: Tensor::from_slice(&labels).to_device(device),
         train_labels: labels,
         val_x: Tensor::zeros([0], (Kind::Float, device)),
         val_y: Tensor::zeros([0], (Kind::Int64, device)),
-        test_x: raw,
+        test_x: Tensor::zeros([0], (Kind::Float, device)),
         test_y: Tensor::zeros([0], (Kind::Int64, device)),
         class_counts: counts,
         indices_sha256: String::new(),
@@ -280,7 +286,8 @@ fn cifar_shaped(device: Device) -> RunData {
             from_training: 0,
             indices_sha256: String::new(),
         },
-    }
+    };
+    (data, raw)
 }
 
 /// Writes the reference's inputs `x.npy` and labels `y.npy` (int64) under `dir`.

@@ -257,6 +257,18 @@ impl Linear {
     }
 }
 
+/// Least-squares slope of `y` on `x`, and the fit's R^2 (1 when `y` is constant).
+#[must_use]
+pub fn least_squares(x: &[f64], y: &[f64]) -> (f64, f64) {
+    #[allow(clippy::cast_precision_loss)]
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
+    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
+    let syy: f64 = y.iter().map(|b| (b - my).powi(2)).sum();
+    (sxy / sxx, if syy > 0.0 { sxy * sxy / (sxx * syy) } else { 1.0 })
+}
+
 /// Index of the largest value (the first on ties).
 #[must_use]
 pub fn argmax(z: &[f64]) -> usize {

@@ -11,7 +11,7 @@
 //! `s_j = a - c n_j^(-1/4)`: `c > 0` means larger margins for rarer classes, as the optimum wants.
 
 use super::label_shift::{self, Model, Trained, IMBALANCE, K, RADIUS};
-use super::linear::{log_softmax, Mixture};
+use super::linear::{least_squares, log_softmax, Mixture};
 use super::{mean_and_se, Verdict};
 use crate::seed::Seed;
 
@@ -99,16 +99,10 @@ pub fn optimal(beta: f64, counts: &[usize]) -> Vec<f64> {
     w.iter().map(|v| beta * v / sum).collect()
 }
 
-/// Least-squares slope `c` and R^2 of `s_j = a - c x_j`.
+/// Least-squares `c` and R^2 of `s_j = a - c x_j`.
 fn fit(x: &[f64], s: &[f64]) -> (f64, f64) {
-    #[allow(clippy::cast_precision_loss)]
-    let n = x.len() as f64;
-    let (mx, ms) = (x.iter().sum::<f64>() / n, s.iter().sum::<f64>() / n);
-    let sxy: f64 = x.iter().zip(s).map(|(a, b)| (a - mx) * (b - ms)).sum();
-    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
-    let syy: f64 = s.iter().map(|b| (b - ms).powi(2)).sum();
-    let slope = sxy / sxx;
-    (-slope, if syy > 0.0 { sxy * sxy / (sxx * syy) } else { 1.0 })
+    let (slope, r2) = least_squares(x, s);
+    (-slope, r2)
 }
 
 /// One model's numbers for one seed.

@@ -64,18 +64,18 @@ impl Check {
     }
 }
 
-/// Mean and standard error (the sample standard deviation over sqrt(n)).
+/// Mean and standard error (the sample standard deviation over sqrt(n)), as the reporter's
+/// [`Sample`](crate::report::estimate::Sample) computes them.
 ///
 /// # Panics
 /// With fewer than two values (the CLI refuses fewer than two seeds).
 #[must_use]
 pub fn mean_and_se(values: &[f64]) -> (f64, f64) {
-    assert!(values.len() >= 2, "a standard error needs at least two values");
+    let sample = crate::report::estimate::Sample::new(values.to_vec())
+        .expect("a standard error needs at least two finite values");
     #[allow(clippy::cast_precision_loss)]
     let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
-    (mean, (var / n).sqrt())
+    (sample.mean(), sample.std_dev() / n.sqrt())
 }
 
 /// Runs `checks` for `seeds` (the toy uses the first), writes `<stem>.md` per check (and

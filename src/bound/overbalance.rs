@@ -11,7 +11,7 @@
 //! Balanced Softmax, and as `1/n_i^2` for Balanced Softmax + CBS. Measured: the slope of
 //! `log(weight)` against `log(n_i)`, fitted over `i != j` and averaged over `j`.
 
-use super::linear::{log_softmax, Linear, Mixture, Objective};
+use super::linear::{least_squares, log_softmax, Linear, Mixture, Objective};
 use super::{mean_and_se, Verdict};
 use crate::seed::Seed;
 
@@ -70,19 +70,10 @@ fn slopes(seed: Seed) -> ([f64; 3], f64) {
             others.iter().map(|&i| cbs + shifted[i][j] - (instance(i) + plain[i][j])).collect(),
         ];
         for (o, r) in out.iter_mut().zip(&ratios) {
-            *o += slope(&x, r) / k;
+            *o += least_squares(&x, r).0 / k;
         }
     }
     (out, accuracy)
-}
-
-fn slope(x: &[f64], y: &[f64]) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
-    let n = x.len() as f64;
-    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
-    let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
-    let sxx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum();
-    sxy / sxx
 }
 
 /// Runs the check over `seeds` and renders it.

@@ -80,29 +80,27 @@ fn unit(job: &Job) -> (String, u64, String) {
     (job.cell.column.id(), job.seed.0, root.method.name.clone())
 }
 
-/// Number of units of `plan` (the most shards that can all have work).
-#[must_use]
-pub fn unit_count(plan: &Plan) -> usize {
-    let mut units: Vec<(String, u64, String)> = Vec::new();
-    for job in jobs(plan, &Store::new("")) {
-        let key = unit(&job);
+/// The distinct units of `jobs`, in plan order.
+fn units(jobs: &[Job]) -> Vec<(String, u64, String)> {
+    let mut units = Vec::new();
+    for key in jobs.iter().map(unit) {
         if !units.contains(&key) {
             units.push(key);
         }
     }
-    units.len()
+    units
+}
+
+/// Number of units of `plan` (the most shards that can all have work).
+#[must_use]
+pub fn unit_count(plan: &Plan) -> usize {
+    units(&jobs(plan, &Store::new(""))).len()
 }
 
 /// The jobs of `shard`: units numbered in plan order, unit `u` to shard `u mod N`.
 fn in_shard(all: Vec<Job>, shard: Option<Shard>) -> Vec<Job> {
     let Some(shard) = shard else { return all };
-    let mut units: Vec<(String, u64, String)> = Vec::new();
-    for job in &all {
-        let key = unit(job);
-        if !units.contains(&key) {
-            units.push(key);
-        }
-    }
+    let units = units(&all);
     all.into_iter()
         .filter(|job| {
             units.iter().position(|u| *u == unit(job)).expect("listed") % shard.count == shard.index

@@ -72,13 +72,26 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
+/// The holder written in the claim file `path`, if it is readable.
+fn read_holder(path: &Path) -> Option<Holder> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+/// How long ago the claim file `path` was last touched (zero if unknown).
+fn untouched(path: &Path) -> Duration {
+    std::fs::metadata(path)
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.elapsed().ok())
+        .unwrap_or_default()
+}
+
 /// The live holder of `dir`'s claim, if another worker holds it.
 #[must_use]
 pub fn live_holder(dir: &Path) -> Option<Holder> {
     let path = dir.join("claim.json");
-    let holder: Holder = serde_json::from_str(&std::fs::read_to_string(&path).ok()?).ok()?;
-    let untouched = std::fs::metadata(&path).ok()?.modified().ok()?.elapsed().unwrap_or_default();
-    (holder.alive() && untouched < STALE_AFTER && holder.pid != std::process::id())
+    let holder = read_holder(&path)?;
+    (holder.alive() && untouched(&path) < STALE_AFTER && holder.pid != std::process::id())
         .then_some(holder)
 }
 
@@ -104,14 +117,8 @@ pub fn claim(dir: &Path) -> Result<Outcome, StoreError> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io(&path)(e)),
     }
-    let current: Option<Holder> =
-        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
-    let untouched = std::fs::metadata(&path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.elapsed().ok())
-        .unwrap_or_default();
-    match current {
+    let untouched = untouched(&path);
+    match read_holder(&path) {
         Some(holder) if holder.alive() && untouched < STALE_AFTER => Ok(Outcome::Busy(holder)),
         // Created a moment ago and not written yet: its creator is alive and about to write.
         None if untouched < FRESH => {
@@ -127,9 +134,7 @@ fn take_over(path: PathBuf, me: Holder, text: &str) -> Result<Outcome, StoreErro
     std::fs::write(&temporary, text).map_err(io(&temporary))?;
     std::fs::rename(&temporary, &path).map_err(io(&path))?;
     std::thread::sleep(Duration::from_millis(50));
-    let now: Option<Holder> =
-        std::fs::read_to_string(&path).ok().and_then(|t| serde_json::from_str(&t).ok());
-    match now {
+    match read_holder(&path) {
         Some(holder) if holder == me => Ok(Outcome::Held(Claim { path, holder: me })),
         Some(holder) => Ok(Outcome::Busy(holder)),
         None => Ok(Outcome::Busy(me)),
@@ -154,11 +159,7 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         // Only our own claim is removed (a stale-claim takeover may have replaced it).
-        let ours = std::fs::read_to_string(&self.path)
-            .ok()
-            .and_then(|t| serde_json::from_str::<Holder>(&t).ok())
-            .is_some_and(|h| h == self.holder);
-        if ours {
+        if read_holder(&self.path).is_some_and(|h| h == self.holder) {
             let _ = std::fs::remove_file(&self.path);
         }
     }

@@ -3,18 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::util::{balms, digits_matrix, matrix, metrics_files, run, stderr};
+use crate::util::{balms, digits_matrix, matrix, metrics_files, run, run_matrix_with, stderr};
 
 fn run_matrix(matrix_path: &Path, results: &Path) -> std::process::Output {
     run_matrix_with(matrix_path, results, &["--threads", "2"])
-}
-
-/// `balms run` on the CPU without progress bars, with `extra` arguments.
-fn run_matrix_with(matrix_path: &Path, results: &Path, extra: &[&str]) -> std::process::Output {
-    let (matrix, results) = (matrix_path.to_str().unwrap(), results.to_str().unwrap());
-    let mut args = vec!["run", matrix, "--device", "cpu", "--no-progress", "--results", results];
-    args.extend_from_slice(extra);
-    run(&args)
 }
 
 /// A digits matrix run to completion in a temporary folder: (folder, matrix file, results).

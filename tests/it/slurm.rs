@@ -5,31 +5,12 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::util::{balms, digits_matrix, matrix, metrics_files, run, stderr};
+use crate::util::{
+    balms, digits_matrix, files_named, matrix, metrics_files, run_matrix_with, stderr,
+};
 
 fn run_args(matrix_path: &Path, results: &Path, extra: &[&str]) -> std::process::Output {
-    let (m, r) = (matrix_path.to_str().unwrap(), results.to_str().unwrap());
-    let mut args =
-        vec!["run", m, "--device", "cpu", "--threads", "1", "--no-progress", "--results", r];
-    args.extend_from_slice(extra);
-    run(&args)
-}
-
-/// Files named `name` anywhere under `dir`.
-fn files_named(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else if path.file_name().is_some_and(|n| n == name) {
-                out.push(path);
-            }
-        }
-    }
-    out
+    run_matrix_with(matrix_path, results, &[&["--threads", "1"], extra].concat())
 }
 
 fn count_files(dir: &Path, name: &str) -> usize {

@@ -61,24 +61,37 @@ loss = "balanced-softmax"
     )
 }
 
-/// Every `metrics.json` under `dir`, as (path relative to `dir`, bytes), sorted.
-pub fn metrics_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+/// `balms run` on the CPU without progress bars, with `extra` arguments.
+pub fn run_matrix_with(matrix_path: &Path, results: &Path, extra: &[&str]) -> Output {
+    let (matrix, results) = (matrix_path.to_str().unwrap(), results.to_str().unwrap());
+    let mut args = vec!["run", matrix, "--device", "cpu", "--no-progress", "--results", results];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+/// Files named `name` anywhere under `dir`.
+pub fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else { continue };
-        for entry in entries {
-            let path = entry.unwrap().path();
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.file_name().is_some_and(|n| n == "metrics.json") {
-                out.push((
-                    path.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&path).unwrap(),
-                ));
+            } else if path.file_name().is_some_and(|n| n == name) {
+                out.push(path);
             }
         }
     }
+    out
+}
+
+/// Every `metrics.json` under `dir`, as (path relative to `dir`, bytes), sorted.
+pub fn metrics_files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
+    let mut out: Vec<(PathBuf, Vec<u8>)> = files_named(dir, "metrics.json")
+        .into_iter()
+        .map(|path| (path.strip_prefix(dir).unwrap().to_path_buf(), std::fs::read(&path).unwrap()))
+        .collect();
     out.sort();
     out
 }
