@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::augment::AugmentSpec;
+use crate::data::inputs::Inputs;
 use crate::data::{DataLocator, DatasetKind, Pool, RunData, ValidationInfo};
 use crate::device::Precision;
 use crate::loss::LossSpec;
@@ -232,14 +233,15 @@ fn workload_data(workload: Workload, options: &BenchOptions) -> anyhow::Result<(
                 Seed(1),
                 options.device,
             )?;
-            let inputs = data.train_x.to_device(Device::Cpu);
+            let inputs = data.train_x.tensor().expect("in memory").to_device(Device::Cpu);
             (data, inputs)
         }
         Workload::Resnet32Cifar => cifar_shaped(options.device),
     };
-    data.test_x = data.train_x.narrow(0, 0, 2);
+    let head = data.train_x.tensor().expect("in memory").narrow(0, 0, 2);
+    data.test_x = Inputs::Memory(head.shallow_clone());
     data.test_y = data.train_y.narrow(0, 0, 2);
-    data.val_x = data.test_x.shallow_clone();
+    data.val_x = Inputs::Memory(head);
     data.val_y = data.test_y.shallow_clone();
     Ok((data, exchange))
 }
@@ -272,12 +274,12 @@ fn cifar_shaped(device: Device) -> (RunData, Tensor) {
         .contiguous()
         .to_device(device);
     let data = RunData {
-        train_x,
+        train_x: Inputs::Memory(train_x),
         train_y: Tensor::from_slice(&labels).to_device(device),
         train_labels: labels,
-        val_x: Tensor::zeros([0], (Kind::Float, device)),
+        val_x: Inputs::Memory(Tensor::zeros([0], (Kind::Float, device))),
         val_y: Tensor::zeros([0], (Kind::Int64, device)),
-        test_x: Tensor::zeros([0], (Kind::Float, device)),
+        test_x: Inputs::Memory(Tensor::zeros([0], (Kind::Float, device))),
         test_y: Tensor::zeros([0], (Kind::Int64, device)),
         class_counts: counts,
         indices_sha256: String::new(),

@@ -522,7 +522,20 @@ impl Plan {
 }
 
 fn render_column(out: &mut String, column: &Column) {
-    let counts = column.dataset.class_counts(column.imbalance);
+    let Some(counts) = column.dataset.class_counts(column.imbalance) else {
+        let (prefix, size) = column.dataset.list().expect("a list dataset");
+        let _ = writeln!(
+            out,
+            "  {}: {} classes from the lists `{prefix}_{{train,val,test}}.txt` (class counts: the \
+             train list's, shown by `balms plan` when the lists are found); crops {}, test resize {}",
+            column.id(),
+            column.dataset.classes(),
+            size.crop,
+            size.resize
+        );
+        let _ = writeln!(out, "    validation: the `val` list (balanced)");
+        return;
+    };
     let groups = [Shot::Many, Shot::Medium, Shot::Few]
         .map(|g| counts.iter().filter(|&&n| Shot::of(n) == g).count());
     let _ = writeln!(
@@ -687,7 +700,7 @@ fn check_imbalance(column: &Column) -> Result<(), String> {
     if !column.imbalance.is_finite() || column.imbalance < 1.0 {
         return Err(format!("{field} = {}: an imbalance factor is at least 1", column.imbalance));
     }
-    let counts = column.dataset.class_counts(column.imbalance);
+    let Some(counts) = column.dataset.class_counts(column.imbalance) else { return Ok(()) };
     if counts.contains(&0) {
         return Err(format!(
             "{field} = {}: the tail class would have no image (n_max {})",
@@ -1052,6 +1065,19 @@ fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
             for column in columns {
                 if let Some(why) = settings.model.incompatibility(&column.dataset.input_shape()) {
                     return Err(format!("method `{}` on `{}`: {why}", method.name, column.id()));
+                }
+                let files = column.dataset.list().is_some();
+                let why = match (&settings.augment, files) {
+                    (AugmentSpec::CropFlip { .. }, true) => {
+                        Some("`crop-flip` works on in-memory images; image lists take `random-resized-crop` or `none`")
+                    }
+                    (AugmentSpec::RandomResizedCrop { .. }, false) => {
+                        Some("`random-resized-crop` is for image-list datasets (ImageNet-LT, Places-LT, image-list)")
+                    }
+                    _ => None,
+                };
+                if let Some(why) = why {
+                    return Err(format!("method `{}` on `{}`: `augment`: {why}", method.name, column.id()));
                 }
             }
         }

@@ -21,6 +21,18 @@ pub enum AugmentSpec {
         /// Pixels of padding on each side.
         padding: i64,
     },
+    /// Image-file datasets only (ImageNet-LT, Places-LT, image lists): the official training
+    /// transform, `RandomResizedCrop` + flip + `ColorJitter(jitter, jitter, jitter, 0)`, applied
+    /// while decoding (`data::images`); `jitter = 0` leaves colours alone.
+    RandomResizedCrop {
+        /// Colour-jitter strength (0.4 in the official configs).
+        #[serde(default = "default_jitter")]
+        jitter: f64,
+    },
+}
+
+fn default_jitter() -> f64 {
+    0.4
 }
 
 impl AugmentSpec {
@@ -34,7 +46,9 @@ impl AugmentSpec {
             AugmentSpec::CropFlip { padding } if batch.dim() == 4 => {
                 crop_flip(batch, *padding, rng)
             }
-            AugmentSpec::CropFlip { .. } => batch.shallow_clone(),
+            AugmentSpec::CropFlip { .. } | AugmentSpec::RandomResizedCrop { .. } => {
+                batch.shallow_clone()
+            }
         }
     }
 
@@ -44,6 +58,9 @@ impl AugmentSpec {
         match self {
             AugmentSpec::None => "none".to_string(),
             AugmentSpec::CropFlip { padding } => format!("crop(pad {padding})+flip"),
+            AugmentSpec::RandomResizedCrop { jitter } => {
+                format!("random-resized-crop+flip+color-jitter({jitter})")
+            }
         }
     }
 }

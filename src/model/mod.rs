@@ -4,6 +4,8 @@
 //! trains a fresh classifier. [`ModelSpec`] is the registry of backbones.
 
 mod mlp;
+pub mod pretrained;
+pub mod resnet;
 mod resnet32;
 mod small_cnn;
 
@@ -53,6 +55,26 @@ pub enum ModelSpec {
     /// basic blocks (16/32/64 channels), option-A (zero-padding) shortcuts, Kaiming-normal conv
     /// init, global average pooling to 64 features.
     Resnet32,
+    /// ImageNet ResNet with torchvision's layer names (`model = { resnet = { depth = 10 } }`):
+    /// ResNet-10 for ImageNet-LT, an ImageNet-pretrained ResNet-152 for Places-LT.
+    Resnet(ResnetSpec),
+}
+
+/// An ImageNet ResNet: depth, optional pretrained weights and frozen layers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ResnetSpec {
+    /// 10 (basic blocks [1, 1, 1, 1]), 18, 34, 50, 101 or 152.
+    pub depth: u32,
+    /// Safetensors file of backbone weights (from `scripts/pth_to_safetensors.py`), looked up as
+    /// given, then under `$BALMS_WEIGHTS` and `weights/`. A classifier of another class count
+    /// in the file is ignored (fresh classifier, as fine-tuning ImageNet weights on Places).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<String>,
+    /// Backbone layers kept fixed (torchvision names, e.g. `["conv1", "bn1", "layer1"]`): their
+    /// weights get no gradient (batch-norm statistics still update in training mode).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frozen: Vec<String>,
 }
 
 impl ModelSpec {
@@ -68,6 +90,16 @@ impl ModelSpec {
             }
             ModelSpec::SmallCnn => "small-cnn".to_string(),
             ModelSpec::Resnet32 => "resnet32".to_string(),
+            ModelSpec::Resnet(r) => {
+                let mut label = format!("resnet{}", r.depth);
+                if let Some(file) = &r.pretrained {
+                    label.push_str(&format!(" pretrained `{file}`"));
+                }
+                if !r.frozen.is_empty() {
+                    label.push_str(&format!(" frozen [{}]", r.frozen.join(", ")));
+                }
+                label
+            }
         }
     }
 
@@ -84,6 +116,19 @@ impl ModelSpec {
             ModelSpec::Resnet32 if shape.len() != 3 || shape[1] < 8 || shape[2] < 8 => Some(
                 format!("`resnet32` takes images of at least 8x8, the dataset gives {shape:?}"),
             ),
+            ModelSpec::Resnet(r) if resnet::layout(r.depth).is_none() => Some(format!(
+                "`resnet.depth` = {}: one of 10, 18, 34, 50, 101, 152",
+                r.depth
+            )),
+            ModelSpec::Resnet(_) if shape.len() != 3 || shape[1] < 16 || shape[2] < 16 => Some(
+                format!("`resnet` takes images of at least 16x16, the dataset gives {shape:?}"),
+            ),
+            ModelSpec::Resnet(r) => r.frozen.iter().find(|f| !pretrained::is_layer(f)).map(|f| {
+                format!(
+                    "`resnet.frozen`: `{f}` is not a layer (conv1, bn1, layer1 ... layer4, or a \
+                     block such as layer4.0)"
+                )
+            }),
             _ => None,
         }
     }
@@ -97,6 +142,7 @@ impl ModelSpec {
             }
             ModelSpec::SmallCnn => Box::new(small_cnn::SmallCnn::new(path)),
             ModelSpec::Resnet32 => Box::new(resnet32::Resnet32::new(path, shape[0])),
+            ModelSpec::Resnet(r) => Box::new(resnet::Resnet::new(path, r.depth, shape[0])),
         }
     }
 }

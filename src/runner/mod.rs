@@ -220,7 +220,7 @@ fn jobs(plan: &Plan, store: &Store) -> Vec<Job> {
 
 /// Datasets loaded by this process, each once, shared by every run that uses it.
 #[derive(Default)]
-struct Pools(HashMap<&'static str, Pool>);
+struct Pools(HashMap<String, Pool>);
 
 impl Pools {
     fn get(&mut self, plan: &Plan, job: &Job, locator: &DataLocator) -> anyhow::Result<&Pool> {
@@ -228,7 +228,7 @@ impl Pools {
         if !self.0.contains_key(dataset.name()) {
             let pool =
                 Pool::load(dataset, locator).with_context(|| format!("matrix `{}`", plan.name))?;
-            self.0.insert(dataset.name(), pool);
+            self.0.insert(dataset.name().to_string(), pool);
         }
         Ok(&self.0[dataset.name()])
     }

@@ -2,6 +2,7 @@
 
 use tch::{Kind, Tensor};
 
+use crate::data::inputs::Rows;
 use crate::data::longtail::Shot;
 use crate::store::Evaluation;
 
@@ -15,20 +16,18 @@ pub const EVAL_BATCH: i64 = 1000;
 #[must_use]
 pub fn evaluate(
     logits_of: impl Fn(&Tensor) -> Tensor,
-    x: &Tensor,
+    x: &dyn Rows,
     y: &Tensor,
     counts: &[usize],
 ) -> Evaluation {
     let _guard = tch::no_grad_guard();
     let classes = i64::try_from(counts.len()).expect("fits");
-    let n = x.size()[0];
     let mut correct = Tensor::zeros([classes], (Kind::Double, tch::Device::Cpu));
     let mut total = Tensor::zeros([classes], (Kind::Double, tch::Device::Cpu));
     let mut prob_sum = Tensor::zeros([classes], (Kind::Double, tch::Device::Cpu));
-    for start in (0..n).step_by(usize::try_from(EVAL_BATCH).expect("fits")) {
-        let len = EVAL_BATCH.min(n - start);
-        let logits = logits_of(&x.narrow(0, start, len)).to_kind(Kind::Double);
-        let targets = y.narrow(0, start, len);
+    x.each_chunk(EVAL_BATCH, &mut |start, chunk| {
+        let logits = logits_of(&chunk).to_kind(Kind::Double);
+        let targets = y.narrow(0, start, chunk.size()[0]);
         let hit = logits.argmax(1, false).eq_tensor(&targets).to_kind(Kind::Double);
         correct += Tensor::zeros([classes], (Kind::Double, logits.device()))
             .index_add(0, &targets, &hit)
@@ -41,7 +40,7 @@ pub fn evaluate(
             .softmax(1, Kind::Double)
             .sum_dim_intlist(0, false, Kind::Double)
             .to_device(tch::Device::Cpu);
-    }
+    });
     summarise(
         &Vec::<f64>::try_from(&correct).expect("f64"),
         &Vec::<f64>::try_from(&total).expect("f64"),
@@ -52,15 +51,15 @@ pub fn evaluate(
 
 /// Top-1 accuracy of `logits_of` on `x`, `y` (for model selection and validation).
 #[must_use]
-pub fn top1(logits_of: impl Fn(&Tensor) -> Tensor, x: &Tensor, y: &Tensor) -> f64 {
+pub fn top1(logits_of: impl Fn(&Tensor) -> Tensor, x: &dyn Rows, y: &Tensor) -> f64 {
     let _guard = tch::no_grad_guard();
-    let n = x.size()[0];
+    let n = x.count();
     let mut correct = 0i64;
-    for start in (0..n).step_by(usize::try_from(EVAL_BATCH).expect("fits")) {
-        let len = EVAL_BATCH.min(n - start);
-        let predicted = logits_of(&x.narrow(0, start, len)).argmax(1, false);
-        correct += predicted.eq_tensor(&y.narrow(0, start, len)).sum(Kind::Int64).int64_value(&[]);
-    }
+    x.each_chunk(EVAL_BATCH, &mut |start, chunk| {
+        let predicted = logits_of(&chunk).argmax(1, false);
+        let targets = y.narrow(0, start, chunk.size()[0]);
+        correct += predicted.eq_tensor(&targets).sum(Kind::Int64).int64_value(&[]);
+    });
     #[allow(clippy::cast_precision_loss)]
     if n == 0 {
         f64::NAN

@@ -68,6 +68,12 @@ pub enum TrainError {
         /// The loss value.
         value: f64,
     },
+    /// Pretrained weights could not be used.
+    #[error(transparent)]
+    Pretrained(#[from] crate::model::pretrained::PretrainedError),
+    /// Training inputs could not be decoded.
+    #[error("training data: {0}")]
+    Data(String),
     /// The loss could not be built for this data.
     #[error(transparent)]
     Loss(#[from] crate::loss::LossError),
@@ -121,9 +127,10 @@ pub fn end_to_end(
 ) -> Result<Trained, TrainError> {
     tch::manual_seed(torch_seed(seeds.init));
     let vs = nn::VarStore::new(device);
-    let shape = &data.train_x.size()[1..];
+    let shape = &data.train_x.sample_shape();
     let classes = i64::try_from(data.class_counts.len()).expect("fits");
     let network = Network::new(&vs.root(), &settings.model, settings.classifier, shape, classes);
+    crate::model::pretrained::apply(&vs, &settings.model)?;
     if settings.channels_last {
         crate::model::to_channels_last(&vs);
     }
@@ -149,9 +156,10 @@ pub fn end_to_end(
         let mut sum = 0.0;
         let mut batches = sampler.epoch(batch, &mut order);
         batches.truncate(usize::try_from(plan.total - iteration).unwrap_or(usize::MAX));
-        for indices in &batches {
+        let inputs = data.train_x.train_batches(&batches, &settings.augment, &mut augment);
+        for (indices, x) in batches.iter().zip(inputs) {
             let index = Tensor::from_slice(indices).to_device(device);
-            let mut x = settings.augment.apply(&data.train_x.index_select(0, &index), &mut augment);
+            let mut x = x.map_err(|e| TrainError::Data(e.to_string()))?;
             if settings.channels_last {
                 x = crate::model::channels_last(&x);
             }

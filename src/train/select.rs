@@ -4,12 +4,13 @@
 use tch::{nn, Tensor};
 
 use super::{evaluate, Selection};
+use crate::data::inputs::Rows;
 use crate::data::RunData;
 
 /// Validation and test inputs (or frozen features) with their labels, for model selection.
 pub(super) struct Splits<'a> {
-    pub(super) val: (&'a Tensor, &'a Tensor),
-    pub(super) test: (&'a Tensor, &'a Tensor),
+    pub(super) val: (&'a dyn Rows, &'a Tensor),
+    pub(super) test: (&'a dyn Rows, &'a Tensor),
 }
 
 /// A kept checkpoint: its score, the iteration it was taken at, and copies of the variables.

@@ -12,6 +12,7 @@ use tch::{Device, Tensor};
 
 use super::select::Splits;
 use super::{evaluate, meta, select, Blocks, LrPlan, Progress, Sgd, TrainError, Trained};
+use crate::data::inputs::{Inputs, Rows};
 use crate::data::RunData;
 use crate::loss::{log_prior, BuildContext};
 use crate::matrix::{Features, RunSeeds, Settings, Stage2, Stage2Classifier};
@@ -27,21 +28,19 @@ struct Frozen {
     test: Tensor,
     /// `(weight [C, F], bias [C])` when the stage-1 classifier is linear.
     linear: Option<(Tensor, Tensor)>,
-    /// The backbone and the training inputs, for per-batch features.
+    /// The backbone, for per-batch features of the training inputs.
     network: Network,
-    train_inputs: Tensor,
     width: i64,
 }
 
 impl Frozen {
     /// Features of training rows `index`: from the cache, or through the backbone.
-    fn train_rows(&self, index: &Tensor) -> Tensor {
+    fn train_rows(&self, inputs: &Inputs, index: &Tensor) -> Tensor {
         match &self.train {
             Some(cached) => cached.index_select(0, index),
             None => {
                 let _guard = tch::no_grad_guard();
-                let x = self.train_inputs.index_select(0, index);
-                self.network.backbone.features(&x, Phase::Eval)
+                self.network.backbone.features(&inputs.rows(index), Phase::Eval)
             }
         }
     }
@@ -128,7 +127,7 @@ fn train_classifier(
     for (iteration, indices) in (0u64..).zip(&batches) {
         let index = Tensor::from_slice(indices).to_device(device);
         let value = loss.forward(
-            &head.forward(&frozen.train_rows(&index)),
+            &head.forward(&frozen.train_rows(&data.train_x, &index)),
             &data.train_y.index_select(0, &index),
         );
         let value = sgd.step(&value, plan.at(iteration)).map_err(|value| TrainError::Diverged {
@@ -159,7 +158,7 @@ fn train_meta(
 ) -> Result<Trained, TrainError> {
     let spec = stage2.sampler.meta().expect("a meta sampler");
     let val_labels = Vec::<i64>::try_from(&data.val_y.to_device(Device::Cpu)).expect("int64");
-    let train_rows = |index: &Tensor| frozen.train_rows(index);
+    let train_rows = |index: &Tensor| frozen.train_rows(&data.train_x, index);
     let val_rows = |index: &Tensor| frozen.val.index_select(0, index);
     let (meta_x, meta_y, meta_labels): (&dyn Fn(&Tensor) -> Tensor, _, _) = match spec.meta_set {
         MetaSet::Train => (&train_rows, &data.train_y, &data.train_labels[..]),
@@ -266,7 +265,7 @@ fn frozen(
     mode: Features,
 ) -> Result<Frozen, TrainError> {
     let mut vs = nn::VarStore::new(device);
-    let shape = &data.train_x.size()[1..];
+    let shape = &data.train_x.sample_shape();
     let classes = i64::try_from(data.class_counts.len()).expect("fits");
     let network = Network::new(&vs.root(), &stage1.model, stage1.classifier, shape, classes);
     vs.load(checkpoint).map_err(|source| TrainError::Checkpoint {
@@ -286,22 +285,16 @@ fn frozen(
         test: eval_features(&network, &data.test_x),
         linear,
         width: network.backbone.feature_dim(),
-        train_inputs: data.train_x.shallow_clone(),
         network,
     })
 }
 
 /// Backbone features of `x` in evaluation mode, in chunks.
-fn eval_features(network: &Network, x: &Tensor) -> Tensor {
+fn eval_features(network: &Network, x: &Inputs) -> Tensor {
     let _guard = tch::no_grad_guard();
-    let n = x.size()[0];
-    let chunks: Vec<Tensor> = (0..n)
-        .step_by(usize::try_from(evaluate::EVAL_BATCH).expect("fits"))
-        .map(|start| {
-            network
-                .backbone
-                .features(&x.narrow(0, start, evaluate::EVAL_BATCH.min(n - start)), Phase::Eval)
-        })
-        .collect();
+    let mut chunks = Vec::new();
+    x.each_chunk(evaluate::EVAL_BATCH, &mut |_, chunk| {
+        chunks.push(network.backbone.features(&chunk, Phase::Eval));
+    });
     Tensor::cat(&chunks, 0)
 }

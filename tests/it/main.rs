@@ -3,6 +3,7 @@
 mod cli;
 mod data;
 mod plan;
+mod pretrained;
 mod report;
 mod runs;
 mod slurm;

@@ -16,7 +16,7 @@ loss = "balanced-softmax"
 "#;
 
 fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Metrics {
-    let counts = cell.column.dataset.class_counts(cell.column.imbalance);
+    let counts = cell.column.dataset.class_counts(cell.column.imbalance).expect("a profile");
     let few = counts.iter().any(|&n| n < 20).then_some(top1 - 0.2);
     let classes = counts.clone();
     Metrics {

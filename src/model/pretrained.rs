@@ -1,0 +1,169 @@
+//! Pretrained weights in safetensors (balms names: `backbone.<torchvision name>`,
+//! `classifier.weight`/`bias`; `scripts/pth_to_safetensors.py` writes them from PyTorch `.pth`
+//! files) and frozen layers.
+
+use std::path::{Path, PathBuf};
+
+use tch::{nn, Tensor};
+
+use super::{ModelSpec, ResnetSpec};
+
+/// Why pretrained weights could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum PretrainedError {
+    /// No file found.
+    #[error("pretrained weights `{name}` not found; looked in:\n{looked}\nhint: convert PyTorch weights with `scripts/pth_to_safetensors.py` and put them under `$BALMS_WEIGHTS` or `weights/`")]
+    NotFound {
+        /// The name in the matrix.
+        name: String,
+        /// Paths tried.
+        looked: String,
+    },
+    /// The file could not be read.
+    #[error("pretrained weights `{path}`")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: tch::TchError,
+    },
+    /// The file does not fit the model.
+    #[error("pretrained weights `{path}`: {message}")]
+    Mismatch {
+        /// The file.
+        path: PathBuf,
+        /// What does not fit.
+        message: String,
+    },
+}
+
+/// Whether `name` is a ResNet layer `frozen` may name: `conv1`, `bn1`, `layerN` or `layerN.B`.
+#[must_use]
+pub fn is_layer(name: &str) -> bool {
+    if name == "conv1" || name == "bn1" {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix("layer") else { return false };
+    let (stage, block) = rest.split_once('.').map_or((rest, None), |(s, b)| (s, Some(b)));
+    matches!(stage, "1" | "2" | "3" | "4") && block.is_none_or(|b| b.parse::<u32>().is_ok())
+}
+
+/// Where `name` is looked for: as given, then under `$BALMS_WEIGHTS`, then `weights/`.
+fn candidates(name: &str) -> Vec<PathBuf> {
+    let mut out = vec![PathBuf::from(name)];
+    if let Some(dir) = std::env::var_os("BALMS_WEIGHTS") {
+        out.push(Path::new(&dir).join(name));
+    }
+    out.push(Path::new("weights").join(name));
+    out
+}
+
+/// Loads the model's pretrained weights into `vs` (built with `Network::new` under the root)
+/// and freezes its `frozen` layers; returns the file used. Models without either do nothing.
+///
+/// # Errors
+/// [`PretrainedError`] when the file is missing, unreadable, or does not fit.
+pub fn apply(vs: &nn::VarStore, spec: &ModelSpec) -> Result<Option<PathBuf>, PretrainedError> {
+    let ModelSpec::Resnet(ResnetSpec { pretrained, frozen, .. }) = spec else { return Ok(None) };
+    let used = match pretrained {
+        None => None,
+        Some(name) => {
+            let tried = candidates(name);
+            let Some(path) = tried.iter().find(|p| p.is_file()) else {
+                let looked =
+                    tried.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>();
+                return Err(PretrainedError::NotFound { name: name.clone(), looked: looked.join("\n") });
+            };
+            load(vs, path, false)?;
+            Some(path.clone())
+        }
+    };
+    freeze(vs, frozen);
+    Ok(used)
+}
+
+/// Copies the tensors of the safetensors file `path` into `vs`. Every backbone variable must be
+/// in the file with its shape; the classifier is loaded when its shapes match, else left fresh
+/// (or, with `strict`, refused); names `vs` does not have are refused.
+///
+/// # Errors
+/// [`PretrainedError::Read`] or [`PretrainedError::Mismatch`] naming the tensors.
+pub fn load(vs: &nn::VarStore, path: &Path, strict: bool) -> Result<(), PretrainedError> {
+    let named = Tensor::read_safetensors(path)
+        .map_err(|source| PretrainedError::Read { path: path.to_path_buf(), source })?;
+    let mismatch = |message: String| PretrainedError::Mismatch { path: path.to_path_buf(), message };
+    let mut variables = vs.variables();
+    let unknown: Vec<&str> = named
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .filter(|n| !variables.contains_key(*n))
+        .collect();
+    if !unknown.is_empty() {
+        return Err(mismatch(format!(
+            "{} tensors the model does not have, e.g. {}",
+            unknown.len(),
+            unknown.iter().take(5).copied().collect::<Vec<_>>().join(", ")
+        )));
+    }
+    let classifier_fits = named
+        .iter()
+        .filter(|(n, _)| n.starts_with("classifier."))
+        .all(|(n, t)| variables[n].size() == t.size());
+    if strict && !classifier_fits {
+        return Err(mismatch("the classifier's shape differs from the model's".to_string()));
+    }
+    let _guard = tch::no_grad_guard();
+    let mut missing = Vec::new();
+    for (name, var) in &mut variables {
+        let is_classifier = name.starts_with("classifier.");
+        match named.iter().find(|(n, _)| n == name) {
+            Some((_, t)) if var.size() == t.size() => var.copy_(&t.to_kind(var.kind())),
+            Some(_) if is_classifier && !classifier_fits => {}
+            Some((_, t)) => {
+                return Err(mismatch(format!(
+                    "`{name}` has shape {:?} in the file, {:?} in the model",
+                    t.size(),
+                    var.size()
+                )))
+            }
+            None if is_classifier && !strict => {}
+            None => missing.push(name.clone()),
+        }
+    }
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        missing.sort();
+        Err(mismatch(format!(
+            "{} model tensors are not in the file, e.g. {}",
+            missing.len(),
+            missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
+        )))
+    }
+}
+
+/// Stops gradients to the backbone variables under each of `layers`.
+fn freeze(vs: &nn::VarStore, layers: &[String]) {
+    for (name, var) in vs.variables() {
+        let Some(inner) = name.strip_prefix("backbone.") else { continue };
+        if layers.iter().any(|l| inner.starts_with(&format!("{l}."))) {
+            let _ = var.set_requires_grad(false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layer_names() {
+        for ok in ["conv1", "bn1", "layer1", "layer4.2"] {
+            assert!(is_layer(ok), "{ok}");
+        }
+        for bad in ["fc", "layer5", "layer1.x", "layer", "conv2"] {
+            assert!(!is_layer(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Converted torchvision weights give PyTorch's logits: a torchvision ResNet-10/50/152 with seeded
+//! random weights is saved by PyTorch, converted by `scripts/pth_to_safetensors.py` (standard
+//! library only, run with the system `python3`), loaded into balms's ResNet, and its logits on
+//! the same input compared with PyTorch's.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use balms::model::pretrained;
+use balms::model::{ClassifierSpec, ModelSpec, Network, Phase, ResnetSpec};
+use tch::{nn, Device, Tensor};
+
+use crate::util::root;
+
+/// A Python with torch and torchvision: `BALMS_TORCH_PYTHON`, else `.venv-ref` (`just
+/// bench-setup`). CI sets `BALMS_REQUIRE_TORCH=1`, so absence fails there.
+fn torch_python() -> Option<PathBuf> {
+    let python = std::env::var_os("BALMS_TORCH_PYTHON")
+        .map_or_else(|| root().join(".venv-ref/bin/python"), PathBuf::from);
+    let works = Command::new(&python)
+        .args(["-c", "import torch, torchvision"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        works || std::env::var_os("BALMS_REQUIRE_TORCH").is_none(),
+        "PyTorch with torchvision is required here: `just bench-setup`, or set BALMS_TORCH_PYTHON"
+    );
+    if !works {
+        eprintln!("skipping: no Python with torch and torchvision (`just bench-setup`)");
+    }
+    works.then_some(python)
+}
+
+fn floats(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+        .collect()
+}
+
+fn check(python: &Path, depth: u32, dir: &Path) {
+    let classes = 7;
+    let out = dir.join(format!("resnet{depth}"));
+    let status = Command::new(python)
+        .arg(root().join("tests/fixtures/torchvision_logits.py"))
+        .args([depth.to_string(), classes.to_string()])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "PyTorch reference for resnet{depth}");
+    let weights = out.join("model.safetensors");
+    let status = Command::new("python3")
+        .arg(root().join("scripts/pth_to_safetensors.py"))
+        .arg(out.join("model.pth"))
+        .arg(&weights)
+        .status()
+        .unwrap();
+    assert!(status.success(), "conversion of resnet{depth}");
+
+    let vs = nn::VarStore::new(Device::Cpu);
+    let spec = ModelSpec::Resnet(ResnetSpec { depth, pretrained: None, frozen: vec![] });
+    let network = Network::new(&vs.root(), &spec, ClassifierSpec::Linear, &[3, 64, 64], classes);
+    pretrained::load(&vs, &weights, true).unwrap();
+    let x = Tensor::from_slice(&floats(&out.join("input.f32"))).view([2, 3, 64, 64]);
+    let ours = tch::no_grad(|| network.logits(&x, Phase::Eval));
+    let theirs = Tensor::from_slice(&floats(&out.join("logits.f32"))).view([2, classes]);
+    let diff = (&ours - &theirs).abs().max().double_value(&[]);
+    let scale = theirs.abs().max().double_value(&[]);
+    assert!(scale > 0.05, "resnet{depth}: logits are not trivially small ({scale})");
+    assert!(diff < 1e-4, "resnet{depth}: max |balms - PyTorch| = {diff:e}");
+}
+
+#[test]
+fn converted_torchvision_resnets_give_pytorch_logits() {
+    let Some(python) = torch_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    for depth in [10, 50, 152] {
+        check(&python, depth, dir.path());
+    }
+}
+
+#[test]
+fn a_checkpoint_for_another_model_is_refused_with_the_tensors_named() {
+    let Some(python) = torch_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r10");
+    let status = Command::new(&python)
+        .arg(root().join("tests/fixtures/torchvision_logits.py"))
+        .args(["10", "7"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let weights = out.join("model.safetensors");
+    let status = Command::new("python3")
+        .arg(root().join("scripts/pth_to_safetensors.py"))
+        .args([out.join("model.pth"), weights.clone()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let vs = nn::VarStore::new(Device::Cpu);
+    let spec = ModelSpec::Resnet(ResnetSpec { depth: 50, pretrained: None, frozen: vec![] });
+    let _network = Network::new(&vs.root(), &spec, ClassifierSpec::Linear, &[3, 64, 64], 7);
+    let err = pretrained::load(&vs, &weights, false).unwrap_err().to_string();
+    assert!(err.contains("model.safetensors") && err.contains("in the file") && err.contains("backbone."), "{err}");
+}
