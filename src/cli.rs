@@ -29,6 +29,9 @@ pub enum Command {
         /// Matrix files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Data folder (also `BALMS_DATA`), for image-list datasets' class statistics.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
     },
     /// Run every unfinished run of matrix files (resumable).
     Run {
@@ -91,6 +94,32 @@ pub enum Command {
     },
     /// List the registered losses, samplers, models and datasets.
     List,
+    /// Write Fashion-MNIST-LT as a JPEG tree with ImageNet-LT-format lists
+    /// (`FashionMNIST_LT_{train,val,test}.txt`), for the `image-list` dataset.
+    JpegTree {
+        /// Output folder.
+        #[arg(long, default_value = "data/fashion-mnist-lt-jpeg")]
+        out: PathBuf,
+        /// Imbalance factor.
+        #[arg(long, default_value_t = 100.0)]
+        imbalance: f64,
+        /// Head-class count (6000: the whole class; 500 with IF 100 gives ImageNet-LT-like
+        /// groups: 4 many-, 3 medium-, 3 few-shot classes).
+        #[arg(long, default_value_t = 500)]
+        n_max: usize,
+        /// Subset seed (the in-memory dataset draws the same subset with this matrix seed).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Test images per class.
+        #[arg(long, default_value_t = 1000)]
+        test_per_class: usize,
+        /// JPEG quality.
+        #[arg(long, default_value_t = 95)]
+        quality: u8,
+        /// Data folder holding Fashion-MNIST (also `BALMS_DATA`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Training throughput against the PyTorch reference on identical data, as ratios.
     Bench(BenchArgs),
     /// Check the paper's theory numerically (Theorem 1, the bound's margins, over-balance, the
@@ -315,9 +344,12 @@ impl RunArgs {
 pub fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Plan { files } => {
+        Command::Plan { files, data_dir } => {
+            let locator = DataLocator { data_dir };
             for file in files {
-                print!("{}", Plan::load(&file)?.render());
+                let plan = Plan::load(&file)?;
+                print!("{}", plan.render());
+                print!("{}", list_statistics(&plan, &locator));
             }
         }
         Command::Run { files, options } => {
@@ -344,6 +376,23 @@ pub fn main() -> anyhow::Result<ExitCode> {
         }
         Command::Data { data_dir } => print!("{}", data_listing(&DataLocator { data_dir })),
         Command::List => print!("{}", registry_listing()),
+        Command::JpegTree { out, imbalance, n_max, seed, test_per_class, quality, data_dir } => {
+            let options = crate::data::jpeg_tree::TreeOptions {
+                out,
+                imbalance,
+                n_max,
+                seed,
+                test_per_class,
+                quality,
+            };
+            let [train, val, test] =
+                crate::data::jpeg_tree::write(&DataLocator { data_dir }, &options)?;
+            println!(
+                "wrote {} (train {train}, val {val}, test {test} images; lists {}_{{train,val,test}}.txt)",
+                options.out.display(),
+                crate::data::jpeg_tree::PREFIX
+            );
+        }
         Command::Bench(args) => args.run()?,
         Command::Theory { only, seeds, out } => {
             let checks = if only.is_empty() { crate::bound::Check::ALL.to_vec() } else { only };
@@ -506,6 +555,28 @@ fn matrix_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// Class statistics of a plan's image-list datasets, from their train lists where found.
+fn list_statistics(plan: &Plan, locator: &DataLocator) -> String {
+    let mut out = String::new();
+    for column in plan.columns.iter().filter(|c| c.dataset.list().is_some()) {
+        let (prefix, _) = column.dataset.list().expect("list");
+        let line = match locator.locate(&column.dataset) {
+            Ok(Some(dir)) => {
+                match crate::data::lists::Lists::read(&dir, prefix, column.dataset.classes()) {
+                    Ok(lists) => {
+                        crate::data::lists::describe(&lists, column.dataset.classes())
+                    }
+                    Err(e) => format!("lists unreadable: {e}"),
+                }
+            }
+            Ok(None) => unreachable!("lists are files"),
+            Err(_) => format!("lists not found ({})", column.dataset.hint()),
+        };
+        out.push_str(&format!("\n{}: {line}\n", column.id()));
+    }
+    out
+}
+
 /// What `balms data` prints.
 #[must_use]
 pub fn data_listing(locator: &DataLocator) -> String {
@@ -516,6 +587,8 @@ pub fn data_listing(locator: &DataLocator) -> String {
         DatasetKind::MnistLt,
         DatasetKind::Cifar10Lt,
         DatasetKind::Cifar100Lt,
+        DatasetKind::ImagenetLt(Default::default()),
+        DatasetKind::PlacesLt(Default::default()),
     ];
     let mut out = String::new();
     for kind in kinds {
@@ -559,8 +632,13 @@ models:
   mlp = { hidden = [...] }  multi-layer perceptron
   small-cnn                 two conv blocks + 128-unit layer, 1x28x28
   resnet32                  CIFAR ResNet-32, option-A shortcuts
+  resnet = { depth = 10 | 18 | 34 | 50 | 101 | 152, pretrained = "file.safetensors", frozen = ["layer1", ...] }
+                            ImageNet ResNet, torchvision layer names
+augment:                    none | { crop-flip = { padding = 4 } } | { random-resized-crop = { jitter = 0.4 } } (image lists)
 datasets:
   cifar10-lt  cifar100-lt  fashion-mnist-lt  mnist-lt  digits-lt (embedded)  gaussian-lt (synthetic)
+  imagenet-lt = { crop = 224, resize = 256 }  places-lt = { ... }   (OLTR's list files over JPEGs)
+  image-list = { name, prefix, classes, imbalance, crop, resize }   (lists in the ImageNet-LT format)
 "#;
     LISTING.to_string()
 }

@@ -10,6 +10,7 @@ pub mod digits;
 pub mod idx;
 pub mod images;
 pub mod inputs;
+pub mod jpeg_tree;
 pub mod lists;
 pub mod longtail;
 pub mod raw;

@@ -92,17 +92,69 @@ pub fn build(report: &MatrixReport, paper: &PaperWire) -> Result<Layout, String>
             rows.push((format!("{method} (not in the paper's table)"), Some(method.clone())));
         }
     }
+    let columns = layout_columns(report, &table);
     let cells = rows
         .iter()
         .map(|(row, method)| {
-            report
-                .columns
+            columns
                 .iter()
                 .map(|column| cell(report, &table, row, method.as_deref(), column))
                 .collect()
         })
         .collect();
-    Ok(Layout { table: paper.table.clone(), columns: report.columns.clone(), rows, cells })
+    let columns = columns.into_iter().map(|c| c.label).collect();
+    Ok(Layout { table: paper.table.clone(), columns, rows, cells })
+}
+
+/// A metric of a run shown in a layout column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Metric {
+    Top1,
+    Many,
+    Medium,
+    Few,
+}
+
+impl Metric {
+    fn of(self, e: &crate::store::Evaluation) -> Option<f64> {
+        match self {
+            Metric::Top1 => Some(e.top1),
+            Metric::Many => e.many,
+            Metric::Medium => e.medium,
+            Metric::Few => e.few,
+        }
+    }
+}
+
+/// A layout column: its label (the reference table's column key), the matrix column it reads
+/// and the metric.
+struct LayoutColumn {
+    label: String,
+    column: String,
+    metric: Metric,
+}
+
+/// The matrix's columns; when the reference table reports shot groups (Table 3's
+/// `imagenet-lt/many`, …), each dataset gets many, medium, few and overall columns.
+fn layout_columns(report: &MatrixReport, table: &Table) -> Vec<LayoutColumn> {
+    let mut out = Vec::new();
+    for column in &report.columns {
+        let dataset = column.split('/').next().unwrap_or(column);
+        if table.has_groups() {
+            for (group, metric) in [
+                ("many", Metric::Many),
+                ("medium", Metric::Medium),
+                ("few", Metric::Few),
+                ("overall", Metric::Top1),
+            ] {
+                let label = format!("{dataset}/{group}");
+                out.push(LayoutColumn { label, column: column.clone(), metric });
+            }
+        } else {
+            out.push(LayoutColumn { label: column.clone(), column: column.clone(), metric: Metric::Top1 });
+        }
+    }
+    out
 }
 
 fn cell(
@@ -110,20 +162,28 @@ fn cell(
     table: &Table,
     row: &str,
     method: Option<&str>,
-    column: &str,
+    column: &LayoutColumn,
 ) -> LayoutCell {
     let results = method.and_then(|m| {
-        report.cells.iter().find(|c| c.cell.method.name == m && c.cell.column.id() == column)
+        report
+            .cells
+            .iter()
+            .find(|c| c.cell.method.name == m && c.cell.column.id() == column.column)
     });
     let runs = results.map_or((0, 0), |c| (c.runs.len(), c.expected));
-    let estimate = results.and_then(|c| estimate_of(&c.runs, |m| Some(m.evaluation.top1)));
-    let paper = table.get(row, column).cloned();
+    let metric = column.metric;
+    let estimate = results.and_then(|c| estimate_of(&c.runs, |m| metric.of(&m.evaluation)));
+    let paper = table.get(row, &column.label).cloned();
     let ours = estimate.as_ref().and_then(|e| e.as_ref().ok().copied());
     let single = estimate.as_ref().and_then(|e| e.as_ref().err().copied());
     let bootstrap = results.and_then(|c| {
-        let values: Vec<f64> = c.runs.iter().map(|m| 100.0 * m.evaluation.top1).collect();
-        let mut rng =
-            crate::seed::Seed(0).rng(&format!("report/{}/{}/bootstrap", report.name, c.cell.id()));
+        let values: Vec<f64> =
+            c.runs.iter().filter_map(|m| metric.of(&m.evaluation)).map(|v| 100.0 * v).collect();
+        let stream = match metric {
+            Metric::Top1 => format!("report/{}/{}/bootstrap", report.name, c.cell.id()),
+            _ => format!("report/{}/{}/{}/bootstrap", report.name, c.cell.id(), column.label),
+        };
+        let mut rng = crate::seed::Seed(0).rng(&stream);
         super::bootstrap::mean_interval(&values, super::LEVEL, &mut rng).ok()
     });
     let verdict = match (&estimate, &paper) {

@@ -153,6 +153,18 @@ fn subsets_agree(cells: &[CellResults]) -> bool {
 }
 
 /// Summary of one metric over a cell's runs: `None` when no run has it (`Err` holds a single value).
+/// Where the validation split comes from: the `val` list for image-list datasets, else images
+/// the long-tailed subset leaves unused.
+fn validation_source(report: &MatrixReport) -> &'static str {
+    let lists = report.cells.iter().any(|c| c.cell.column.dataset.list().is_some());
+    let drawn = report.cells.iter().any(|c| c.cell.column.dataset.list().is_none());
+    match (lists, drawn) {
+        (true, false) => "the dataset's `val` list",
+        (true, true) => "the `val` list for image-list datasets; elsewhere 20 images per class the long-tailed subset leaves unused",
+        _ => "20 images per class the long-tailed subset leaves unused",
+    }
+}
+
 fn estimate_of(
     runs: &[Metrics],
     metric: impl Fn(&Metrics) -> Option<f64>,
@@ -293,7 +305,7 @@ fn render_caption(out: &mut String, report: &MatrixReport) {
     render_taus(out, report);
     let agree = if report.subsets_agree { "yes" } else { "NO: methods saw different data" };
     let _ = writeln!(out, "Every method of a column at a seed trained on the same long-tailed subset (hash agreement): {agree}.");
-    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the unweighted mean of its classes' (\"-\": no class in the group, or no finished run); in brackets, the 95% interval of the seeds' mean group accuracy when each class's test images are resampled ({} class-stratified bootstrap resamples), the part of a gap that test-set noise alone explains. Validation: top-1 on the validation split (20 images per class the long-tailed subset leaves unused).", bootstrap::REPLICATES);
+    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the unweighted mean of its classes' (\"-\": no class in the group, or no finished run); in brackets, the 95% interval of the seeds' mean group accuracy when each class's test images are resampled ({} class-stratified bootstrap resamples), the part of a gap that test-set noise alone explains. Validation: top-1 on the validation split ({}).", bootstrap::REPLICATES, validation_source(report));
     let _ = writeln!(
         out,
         "Runs: {}.",

@@ -66,6 +66,12 @@ impl Table {
         rows
     }
 
+    /// Whether the table reports many/medium/few-shot accuracy (Table 3).
+    #[must_use]
+    pub fn has_groups(&self) -> bool {
+        self.values.iter().any(|v| v.column.ends_with("/many"))
+    }
+
     /// The value at `row`, `column`.
     #[must_use]
     pub fn get(&self, row: &str, column: &str) -> Option<&Value> {

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 const FASHION: &str = "/usr/share/datasets/fashion-mnist";
 
 /// Whether the real files are there; CI sets `BALMS_REQUIRE_FASHION=1` so absence fails there.
-fn fashion_present() -> bool {
+pub(crate) fn fashion_present() -> bool {
     let present = std::path::Path::new(FASHION).join("t10k-labels-idx1-ubyte.gz").is_file();
     assert!(
         present || std::env::var_os("BALMS_REQUIRE_FASHION").is_none(),

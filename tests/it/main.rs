@@ -2,6 +2,7 @@
 
 mod cli;
 mod data;
+mod images;
 mod plan;
 mod pretrained;
 mod report;
