@@ -10,6 +10,8 @@
 //! divergence; the official CIFAR code logs `loss.item()`), so both synchronise with the device
 //! once per iteration.
 
+pub mod decode;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -419,7 +421,7 @@ fn build_label() -> String {
 }
 
 /// CPU model and logical cores, from `/proc/cpuinfo`.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = info
         .lines()

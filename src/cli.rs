@@ -122,6 +122,34 @@ pub enum Command {
     },
     /// Training throughput against the PyTorch reference on identical data, as ratios.
     Bench(BenchArgs),
+    /// JPEG decoding + ImageNet-LT transforms against torchvision's on the same files, as ratios
+    /// (per core and with every core).
+    BenchDecode {
+        /// Python with torch and torchvision for the reference (none: balms alone).
+        #[arg(long)]
+        python: Option<PathBuf>,
+        /// The reference script.
+        #[arg(long, default_value = "bench/decode_reference.py")]
+        script: PathBuf,
+        /// Number of JPEG files.
+        #[arg(long, default_value_t = 256)]
+        images: usize,
+        /// Passes over the files (the fastest counts).
+        #[arg(long, default_value_t = 3)]
+        passes: usize,
+        /// Threads (and DataLoader workers) of the all-cores row.
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        /// Data folder holding Fashion-MNIST (also `BALMS_DATA`).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Folder for the files.
+        #[arg(long, default_value = "target/bench-decode")]
+        scratch: PathBuf,
+        /// Output stem: writes `<out>.json` and `<out>.md`.
+        #[arg(long, default_value = "results/bench/decode")]
+        out: PathBuf,
+    },
     /// Check the paper's theory numerically (Theorem 1, the bound's margins, over-balance, the
     /// toy of Figure 5); writes paper/theory/.
     Theory {
@@ -394,6 +422,23 @@ pub fn main() -> anyhow::Result<ExitCode> {
             );
         }
         Command::Bench(args) => args.run()?,
+        Command::BenchDecode { python, script, images, passes, threads, data_dir, scratch, out } => {
+            let options = crate::bench::decode::DecodeOptions {
+                images,
+                passes,
+                threads,
+                python,
+                script,
+                scratch,
+                locator: DataLocator { data_dir },
+            };
+            let rows = crate::bench::decode::run(&options)?;
+            let json = serde_json::to_string_pretty(&rows)? + "\n";
+            crate::store::write_atomic(&out.with_extension("json"), json.as_bytes())?;
+            let text = crate::bench::decode::markdown(&rows, &crate::bench::machine(), images);
+            crate::store::write_atomic(&out.with_extension("md"), text.as_bytes())?;
+            print!("{text}");
+        }
         Command::Theory { only, seeds, out } => {
             let checks = if only.is_empty() { crate::bound::Check::ALL.to_vec() } else { only };
             let seeds: Vec<crate::seed::Seed> = seeds.into_iter().map(crate::seed::Seed).collect();
