@@ -422,7 +422,16 @@ pub fn main() -> anyhow::Result<ExitCode> {
             );
         }
         Command::Bench(args) => args.run()?,
-        Command::BenchDecode { python, script, images, passes, threads, data_dir, scratch, out } => {
+        Command::BenchDecode {
+            python,
+            script,
+            images,
+            passes,
+            threads,
+            data_dir,
+            scratch,
+            out,
+        } => {
             let options = crate::bench::decode::DecodeOptions {
                 images,
                 passes,
@@ -608,9 +617,7 @@ fn list_statistics(plan: &Plan, locator: &DataLocator) -> String {
         let line = match locator.locate(&column.dataset) {
             Ok(Some(dir)) => {
                 match crate::data::lists::Lists::read(&dir, prefix, column.dataset.classes()) {
-                    Ok(lists) => {
-                        crate::data::lists::describe(&lists, column.dataset.classes())
-                    }
+                    Ok(lists) => crate::data::lists::describe(&lists, column.dataset.classes()),
                     Err(e) => format!("lists unreadable: {e}"),
                 }
             }

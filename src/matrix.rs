@@ -1077,7 +1077,11 @@ fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
                     _ => None,
                 };
                 if let Some(why) = why {
-                    return Err(format!("method `{}` on `{}`: `augment`: {why}", method.name, column.id()));
+                    return Err(format!(
+                        "method `{}` on `{}`: `augment`: {why}",
+                        method.name,
+                        column.id()
+                    ));
                 }
             }
         }

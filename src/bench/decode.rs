@@ -65,8 +65,9 @@ pub fn prepare(options: &DecodeOptions) -> anyhow::Result<Vec<PathBuf>> {
         let (w, h) = sizes[k % sizes.len()];
         let channel = |i: usize| {
             let row = (3 * k + i) % pool.len();
-            let gray = GrayImage::from_raw(28, 28, pool.pixels[row * 784..(row + 1) * 784].to_vec())
-                .expect("28 x 28");
+            let gray =
+                GrayImage::from_raw(28, 28, pool.pixels[row * 784..(row + 1) * 784].to_vec())
+                    .expect("28 x 28");
             imageops::resize(&gray, w, h, FilterType::Triangle)
         };
         let (r, g, b) = (channel(0), channel(1), channel(2));
@@ -88,7 +89,11 @@ pub fn prepare(options: &DecodeOptions) -> anyhow::Result<Vec<PathBuf>> {
 /// [`ImageFiles::prefetch`], as training and evaluation consume them; fastest of `passes`.
 #[must_use]
 pub fn balms_rate(paths: &[PathBuf], transform: Transform, threads: usize, passes: usize) -> f64 {
-    let files = Arc::new(ImageFiles::new(paths.to_vec(), ImageSize::default(), images::decode_pool(threads)));
+    let files = Arc::new(ImageFiles::new(
+        paths.to_vec(),
+        ImageSize::default(),
+        images::decode_pool(threads),
+    ));
     let rows: Vec<i64> = (0..i64::try_from(paths.len()).expect("fits")).collect();
     let jobs: Vec<(Vec<i64>, u64)> =
         rows.chunks(32).zip(0u64..).map(|(c, seed)| (c.to_vec(), seed)).collect();

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::sync::Arc;
 
-use image::imageops::{self, FilterType};
+use image::imageops;
 use image::RgbImage;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -175,10 +175,14 @@ fn blend(rgb: &mut [f32], factor: f32, other: impl Fn(usize) -> f32) {
 /// The training transform of one image with its own stream `rng`: crop, resize, flip, jitter,
 /// normalise; `[3, crop, crop]` floats, channel-major.
 #[must_use]
-pub fn train_transform(image: &RgbImage, size: ImageSize, jitter: f64, rng: &mut ChaCha8Rng) -> Vec<f32> {
+pub fn train_transform(
+    image: &RgbImage,
+    size: ImageSize,
+    jitter: f64,
+    rng: &mut ChaCha8Rng,
+) -> Vec<f32> {
     let (top, left, h, w) = random_resized_crop(image.width(), image.height(), rng);
-    let cropped = imageops::crop_imm(image, left, top, w, h).to_image();
-    let mut resized = imageops::resize(&cropped, size.crop, size.crop, FilterType::Triangle);
+    let mut resized = resize(image, (left, top, w, h), (size.crop, size.crop));
     if rng.gen_bool(0.5) {
         imageops::flip_horizontal_in_place(&mut resized);
     }
@@ -200,7 +204,7 @@ pub fn test_transform(image: &RgbImage, size: ImageSize) -> Vec<f32> {
     } else {
         ((u64::from(size.resize) * u64::from(w) / u64::from(h)) as u32, size.resize)
     };
-    let resized = imageops::resize(image, nw, nh, FilterType::Triangle);
+    let resized = resize(image, (0, 0, w, h), (nw, nh));
     let offset = |side: u32| {
         #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
         let o = ((f64::from(side) - f64::from(size.crop)) / 2.0).round_ties_even().max(0.0) as u32;
@@ -210,6 +214,27 @@ pub fn test_transform(image: &RgbImage, size: ImageSize) -> Vec<f32> {
     let cropped = imageops::crop_imm(&resized, offset(nw), offset(nh), crop, crop).to_image();
     let rgb: Vec<f32> = cropped.as_raw().iter().map(|&v| f32::from(v) / 255.0).collect();
     normalise(&rgb, crop)
+}
+
+/// The region `(left, top, width, height)` of `image` resized to `(width, height)`: bilinear
+/// with antialiasing, as PIL's `BILINEAR` (a convolution whose support grows when shrinking),
+/// by `fast_image_resize`'s SIMD kernels.
+fn resize(image: &RgbImage, region: (u32, u32, u32, u32), to: (u32, u32)) -> RgbImage {
+    use fast_image_resize as fr;
+    let source = fr::images::ImageRef::new(
+        image.width(),
+        image.height(),
+        image.as_raw(),
+        fr::PixelType::U8x3,
+    )
+    .expect("an RGB buffer of its size");
+    let mut target = fr::images::Image::new(to.0, to.1, fr::PixelType::U8x3);
+    let (left, top, width, height) = region;
+    let options = fr::ResizeOptions::new()
+        .resize_alg(fr::ResizeAlg::Convolution(fr::FilterType::Bilinear))
+        .crop(f64::from(left), f64::from(top), f64::from(width), f64::from(height));
+    fr::Resizer::new().resize(&source, &mut target, &options).expect("same pixel types");
+    RgbImage::from_raw(to.0, to.1, target.into_vec()).expect("an RGB buffer of its size")
 }
 
 /// Interleaved RGB in [0, 1] to normalised channel-major floats.

@@ -147,12 +147,12 @@ impl Inputs {
         rng: &'a mut ChaCha8Rng,
     ) -> TrainBatches<'a> {
         match self {
-            Inputs::Memory(x) => {
-                TrainBatches::Memory { x, batches: batches.iter(), augment, rng }
-            }
+            Inputs::Memory(x) => TrainBatches::Memory { x, batches: batches.iter(), augment, rng },
             Inputs::Files { files, device } => {
                 let transform = match augment {
-                    AugmentSpec::RandomResizedCrop { jitter } => Transform::Train { jitter: *jitter },
+                    AugmentSpec::RandomResizedCrop { jitter } => {
+                        Transform::Train { jitter: *jitter }
+                    }
                     _ => Transform::Test,
                 };
                 let jobs = batches.iter().map(|b| (b.clone(), rng.next_u64())).collect();

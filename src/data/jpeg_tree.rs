@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 use image::codecs::jpeg::JpegEncoder;
 use image::ExtendedColorType;
 
-use super::{idx, lists, longtail, subset_stream, DataError, DataLocator, DatasetKind, VAL_PER_CLASS};
+use super::{
+    idx, lists, longtail, subset_stream, DataError, DataLocator, DatasetKind, VAL_PER_CLASS,
+};
 use crate::seed::Seed;
 
 /// The list prefix of the tree (`FashionMNIST_LT_{train,val,test}.txt`).
@@ -64,7 +66,11 @@ pub fn write(locator: &DataLocator, options: &TreeOptions) -> Result<[usize; 3],
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io(&staging))?;
     }
-    let splits = [("train", &train, &subset.train), ("val", &train, &subset.validation), ("test", &test, &test_rows)];
+    let splits = [
+        ("train", &train, &subset.train),
+        ("val", &train, &subset.validation),
+        ("test", &test, &test_rows),
+    ];
     for (split, images, rows) in splits {
         let mut list = String::new();
         for &row in rows {
@@ -77,7 +83,9 @@ pub fn write(locator: &DataLocator, options: &TreeOptions) -> Result<[usize; 3],
             JpegEncoder::new_with_quality(&mut bytes, options.quality)
                 .encode(pixels, 28, 28, ExtendedColorType::L8)
                 .map_err(|e| DataError::Format { path: path.clone(), message: e.to_string() })?;
-            std::fs::File::create(&path).and_then(|mut f| f.write_all(&bytes)).map_err(io(&path))?;
+            std::fs::File::create(&path)
+                .and_then(|mut f| f.write_all(&bytes))
+                .map_err(io(&path))?;
             list.push_str(&format!("{relative} {label}\n"));
         }
         let file = staging.join(lists::file_name(PREFIX, split));

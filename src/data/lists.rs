@@ -68,9 +68,8 @@ pub fn parse(text: &str, file: &Path, classes: usize) -> Result<ImageList, DataE
         let Some((path, label)) = line.rsplit_once(char::is_whitespace) else {
             return Err(bad(number, format!("expected `<path> <label>`, found `{line}`")));
         };
-        let label: i64 = label
-            .parse()
-            .map_err(|_| bad(number, format!("label `{label}` is not an integer")))?;
+        let label: i64 =
+            label.parse().map_err(|_| bad(number, format!("label `{label}` is not an integer")))?;
         if label < 0 || usize::try_from(label).is_ok_and(|l| l >= classes) {
             return Err(bad(number, format!("label {label} outside 0..{classes}")));
         }
@@ -119,13 +118,19 @@ impl Lists {
     /// [`DataError`] naming the file (and line) at fault.
     pub fn read(root: &Path, prefix: &str, classes: usize) -> Result<Lists, DataError> {
         let split = |s: &str| read(&root.join(file_name(prefix, s)), classes);
-        let lists =
-            Lists { root: root.to_path_buf(), train: split("train")?, val: split("val")?, test: split("test")? };
+        let lists = Lists {
+            root: root.to_path_buf(),
+            train: split("train")?,
+            val: split("val")?,
+            test: split("test")?,
+        };
         let counts = lists.train.counts(classes);
         if let Some(empty) = counts.iter().position(|&n| n == 0) {
             return Err(DataError::Format {
                 path: lists.train.file.clone(),
-                message: format!("class {empty} has no training image ({classes} classes expected)"),
+                message: format!(
+                    "class {empty} has no training image ({classes} classes expected)"
+                ),
             });
         }
         Ok(lists)
@@ -172,11 +177,11 @@ fn header_problem(path: &Path) -> Option<String> {
     if !path.is_file() {
         return Some("missing".to_string());
     }
-    let reader = match image::ImageReader::open(path).and_then(image::ImageReader::with_guessed_format)
-    {
-        Ok(r) => r,
-        Err(e) => return Some(e.to_string()),
-    };
+    let reader =
+        match image::ImageReader::open(path).and_then(image::ImageReader::with_guessed_format) {
+            Ok(r) => r,
+            Err(e) => return Some(e.to_string()),
+        };
     match reader.into_dimensions() {
         Ok((w, h)) if w > 0 && h > 0 => None,
         Ok(_) => Some("empty image".to_string()),

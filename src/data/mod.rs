@@ -279,9 +279,7 @@ impl DatasetKind {
     /// `None` for image-list datasets, whose counts are their train list's.
     #[must_use]
     pub fn class_counts(&self, imbalance: f64) -> Option<Vec<usize>> {
-        self.list()
-            .is_none()
-            .then(|| longtail::profile(self.n_max(), imbalance, self.classes()))
+        self.list().is_none().then(|| longtail::profile(self.n_max(), imbalance, self.classes()))
     }
 
     /// Whether the data ships with balms (no files needed).
@@ -293,7 +291,10 @@ impl DatasetKind {
     /// Folder names tried under `--data-dir` and `BALMS_DATA`, and well-known absolute places.
     fn places(&self) -> (Vec<String>, Vec<String>) {
         let own = |r: &[&str], w: &[&str]| {
-            (r.iter().map(ToString::to_string).collect(), w.iter().map(ToString::to_string).collect())
+            (
+                r.iter().map(ToString::to_string).collect(),
+                w.iter().map(ToString::to_string).collect(),
+            )
         };
         let (relative, well_known): (&[&str], &[&str]) = match self {
             DatasetKind::Cifar10Lt => (
@@ -646,10 +647,8 @@ impl TensorPool {
     ) -> Result<RunData, DataError> {
         let counts = kind.class_counts(imbalance).expect("a profile dataset");
         let mut rng = seed.rng(&subset_stream(kind, imbalance));
-        let subset =
-            longtail::choose_subset(&self.train_y, &counts, VAL_PER_CLASS, &mut rng).map_err(
-                |message| DataError::Profile { dataset: kind.name().to_string(), message },
-            )?;
+        let subset = longtail::choose_subset(&self.train_y, &counts, VAL_PER_CLASS, &mut rng)
+            .map_err(|message| DataError::Profile { dataset: kind.name().to_string(), message })?;
         let (train_x, train_labels) = self.gather(&subset.train, device);
         let (val_x, val_labels) = self.gather(&subset.validation, device);
         Ok(RunData {

@@ -116,10 +116,9 @@ impl ModelSpec {
             ModelSpec::Resnet32 if shape.len() != 3 || shape[1] < 8 || shape[2] < 8 => Some(
                 format!("`resnet32` takes images of at least 8x8, the dataset gives {shape:?}"),
             ),
-            ModelSpec::Resnet(r) if resnet::layout(r.depth).is_none() => Some(format!(
-                "`resnet.depth` = {}: one of 10, 18, 34, 50, 101, 152",
-                r.depth
-            )),
+            ModelSpec::Resnet(r) if resnet::layout(r.depth).is_none() => {
+                Some(format!("`resnet.depth` = {}: one of 10, 18, 34, 50, 101, 152", r.depth))
+            }
             ModelSpec::Resnet(_) if shape.len() != 3 || shape[1] < 16 || shape[2] < 16 => Some(
                 format!("`resnet` takes images of at least 16x16, the dataset gives {shape:?}"),
             ),

@@ -71,9 +71,11 @@ pub fn apply(vs: &nn::VarStore, spec: &ModelSpec) -> Result<Option<PathBuf>, Pre
         Some(name) => {
             let tried = candidates(name);
             let Some(path) = tried.iter().find(|p| p.is_file()) else {
-                let looked =
-                    tried.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>();
-                return Err(PretrainedError::NotFound { name: name.clone(), looked: looked.join("\n") });
+                let looked = tried.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>();
+                return Err(PretrainedError::NotFound {
+                    name: name.clone(),
+                    looked: looked.join("\n"),
+                });
             };
             load(vs, path, false)?;
             Some(path.clone())
@@ -92,13 +94,11 @@ pub fn apply(vs: &nn::VarStore, spec: &ModelSpec) -> Result<Option<PathBuf>, Pre
 pub fn load(vs: &nn::VarStore, path: &Path, strict: bool) -> Result<(), PretrainedError> {
     let named = Tensor::read_safetensors(path)
         .map_err(|source| PretrainedError::Read { path: path.to_path_buf(), source })?;
-    let mismatch = |message: String| PretrainedError::Mismatch { path: path.to_path_buf(), message };
+    let mismatch =
+        |message: String| PretrainedError::Mismatch { path: path.to_path_buf(), message };
     let mut variables = vs.variables();
-    let unknown: Vec<&str> = named
-        .iter()
-        .map(|(n, _)| n.as_str())
-        .filter(|n| !variables.contains_key(*n))
-        .collect();
+    let unknown: Vec<&str> =
+        named.iter().map(|(n, _)| n.as_str()).filter(|n| !variables.contains_key(*n)).collect();
     if !unknown.is_empty() {
         return Err(mismatch(format!(
             "{} tensors the model does not have, e.g. {}",

@@ -65,7 +65,10 @@ impl Block {
             .into_iter()
             .enumerate()
             .map(|(i, (cin, cout, k, s))| {
-                (conv(path / format!("conv{}", i + 1), cin, cout, k, s), bn(path / format!("bn{}", i + 1), cout))
+                (
+                    conv(path / format!("conv{}", i + 1), cin, cout, k, s),
+                    bn(path / format!("bn{}", i + 1), cout),
+                )
             })
             .collect();
         let downsample = (stride != 1 || input != planes * expansion).then(|| {

@@ -151,7 +151,11 @@ fn layout_columns(report: &MatrixReport, table: &Table) -> Vec<LayoutColumn> {
                 out.push(LayoutColumn { label, column: column.clone(), metric });
             }
         } else {
-            out.push(LayoutColumn { label: column.clone(), column: column.clone(), metric: Metric::Top1 });
+            out.push(LayoutColumn {
+                label: column.clone(),
+                column: column.clone(),
+                metric: Metric::Top1,
+            });
         }
     }
     out
@@ -165,10 +169,7 @@ fn cell(
     column: &LayoutColumn,
 ) -> LayoutCell {
     let results = method.and_then(|m| {
-        report
-            .cells
-            .iter()
-            .find(|c| c.cell.method.name == m && c.cell.column.id() == column.column)
+        report.cells.iter().find(|c| c.cell.method.name == m && c.cell.column.id() == column.column)
     });
     let runs = results.map_or((0, 0), |c| (c.runs.len(), c.expected));
     let metric = column.metric;

@@ -75,7 +75,15 @@ fn fashion_jpegs_train_a_resnet10_and_report_many_medium_few() {
     for threads in ["1", "3"] {
         let results = dir.path().join(format!("results-{threads}"));
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_balms"))
-            .args(["run", file.to_str().unwrap(), "--device", "cpu", "--no-progress", "--threads", "2"])
+            .args([
+                "run",
+                file.to_str().unwrap(),
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--threads",
+                "2",
+            ])
             .args(["--data-dir", data, "--results", results.to_str().unwrap()])
             .env("BALMS_DECODE_THREADS", threads)
             .output()
@@ -106,10 +114,13 @@ fn fashion_jpegs_train_a_resnet10_and_report_many_medium_few() {
     assert_eq!(groups.matches('.').count() >= 4, true, "numbers in {groups}");
     assert!(report.contains("the dataset's `val` list"), "{report}");
     let table = std::fs::read_to_string(paper.join("jpeg-pipeline.table.md")).unwrap();
-    for column in ["fashion-mnist-lt-jpeg/many", "fashion-mnist-lt-jpeg/few", "fashion-mnist-lt-jpeg/overall"] {
+    for column in
+        ["fashion-mnist-lt-jpeg/many", "fashion-mnist-lt-jpeg/few", "fashion-mnist-lt-jpeg/overall"]
+    {
         assert!(table.contains(column), "{table}");
     }
-    let list = std::fs::read(dir.path().join("fashion-mnist-lt-jpeg/FashionMNIST_LT_train.txt")).unwrap();
+    let list =
+        std::fs::read(dir.path().join("fashion-mnist-lt-jpeg/FashionMNIST_LT_train.txt")).unwrap();
     let hash = balms::data::longtail::hex(&<sha2::Sha256 as sha2::Digest>::digest(&list));
     let config = std::fs::read_to_string(&files_named(&results, "config.json")[0]).unwrap();
     assert!(config.contains(&hash), "the run records the train list's hash");
@@ -133,7 +144,66 @@ fn missing_and_unreadable_images_stop_the_run_before_training() {
     let output = run_matrix_with(&file, &results, &["--data-dir", dir.path().to_str().unwrap()]);
     let err = stderr(&output);
     assert!(!output.status.success());
-    assert!(err.contains("2 of 462 images of") && err.contains("FashionMNIST_LT_train.txt"), "{err}");
+    assert!(
+        err.contains("2 of 462 images of") && err.contains("FashionMNIST_LT_train.txt"),
+        "{err}"
+    );
     assert!(err.contains(gone) && err.contains("missing") && err.contains(broken), "{err}");
     assert!(metrics_files(&results).is_empty(), "nothing recorded");
+}
+
+/// Writes ImageNet-LT-shaped lists (1,000 classes, 1,280 down to `tail` per class) under `dir`.
+fn imagenet_lists(dir: &Path, tail: usize) -> std::path::PathBuf {
+    let root = dir.join("ImageNet_LT");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut counts = balms::data::longtail::profile(1280, 256.0, 1000);
+    counts.iter_mut().for_each(|n| *n = (*n).max(tail));
+    let list = |per_class: &dyn Fn(usize) -> usize, split: &str| {
+        let mut text = String::new();
+        for (c, _) in counts.iter().enumerate() {
+            for i in 0..per_class(c) {
+                text.push_str(&format!("{split}/n{c:08}/n{c:08}_{i}.JPEG {c}\n"));
+            }
+        }
+        std::fs::write(root.join(format!("ImageNet_LT_{split}.txt")), text).unwrap();
+    };
+    list(&|c| counts[c], "train");
+    list(&|_| 20, "val");
+    list(&|_| 50, "test");
+    root
+}
+
+#[test]
+fn the_imagenet_lt_matrix_shows_the_train_lists_statistics() {
+    let dir = tempfile::tempdir().unwrap();
+    imagenet_lists(dir.path(), 5);
+    let matrix = crate::util::root().join("experiments/imagenet_lt_table3.toml");
+    let output =
+        run(&["plan", matrix.to_str().unwrap(), "--data-dir", dir.path().to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = String::from_utf8_lossy(&output.stdout);
+    let line = text.lines().find(|l| l.starts_with("imagenet-lt/if256: ")).expect("statistics");
+    assert!(line.contains("in 1000 classes (max 1280, min 5, imbalance 256)"), "{line}");
+    assert!(line.contains("val 20000 images, test 50000 images"), "{line}");
+    // Without the lists, the plan says where to get them.
+    let output = run(&["plan", matrix.to_str().unwrap(), "--data-dir", "/nonexistent"]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(text.contains("imagenet-lt/if256: lists not found (get ImageNet-2012"), "{text}");
+}
+
+#[test]
+fn a_train_list_with_another_imbalance_factor_is_refused_naming_the_list() {
+    let dir = tempfile::tempdir().unwrap();
+    imagenet_lists(dir.path(), 10);
+    let matrix = crate::util::root().join("experiments/imagenet_lt_table3.toml");
+    let results = dir.path().join("results");
+    let output = run_matrix_with(&matrix, &results, &["--data-dir", dir.path().to_str().unwrap()]);
+    assert!(!output.status.success());
+    let err = stderr(&output);
+    assert!(
+        err.contains("ImageNet_LT_train.txt")
+            && err.contains("imbalance factor is 128.0")
+            && err.contains("the matrix says 256"),
+        "{err}"
+    );
 }

@@ -103,5 +103,43 @@ fn a_checkpoint_for_another_model_is_refused_with_the_tensors_named() {
     let spec = ModelSpec::Resnet(ResnetSpec { depth: 50, pretrained: None, frozen: vec![] });
     let _network = Network::new(&vs.root(), &spec, ClassifierSpec::Linear, &[3, 64, 64], 7);
     let err = pretrained::load(&vs, &weights, false).unwrap_err().to_string();
-    assert!(err.contains("model.safetensors") && err.contains("in the file") && err.contains("backbone."), "{err}");
+    assert!(
+        err.contains("model.safetensors")
+            && err.contains("in the file")
+            && err.contains("backbone."),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_test_transform_matches_torchvision_on_a_real_jpeg() {
+    let Some(python) = torch_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let jpeg = dir.path().join("photo.jpg");
+    // A smooth 500 x 375 RGB JPEG (ImageNet's typical size) with edges.
+    let image = image::RgbImage::from_fn(500, 375, |x, y| {
+        let edge = if (x / 50 + y / 40) % 2 == 0 { 60 } else { 0 };
+        image::Rgb([(x / 2) as u8, (y * 2 / 3) as u8, ((x + y) / 4 + edge) as u8])
+    });
+    image.save(&jpeg).unwrap();
+    let theirs_file = dir.path().join("theirs.f32");
+    let status = Command::new(&python)
+        .arg(root().join("tests/fixtures/torchvision_transform.py"))
+        .args([&jpeg, &theirs_file])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let theirs = floats(&theirs_file);
+    let decoded = balms::data::images::decode(&jpeg).unwrap();
+    let ours =
+        balms::data::images::test_transform(&decoded, balms::data::images::ImageSize::default());
+    assert_eq!(ours.len(), theirs.len());
+    let diffs: Vec<f32> = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs()).collect();
+    #[allow(clippy::cast_precision_loss)]
+    let mean = diffs.iter().sum::<f32>() / diffs.len() as f32;
+    let max = diffs.iter().copied().fold(0.0f32, f32::max);
+    // Different JPEG decoders (zune-jpeg, libjpeg-turbo) and resize arithmetic: a level or two of
+    // 255 apart (one level is 0.017 after normalisation), never a shifted or scaled image.
+    eprintln!("test transform vs torchvision: mean |diff| {mean}, max {max}");
+    assert!(mean < 0.005 && max < 0.1, "mean |diff| {mean}, max {max}");
 }
