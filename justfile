@@ -39,8 +39,9 @@ data:
         echo "Fashion-MNIST missing: run 'sudo apt-get install dataset-fashion-mnist' or set BALMS_DATA (see README)" >&2
     fi
 
-# The PyTorch reference's environment for `just bench` (full torch 2.11.0 + torchvision 0.26.0 from
-# PyPI, about 4.6 GB, in .venv-ref; git-ignored).
+# The PyTorch reference's environment (full torch 2.11.0 + torchvision 0.26.0 from PyPI, about
+# 4.6 GB, in .venv-ref; git-ignored): `just bench`'s reference, and the tests that compare
+# converted torchvision ResNets and the image transforms with PyTorch.
 bench-setup:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -58,6 +59,7 @@ bench: bench-setup build data
     {{bin}} bench --python .venv-ref/bin/python --precision bf16-autocast --workloads resnet32-cifar --out results/bench/cpu-bf16
     {{bin}} bench --python .venv-ref/bin/python --precision bf16-autocast --channels-last --workloads resnet32-cifar --out results/bench/cpu-bf16-channels-last
     {{bin}} bench --throughput bench/throughput.toml --out results/bench/throughput
+    {{bin}} bench-decode --python .venv-ref/bin/python --out results/bench/decode
     cargo bench --bench stage2_meta
 
 # On a GPU machine with PyTorch 2.11.0 (CUDA) and a balms binary built elsewhere: the device check
@@ -69,12 +71,20 @@ device-check:
 build: setup
     cargo build --release
 
+# Fashion-MNIST-LT as a JPEG tree with ImageNet-LT-format lists (data/fashion-mnist-lt-jpeg, for
+# experiments/fashion_mnist_lt_jpeg.toml); skipped without Fashion-MNIST.
+jpeg-tree: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -e data/fashion-mnist-lt-jpeg/FashionMNIST_LT_test.txt ]; then exit 0; fi
+    {{bin}} jpeg-tree --out data/fashion-mnist-lt-jpeg || echo "no JPEG tree: Fashion-MNIST is missing (see \`just data\`)" >&2
+
 # Run every matrix whose data is present (reusing finished runs in results/), regenerate paper/.
-reproduce *ARGS: data build
+reproduce *ARGS: data build jpeg-tree
     {{bin}} reproduce {{ARGS}}
 
 # Recompute everything in scratch/ and report where it differs from results/.
-reproduce-from-scratch: data build
+reproduce-from-scratch: data build jpeg-tree
     rm -rf scratch
     {{bin}} reproduce --scratch scratch
 
@@ -112,7 +122,7 @@ check-results: setup
     cargo run --quiet -- check experiments/digits_lt.toml --device cpu --threads 2 --no-progress --tolerance 0.5
 
 # Every test (unit, integration, snapshots, doc tests); snapshots are checked, never rewritten.
-test: setup data
+test: setup data bench-setup
     INSTA_UPDATE=no cargo test
 
 # Formatting and lints.
