@@ -124,7 +124,6 @@ impl Inputs {
     ///
     /// # Panics
     /// If an image cannot be decoded (see [`Rows::each_chunk`]).
-    #[must_use]
     pub fn rows(&self, index: &Tensor) -> Tensor {
         match self {
             Inputs::Memory(x) => x.index_select(0, index),

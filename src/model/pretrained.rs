@@ -59,28 +59,60 @@ fn candidates(name: &str) -> Vec<PathBuf> {
     out
 }
 
+/// The file of the model's pretrained weights, if it names one.
+///
+/// # Errors
+/// [`PretrainedError::NotFound`] listing the places looked in.
+pub fn locate(spec: &ModelSpec) -> Result<Option<PathBuf>, PretrainedError> {
+    let ModelSpec::Resnet(ResnetSpec { pretrained: Some(name), .. }) = spec else {
+        return Ok(None);
+    };
+    let tried = candidates(name);
+    match tried.iter().find(|p| p.is_file()) {
+        Some(path) => Ok(Some(path.clone())),
+        None => {
+            let looked = tried.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>();
+            Err(PretrainedError::NotFound { name: name.clone(), looked: looked.join("\n") })
+        }
+    }
+}
+
+/// The pretrained weights a run used: where they were found and the SHA-256 of their bytes
+/// (recorded in `config.json`: the matrix names a file, the record says which bytes).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Fingerprint {
+    /// The file as found.
+    pub file: String,
+    /// SHA-256 (hex) of its bytes.
+    pub sha256: String,
+}
+
+/// The fingerprint of the model's pretrained weights, if it names any.
+///
+/// # Errors
+/// [`PretrainedError`] when the file is missing or unreadable.
+pub fn fingerprint(spec: &ModelSpec) -> Result<Option<Fingerprint>, PretrainedError> {
+    use sha2::Digest;
+    let Some(path) = locate(spec)? else { return Ok(None) };
+    let bytes = std::fs::read(&path).map_err(|e| PretrainedError::Mismatch {
+        path: path.clone(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let sha256 = crate::data::longtail::hex(&sha2::Sha256::digest(&bytes));
+    Ok(Some(Fingerprint { file: path.display().to_string(), sha256 }))
+}
+
 /// Loads the model's pretrained weights into `vs` (built with `Network::new` under the root)
 /// and freezes its `frozen` layers; returns the file used. Models without either do nothing.
 ///
 /// # Errors
 /// [`PretrainedError`] when the file is missing, unreadable, or does not fit.
 pub fn apply(vs: &nn::VarStore, spec: &ModelSpec) -> Result<Option<PathBuf>, PretrainedError> {
-    let ModelSpec::Resnet(ResnetSpec { pretrained, frozen, .. }) = spec else { return Ok(None) };
-    let used = match pretrained {
-        None => None,
-        Some(name) => {
-            let tried = candidates(name);
-            let Some(path) = tried.iter().find(|p| p.is_file()) else {
-                let looked = tried.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>();
-                return Err(PretrainedError::NotFound {
-                    name: name.clone(),
-                    looked: looked.join("\n"),
-                });
-            };
-            load(vs, path, false)?;
-            Some(path.clone())
-        }
-    };
+    let ModelSpec::Resnet(ResnetSpec { frozen, .. }) = spec else { return Ok(None) };
+    let used = locate(spec)?;
+    if let Some(path) = &used {
+        load(vs, path, false)?;
+    }
     freeze(vs, frozen);
     Ok(used)
 }

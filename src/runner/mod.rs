@@ -295,6 +295,15 @@ fn execute(
     claim: &store::claim::Claim,
 ) -> anyhow::Result<Metrics> {
     let data = pool.long_tailed(job.cell.column.imbalance, job.seed, options.device)?;
+    let model = match (&job.cell.method.scheme, &job.stage1) {
+        (Scheme::EndToEnd(settings), _) => Some(&settings.model),
+        (_, Some(stage1)) => match &stage1.method.scheme {
+            Scheme::EndToEnd(settings) => Some(&settings.model),
+            Scheme::Decoupled(_) => None,
+        },
+        _ => None,
+    };
+    let pretrained = model.map(crate::model::pretrained::fingerprint).transpose()?.flatten();
     let config = RunConfig {
         schema: store::SCHEMA,
         matrix: plan.name.clone(),
@@ -306,6 +315,7 @@ fn execute(
         class_counts: data.class_counts.clone(),
         train_indices_sha256: data.indices_sha256.clone(),
         validation: data.validation.clone(),
+        pretrained,
         provenance,
     };
     Store::begin(&job.dir, &config)?;

@@ -99,6 +99,9 @@ pub struct RunConfig {
     pub train_indices_sha256: String,
     /// How the validation split was formed.
     pub validation: crate::data::ValidationInfo,
+    /// Pretrained weights the model (or its stage 1) started from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pretrained: Option<crate::model::pretrained::Fingerprint>,
     /// Where it ran.
     pub provenance: Provenance,
 }

@@ -31,6 +31,11 @@ stage1 = "softmax"
 loss = "balanced-softmax"
 sampler = { meta = { meta-set = "validation", meta-batch = 100 } }
 
+[[methods]]
+name = "fine-tuned"
+loss = "softmax"
+model = { resnet = { depth = 10, pretrained = "WEIGHTS", frozen = ["conv1", "bn1", "layer1"] } }
+
 [paper]
 table = "table3"
 rows = { balms = "BALMS" }
@@ -60,7 +65,9 @@ fn fashion_jpegs_train_a_resnet10_and_report_many_medium_few() {
     let dir = tempfile::tempdir().unwrap();
     tree(dir.path());
     let data = dir.path().to_str().unwrap();
-    let file = matrix(dir.path(), "m.toml", MATRIX);
+    let weights = dir.path().join("start.safetensors");
+    write_weights(&weights);
+    let file = matrix(dir.path(), "m.toml", &MATRIX.replace("WEIGHTS", weights.to_str().unwrap()));
 
     // Class statistics from the train list.
     let plan = run(&["plan", file.to_str().unwrap(), "--data-dir", data]);
@@ -91,7 +98,7 @@ fn fashion_jpegs_train_a_resnet10_and_report_many_medium_few() {
         assert!(output.status.success(), "{}", stderr(&output));
         records.push(metrics_files(&results));
     }
-    assert_eq!(records[0].len(), 2);
+    assert_eq!(records[0].len(), 3);
     assert_eq!(records[0], records[1], "records depend on the decoding threads");
 
     let results = dir.path().join("results-1");
@@ -111,7 +118,9 @@ fn fashion_jpegs_train_a_resnet10_and_report_many_medium_few() {
         .skip_while(|l| !l.contains("many / medium / few-shot accuracy"))
         .find(|l| l.starts_with("| balms"))
         .expect("a many/medium/few row for balms");
-    assert_eq!(groups.matches('.').count() >= 4, true, "numbers in {groups}");
+    let cells: Vec<&str> = groups.split('|').map(str::trim).collect();
+    // | balms | overall | many | medium | few | validation |: a number in each.
+    assert!(cells[2..7].iter().all(|c| c.contains('.') && !c.starts_with('-')), "{groups}");
     assert!(report.contains("the dataset's `val` list"), "{report}");
     let table = std::fs::read_to_string(paper.join("jpeg-pipeline.table.md")).unwrap();
     for column in
@@ -124,6 +133,36 @@ fn fashion_jpegs_train_a_resnet10_and_report_many_medium_few() {
     let hash = balms::data::longtail::hex(&<sha2::Sha256 as sha2::Digest>::digest(&list));
     let config = std::fs::read_to_string(&files_named(&results, "config.json")[0]).unwrap();
     assert!(config.contains(&hash), "the run records the train list's hash");
+    check_fine_tuning(&results, &weights);
+}
+
+/// Seeded ResNet-10 weights for 28 x 28 inputs and 10 classes, in balms's names.
+fn write_weights(path: &Path) {
+    use balms::model::{ClassifierSpec, ModelSpec, Network, ResnetSpec};
+    tch::manual_seed(5);
+    let vs = tch::nn::VarStore::new(tch::Device::Cpu);
+    let spec = ModelSpec::Resnet(ResnetSpec { depth: 10, pretrained: None, frozen: vec![] });
+    let _ = Network::new(&vs.root(), &spec, ClassifierSpec::Linear, &[3, 28, 28], 10);
+    vs.save(path).unwrap();
+}
+
+/// The fine-tuned run started from the weights (their hash is recorded), kept the frozen
+/// layers as they were and trained the others.
+fn check_fine_tuning(results: &Path, weights: &Path) {
+    let start: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::read_safetensors(weights).unwrap().into_iter().collect();
+    let run = files_named(results, "config.json")
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains(".fine-tuned"))
+        .unwrap();
+    let bytes = std::fs::read(weights).unwrap();
+    let sha = balms::data::longtail::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+    assert!(std::fs::read_to_string(&run).unwrap().contains(&sha), "weights' hash recorded");
+    let trained: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::load_multi(run.with_file_name("model.ot")).unwrap().into_iter().collect();
+    let same = |name: &str| trained[name].equal(&start[name]);
+    assert!(same("backbone.conv1.weight") && same("backbone.layer1.0.conv2.weight"), "frozen");
+    assert!(!same("backbone.layer4.0.conv2.weight") && !same("classifier.weight"), "trained");
 }
 
 #[test]
