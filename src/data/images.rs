@@ -1,4 +1,4 @@
-//! JPEG (and PNG-free) image files to normalised tensors: decoding in parallel, the official
+//! JPEG image files to normalised tensors: decoding in parallel, the official
 //! ImageNet-LT/Places-LT transforms with explicit seeds, and a bounded prefetch of training
 //! batches.
 //!

@@ -228,8 +228,13 @@ fn heading(column: &str) -> String {
 #[must_use]
 pub fn markdown(layout: &Layout, caption: &str) -> String {
     let mut out = format!(
-        "# In the layout of {}\n\nTop-1 (%): ours as mean ± standard error [95% Student-t interval] n; the paper's value (± its standard error over 3 runs, where given); verdict: consistent when the paper's value lies in our interval, above or below otherwise.{}\n\n| Method |",
+        "# In the layout of {}\n\n{}: ours as mean ± standard error [95% Student-t interval] n; the paper's value (± its standard error over 3 runs, where given); verdict: consistent when the paper's value lies in our interval, above or below otherwise.{}\n\n| Method |",
         title(&layout.table),
+        if layout.columns.iter().any(|c| c.ends_with("/many")) {
+            "Accuracy (%; many/medium/few: the mean of the group's per-class accuracies, overall: top-1)"
+        } else {
+            "Top-1 (%)"
+        },
         if layout.cells.iter().flatten().all(|c| c.paper.is_none()) {
             " The paper reports no values for these datasets (a stand-in): the rows follow its table, and the claims in the matrix's report test its conclusions."
         } else {

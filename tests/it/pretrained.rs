@@ -39,12 +39,13 @@ fn floats(path: &Path) -> Vec<f32> {
         .collect()
 }
 
-fn check(python: &Path, depth: u32, dir: &Path) {
-    let classes = 7;
+/// PyTorch's torchvision ResNet-`depth` (7 classes) saved under `dir`, and its conversion by
+/// the standard-library script: the output folder and the safetensors file.
+fn converted(python: &Path, depth: u32, dir: &Path) -> (PathBuf, PathBuf) {
     let out = dir.join(format!("resnet{depth}"));
     let status = Command::new(python)
         .arg(root().join("tests/fixtures/torchvision_logits.py"))
-        .args([depth.to_string(), classes.to_string()])
+        .args([depth.to_string(), "7".to_string()])
         .arg(&out)
         .status()
         .unwrap();
@@ -57,6 +58,12 @@ fn check(python: &Path, depth: u32, dir: &Path) {
         .status()
         .unwrap();
     assert!(status.success(), "conversion of resnet{depth}");
+    (out, weights)
+}
+
+fn check(python: &Path, depth: u32, dir: &Path) {
+    let classes = 7;
+    let (out, weights) = converted(python, depth, dir);
 
     let vs = nn::VarStore::new(Device::Cpu);
     let spec = ModelSpec::Resnet(ResnetSpec { depth, pretrained: None, frozen: vec![] });
@@ -84,21 +91,7 @@ fn converted_torchvision_resnets_give_pytorch_logits() {
 fn a_checkpoint_for_another_model_is_refused_with_the_tensors_named() {
     let Some(python) = torch_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r10");
-    let status = Command::new(&python)
-        .arg(root().join("tests/fixtures/torchvision_logits.py"))
-        .args(["10", "7"])
-        .arg(&out)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let weights = out.join("model.safetensors");
-    let status = Command::new("python3")
-        .arg(root().join("scripts/pth_to_safetensors.py"))
-        .args([out.join("model.pth"), weights.clone()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    let (_, weights) = converted(&python, 10, dir.path());
     let vs = nn::VarStore::new(Device::Cpu);
     let spec = ModelSpec::Resnet(ResnetSpec { depth: 50, pretrained: None, frozen: vec![] });
     let _network = Network::new(&vs.root(), &spec, ClassifierSpec::Linear, &[3, 64, 64], 7);
