@@ -70,6 +70,7 @@ impl Length {
     fn label(self) -> String {
         match self {
             Length::Epochs(e) => format!("{e} epochs"),
+            Length::Iterations(0) => "0 iterations (the pretrained model as it is)".to_string(),
             Length::Iterations(i) => format!("{i} iterations"),
         }
     }
@@ -643,6 +644,20 @@ fn check_name(field: &str, name: &str) -> Result<(), String> {
     }
 }
 
+/// An image-list entry: a name usable in paths and a list prefix without separators.
+fn check_list(list: &crate::data::ListParams) -> Result<(), String> {
+    check_name("datasets.image-list.name", &list.name)?;
+    let prefix_ok = !list.prefix.is_empty()
+        && list.prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !prefix_ok {
+        return Err(format!(
+            "`datasets.image-list.prefix` = {:?}: use letters, digits, `-` and `_`",
+            list.prefix
+        ));
+    }
+    Ok(())
+}
+
 fn resolve_seeds(file: &MatrixFile) -> Result<Vec<Seed>, String> {
     let seeds: Vec<Seed> = match (&file.seeds, file.repeats) {
         (Some(list), None) => list.iter().copied().map(Seed).collect(),
@@ -677,6 +692,19 @@ fn resolve_columns(file: &MatrixFile) -> Result<Vec<Column>, String> {
     let mut columns: Vec<Column> = Vec::new();
     for spec in &file.datasets {
         let (dataset, imbalances) = spec.split();
+        if let DatasetKind::ImageList(list) = &dataset {
+            check_list(list)?;
+        }
+        if let Some((_, size)) = dataset.list() {
+            if size.crop < 16 || size.resize < size.crop {
+                return Err(format!(
+                    "`datasets.{}`: crop {} and resize {}: the crop is at least 16 and at most the resize",
+                    dataset.name(),
+                    size.crop,
+                    size.resize
+                ));
+            }
+        }
         if imbalances.is_empty() {
             return Err(format!("`datasets.{}.imbalance` is empty", dataset.name()));
         }
@@ -821,6 +849,13 @@ fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Setti
     if settings.batch_size == 0 {
         return Err("`batch-size` must be at least 1".to_string());
     }
+    let pretrained = matches!(&settings.model, ModelSpec::Resnet(r) if r.pretrained.is_some());
+    if settings.length == Length::Iterations(0) && !pretrained {
+        return Err(
+            "`iterations` = 0 takes a pretrained model as it is: set `model.resnet.pretrained`, or train at least 1 iteration"
+                .to_string(),
+        );
+    }
     settings.loss.check().map_err(|e| format!("`loss` {}: {e}", settings.loss.label()))?;
     if settings.sampler.meta().is_some() {
         return Err(format!(
@@ -854,8 +889,11 @@ fn resolve_length(own: &SettingsWire, defaults: &SettingsWire) -> Result<Length,
         (defaults.epochs.map(f64::from), defaults.iterations),
         Length::Epochs(10.0),
     )?;
-    if matches!(length, Length::Epochs(e) if e < 1.0) || length == Length::Iterations(0) {
-        return Err("`epochs`/`iterations` must be at least 1".to_string());
+    if matches!(length, Length::Epochs(e) if e < 1.0) {
+        return Err(
+            "`epochs` must be at least 1 (`iterations = 0` takes a pretrained model as it is)"
+                .to_string(),
+        );
     }
     Ok(length)
 }

@@ -192,7 +192,7 @@ pub fn end_to_end(
         validation_top1: evaluate::top1(logits, &data.val_x, &data.val_y),
         iterations: iteration,
         selected_iteration,
-        final_train_loss: Some(last_loss),
+        final_train_loss: (iteration > 0).then_some(last_loss),
         tau: None,
         meta_rates: None,
     })

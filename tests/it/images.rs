@@ -36,6 +36,12 @@ name = "fine-tuned"
 loss = "softmax"
 model = { resnet = { depth = 10, pretrained = "WEIGHTS", frozen = ["conv1", "bn1", "layer1"] } }
 
+[[methods]]
+name = "as-released"
+loss = "softmax"
+iterations = 0
+model = { resnet = { depth = 10, pretrained = "WEIGHTS" } }
+
 [paper]
 table = "table3"
 rows = { balms = "BALMS" }
@@ -98,7 +104,7 @@ fn fashion_jpegs_train_a_resnet10_and_report_many_medium_few() {
         assert!(output.status.success(), "{}", stderr(&output));
         records.push(metrics_files(&results));
     }
-    assert_eq!(records[0].len(), 3);
+    assert_eq!(records[0].len(), 4);
     assert_eq!(records[0], records[1], "records depend on the decoding threads");
 
     let results = dir.path().join("results-1");
@@ -151,10 +157,22 @@ fn write_weights(path: &Path) {
 fn check_fine_tuning(results: &Path, weights: &Path) {
     let start: std::collections::HashMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(weights).unwrap().into_iter().collect();
-    let run = files_named(results, "config.json")
-        .into_iter()
-        .find(|p| p.to_string_lossy().contains(".fine-tuned"))
-        .unwrap();
+    let run_of = |method: &str| {
+        files_named(results, "config.json")
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(&format!(".{method}/")))
+            .unwrap()
+    };
+    let as_is: std::collections::HashMap<String, tch::Tensor> =
+        tch::Tensor::load_multi(run_of("as-released").with_file_name("model.ot"))
+            .unwrap()
+            .into_iter()
+            .collect();
+    assert!(
+        start.iter().all(|(name, t)| as_is[name].equal(t)),
+        "`iterations = 0` keeps the weights"
+    );
+    let run = run_of("fine-tuned");
     let bytes = std::fs::read(weights).unwrap();
     let sha = balms::data::longtail::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     assert!(std::fs::read_to_string(&run).unwrap().contains(&sha), "weights' hash recorded");

@@ -83,6 +83,39 @@ fn semantic_errors_name_file_and_field() {
 }
 
 #[test]
+fn image_list_entries_and_their_augmentation_are_checked() {
+    let list = |entry: &str, method: &str| {
+        let model =
+            if method.contains("model") { "" } else { "model = { resnet = { depth = 10 } }\n" };
+        plan_error(&format!(
+            "name = \"x\"\nseeds = [1]\ndatasets = [{{ {entry} }}]\n[[methods]]\nname = \"a\"\n{model}{method}"
+        ))
+    };
+    let e = list(
+        "image-list = { name = \"My/LT\", prefix = \"My_LT\", classes = 10, imbalance = 10 }",
+        "",
+    );
+    assert!(e.contains("`datasets.image-list.name` = \"My/LT\""), "{e}");
+    let e =
+        list("image-list = { name = \"my\", prefix = \"../x\", classes = 10, imbalance = 10 }", "");
+    assert!(e.contains("`datasets.image-list.prefix`"), "{e}");
+    let e = list("imagenet-lt = { crop = 224, resize = 200 }", "");
+    assert!(e.contains("`datasets.imagenet-lt`: crop 224 and resize 200"), "{e}");
+    let e = list("places-lt = {}", "augment = { crop-flip = { padding = 4 } }\n");
+    assert!(e.contains("method `a` on `places-lt/if996`: `augment`: `crop-flip`"), "{e}");
+    let e = plan_error(&format!(
+        "{HEAD}[[methods]]\nname = \"a\"\naugment = {{ random-resized-crop = {{ jitter = 0.4 }} }}\n"
+    ));
+    assert!(e.contains("`random-resized-crop` is for image-list datasets"), "{e}");
+    let e = list("imagenet-lt = {}", "model = { resnet = { depth = 11 } }\n");
+    assert!(e.contains("`resnet.depth` = 11"), "{e}");
+    let e = list("imagenet-lt = {}", "model = { resnet = { depth = 10, frozen = [\"fc\"] } }\n");
+    assert!(e.contains("`resnet.frozen`: `fc` is not a layer"), "{e}");
+    let e = list("imagenet-lt = {}", "iterations = 0\n");
+    assert!(e.contains("`iterations` = 0 takes a pretrained model as it is"), "{e}");
+}
+
+#[test]
 fn unknown_fields_are_refused() {
     let err = MatrixFile::parse(
         &format!("{HEAD}[defaults]\nepoch = 3\n[[methods]]\nname = \"a\"\n"),
