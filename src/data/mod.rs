@@ -244,7 +244,8 @@ impl DatasetKind {
         }
     }
 
-    /// The head class's count, `n_max` of the profile (for list datasets, of the official list).
+    /// The head class's count, `n_max` of the profile (ImageNet-LT and Places-LT: of the official
+    /// train lists; `image-list`: 0, unknown before its list is read).
     #[must_use]
     pub fn n_max(&self) -> usize {
         match self {
@@ -621,7 +622,8 @@ fn check_list_imbalance(kind: &DatasetKind, lists: &Lists) -> Result<(), DataErr
     let imbalances = match kind {
         DatasetKind::ImageList(p) => p.imbalance,
         DatasetKind::ImagenetLt(_) => 256.0,
-        _ => 996.0,
+        DatasetKind::PlacesLt(_) => 996.0,
+        _ => unreachable!("a list dataset"),
     };
     if (found - imbalances).abs() > 0.5 {
         return Err(DataError::Format {
