@@ -677,7 +677,7 @@ samplers:
 classifiers (end-to-end):   linear | cosine (LDAM-DRW's NormedLinear)
 deferred re-weighting:      drw = { start = 0.8, beta = 0.9999 }
 stage-2 classifiers:        retrain (cRT) | lws | { tau-norm = { tau = 1.0 } } | { logit-adjust = { tau = 1 } }
-stage-2 features:           cached (default) | per-batch (through the backbone, as the official code)
+stage-2 features:           cached (default) | per-batch (through the backbone) | augmented (per batch, stage 1's augmentation, as the official code)
 selection:                  last | best-val | best-test (optimistic, labelled)
 precision:                  f32 | bf16-autocast        channels-last = true | false (end-to-end)
 models:

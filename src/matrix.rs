@@ -205,6 +205,11 @@ pub enum Features {
     /// Recomputed by the backbone for every batch (and meta batch), as the official code does;
     /// the same model, far slower: kept to measure what the cache saves (`just bench`).
     PerBatch,
+    /// Recomputed for every training batch from inputs augmented with stage 1's `augment` (the
+    /// official code augments stage-2 batches; ImageNet-LT, Places-LT); the backbone stays in
+    /// evaluation mode, and meta batches from the validation split are not augmented, as the
+    /// code's val loader. Needs a stage 1 with an augmentation.
+    Augmented,
 }
 
 impl Features {
@@ -615,6 +620,7 @@ fn render_method(out: &mut String, method: &Method) {
             let features = match s.features {
                 Features::Cached => "computed once",
                 Features::PerBatch => "recomputed for every batch",
+                Features::Augmented => "recomputed for every batch from stage 1's augmentation",
             };
             let _ = writeln!(
                 out,
@@ -1099,6 +1105,17 @@ fn merge_optimizer(first: &OptimizerWire, then: &OptimizerWire) -> OptimizerWire
 
 fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
     for method in methods {
+        if let Scheme::Decoupled(stage2) = &method.scheme {
+            let stage1 = methods.iter().find(|m| m.name == stage2.stage1).map(|m| &m.scheme);
+            if let (Features::Augmented, Some(Scheme::EndToEnd(s))) = (stage2.features, stage1) {
+                if s.augment == AugmentSpec::None {
+                    return Err(format!(
+                        "method `{}`: `stage2.features` = \"augmented\" takes stage 1's augmentation, and `{}` has none",
+                        method.name, stage2.stage1
+                    ));
+                }
+            }
+        }
         if let Scheme::EndToEnd(settings) = &method.scheme {
             for column in columns {
                 if let Some(why) = settings.model.incompatibility(&column.dataset.input_shape()) {

@@ -135,6 +135,28 @@ impl Inputs {
         }
     }
 
+    /// Rows `index` augmented with `augment` drawing from `rng` (image files: one seed drawn for
+    /// the batch), decoded now: stage 2's augmented features, whose batches the Meta Sampler
+    /// chooses as it goes.
+    ///
+    /// # Panics
+    /// If an image cannot be decoded (see [`Rows::each_chunk`]).
+    pub fn augmented_rows(
+        &self,
+        index: &Tensor,
+        augment: &AugmentSpec,
+        rng: &mut ChaCha8Rng,
+    ) -> Tensor {
+        match self {
+            Inputs::Memory(x) => augment.apply(&x.index_select(0, index), rng),
+            Inputs::Files { files, device } => {
+                let rows = Vec::<i64>::try_from(&index.to_device(Device::Cpu)).expect("int64");
+                let batch = files.load(&rows, file_transform(augment), rng.next_u64());
+                batch_tensor(batch, files, *device).unwrap_or_else(|e| fail(&e))
+            }
+        }
+    }
+
     /// The training batches of `batches` (row indices), augmented with `augment` drawing from
     /// `rng`. In memory, each batch is gathered and augmented when asked for; image files are
     /// decoded [`PREFETCH`] batches ahead on the decoding pool, each batch with a seed drawn from
@@ -148,17 +170,20 @@ impl Inputs {
         match self {
             Inputs::Memory(x) => TrainBatches::Memory { x, batches: batches.iter(), augment, rng },
             Inputs::Files { files, device } => {
-                let transform = match augment {
-                    AugmentSpec::RandomResizedCrop { jitter } => {
-                        Transform::Train { jitter: *jitter }
-                    }
-                    _ => Transform::Test,
-                };
                 let jobs = batches.iter().map(|b| (b.clone(), rng.next_u64())).collect();
-                let receiver = files.prefetch(jobs, transform, PREFETCH);
+                let receiver = files.prefetch(jobs, file_transform(augment), PREFETCH);
                 TrainBatches::Files { receiver, files, device: *device }
             }
         }
+    }
+}
+
+/// How image files are transformed for training under `augment`: the official training
+/// transform for `random-resized-crop`, else the test transform.
+fn file_transform(augment: &AugmentSpec) -> Transform {
+    match augment {
+        AugmentSpec::RandomResizedCrop { jitter } => Transform::Train { jitter: *jitter },
+        _ => Transform::Test,
     }
 }
 

@@ -3,6 +3,7 @@
 //! scales of the stage-1 classifier, LWS), or the stage-1 classifier is adjusted post hoc
 //! (tau-normalisation, logit adjustment).
 
+use std::cell::RefCell;
 use std::path::Path;
 
 use rand::SeedableRng;
@@ -12,6 +13,7 @@ use tch::{Device, Tensor};
 
 use super::select::Splits;
 use super::{evaluate, meta, select, Blocks, LrPlan, Progress, Sgd, TrainError, Trained};
+use crate::data::augment::AugmentSpec;
 use crate::data::inputs::{Inputs, Rows};
 use crate::data::RunData;
 use crate::loss::{log_prior, BuildContext};
@@ -31,6 +33,8 @@ struct Frozen {
     /// The backbone, for per-batch features of the training inputs.
     network: Network,
     width: i64,
+    /// Stage 1's augmentation and its generator, for augmented per-batch features.
+    augment: Option<(AugmentSpec, RefCell<ChaCha8Rng>)>,
 }
 
 impl Frozen {
@@ -40,7 +44,11 @@ impl Frozen {
             Some(cached) => cached.index_select(0, index),
             None => {
                 let _guard = tch::no_grad_guard();
-                self.network.backbone.features(&inputs.rows(index), Phase::Eval)
+                let x = match &self.augment {
+                    Some((spec, rng)) => inputs.augmented_rows(index, spec, &mut rng.borrow_mut()),
+                    None => inputs.rows(index),
+                };
+                self.network.backbone.features(&x, Phase::Eval)
             }
         }
     }
@@ -59,7 +67,7 @@ pub fn stage2(
     checkpoint: &Path,
     progress: &mut dyn Progress,
 ) -> Result<Trained, TrainError> {
-    let frozen = frozen(stage1, data, device, checkpoint, stage2.features)?;
+    let frozen = frozen(stage1, data, (device, checkpoint), stage2.features, seeds)?;
     match &stage2.classifier {
         Stage2Classifier::Retrain if stage2.sampler.meta().is_some() => {
             train_meta(stage2, &frozen, data, seeds, progress)
@@ -260,9 +268,9 @@ pub(super) fn batches(
 fn frozen(
     stage1: &Settings,
     data: &RunData,
-    device: Device,
-    checkpoint: &Path,
+    (device, checkpoint): (Device, &Path),
     mode: Features,
+    seeds: &RunSeeds,
 ) -> Result<Frozen, TrainError> {
     let mut vs = nn::VarStore::new(device);
     let shape = &data.train_x.sample_shape();
@@ -286,6 +294,9 @@ fn frozen(
         linear,
         width: network.backbone.feature_dim(),
         network,
+        augment: (mode == Features::Augmented).then(|| {
+            (stage1.augment.clone(), RefCell::new(ChaCha8Rng::seed_from_u64(seeds.augment)))
+        }),
     })
 }
 

@@ -32,6 +32,13 @@ loss = "balanced-softmax"
 sampler = { meta = { meta-set = "validation", meta-batch = 100 } }
 
 [[methods]]
+name = "balms-augmented"
+stage1 = "softmax"
+loss = "balanced-softmax"
+sampler = { meta = { meta-set = "validation", meta-batch = 100 } }
+stage2 = { features = "augmented" }
+
+[[methods]]
 name = "fine-tuned"
 loss = "softmax"
 model = { resnet = { depth = 10, pretrained = "WEIGHTS", frozen = ["conv1", "bn1", "layer1"] } }
@@ -104,10 +111,19 @@ fn fashion_jpegs_train_a_resnet10_and_report_many_medium_few() {
         assert!(output.status.success(), "{}", stderr(&output));
         records.push(metrics_files(&results));
     }
-    assert_eq!(records[0].len(), 4);
+    assert_eq!(records[0].len(), 5);
     assert_eq!(records[0], records[1], "records depend on the decoding threads");
 
     let results = dir.path().join("results-1");
+    let metrics_of = |method: &str| {
+        let path = files_named(&results, "metrics.json")
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(&format!(".{method}/")))
+            .unwrap();
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines().find(|l| l.contains("\"top1\"")).unwrap().to_string()
+    };
+    assert_ne!(metrics_of("balms"), metrics_of("balms-augmented"), "augmented features differ");
     let paper = dir.path().join("paper");
     let output = run(&[
         "report",

@@ -111,6 +111,13 @@ fn image_list_entries_and_their_augmentation_are_checked() {
     assert!(e.contains("`resnet.depth` = 11"), "{e}");
     let e = list("imagenet-lt = {}", "model = { resnet = { depth = 10, frozen = [\"fc\"] } }\n");
     assert!(e.contains("`resnet.frozen`: `fc` is not a layer"), "{e}");
+    let e = plan_error(&format!(
+        "{HEAD}[[methods]]\nname = \"a\"\n[[methods]]\nname = \"b\"\nstage1 = \"a\"\nstage2 = {{ features = \"augmented\" }}\n"
+    ));
+    assert!(
+        e.contains("method `b`: `stage2.features` = \"augmented\"") && e.contains("`a` has none"),
+        "{e}"
+    );
     let e = list("imagenet-lt = {}", "iterations = 0\n");
     assert!(e.contains("`iterations` = 0 takes a pretrained model as it is"), "{e}");
 }
