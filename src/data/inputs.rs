@@ -92,6 +92,18 @@ fn fail(error: &ImageError) -> ! {
     panic!("{error}")
 }
 
+/// Rows `index` (any device) of `files`, decoded now and moved to `device`.
+fn load_rows(
+    files: &ImageFiles,
+    device: Device,
+    index: &Tensor,
+    transform: Transform,
+    seed: u64,
+) -> Tensor {
+    let rows = Vec::<i64>::try_from(&index.to_device(Device::Cpu)).expect("int64");
+    batch_tensor(files.load(&rows, transform, seed), files, device).unwrap_or_else(|e| fail(&e))
+}
+
 fn batch_tensor(batch: Batch, files: &ImageFiles, device: Device) -> Result<Tensor, ImageError> {
     let (pixels, n) = batch?;
     let side = i64::from(files.size.crop);
@@ -127,11 +139,7 @@ impl Inputs {
     pub fn rows(&self, index: &Tensor) -> Tensor {
         match self {
             Inputs::Memory(x) => x.index_select(0, index),
-            Inputs::Files { files, device } => {
-                let rows = Vec::<i64>::try_from(&index.to_device(Device::Cpu)).expect("int64");
-                batch_tensor(files.load(&rows, Transform::Test, 0), files, *device)
-                    .unwrap_or_else(|e| fail(&e))
-            }
+            Inputs::Files { files, device } => load_rows(files, *device, index, Transform::Test, 0),
         }
     }
 
@@ -150,9 +158,7 @@ impl Inputs {
         match self {
             Inputs::Memory(x) => augment.apply(&x.index_select(0, index), rng),
             Inputs::Files { files, device } => {
-                let rows = Vec::<i64>::try_from(&index.to_device(Device::Cpu)).expect("int64");
-                let batch = files.load(&rows, file_transform(augment), rng.next_u64());
-                batch_tensor(batch, files, *device).unwrap_or_else(|e| fail(&e))
+                load_rows(files, *device, index, file_transform(augment), rng.next_u64())
             }
         }
     }

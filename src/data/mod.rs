@@ -53,6 +53,11 @@ pub enum DatasetSpec {
     ImageList(ListParams),
 }
 
+/// ImageNet-LT's imbalance factor (1,280 / 5): its one column.
+const IMAGENET_LT_IF: [f64; 1] = [256.0];
+/// Places-LT's imbalance factor (4,980 / 5).
+const PLACES_LT_IF: [f64; 1] = [996.0];
+
 /// An image-list dataset: its name, list prefix, classes, nominal imbalance and image sizes.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -113,8 +118,8 @@ impl DatasetSpec {
             DatasetSpec::GaussianLt(g) => {
                 (DatasetKind::GaussianLt(g.mixture.clone()), &g.imbalance)
             }
-            DatasetSpec::ImagenetLt(size) => (DatasetKind::ImagenetLt(*size), &[256.0]),
-            DatasetSpec::PlacesLt(size) => (DatasetKind::PlacesLt(*size), &[996.0]),
+            DatasetSpec::ImagenetLt(size) => (DatasetKind::ImagenetLt(*size), &IMAGENET_LT_IF),
+            DatasetSpec::PlacesLt(size) => (DatasetKind::PlacesLt(*size), &PLACES_LT_IF),
             DatasetSpec::ImageList(p) => {
                 (DatasetKind::ImageList(p.clone()), std::slice::from_ref(&p.imbalance))
             }
@@ -615,16 +620,16 @@ fn list_data(
 
 /// The train list's imbalance factor must be the matrix's (so a column names what it ran on).
 fn check_list_imbalance(kind: &DatasetKind, lists: &Lists) -> Result<(), DataError> {
+    let imbalances = match kind {
+        DatasetKind::ImageList(p) => p.imbalance,
+        DatasetKind::ImagenetLt(_) => IMAGENET_LT_IF[0],
+        DatasetKind::PlacesLt(_) => PLACES_LT_IF[0],
+        _ => unreachable!("a list dataset"),
+    };
     let counts = lists.train.counts(kind.classes());
     let (max, min) = (counts.iter().max().copied(), counts.iter().min().copied());
     #[allow(clippy::cast_precision_loss)]
     let found = max.unwrap_or(0) as f64 / min.unwrap_or(1).max(1) as f64;
-    let imbalances = match kind {
-        DatasetKind::ImageList(p) => p.imbalance,
-        DatasetKind::ImagenetLt(_) => 256.0,
-        DatasetKind::PlacesLt(_) => 996.0,
-        _ => unreachable!("a list dataset"),
-    };
     if (found - imbalances).abs() > 0.5 {
         return Err(DataError::Format {
             path: lists.train.file.clone(),

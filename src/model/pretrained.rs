@@ -124,55 +124,61 @@ pub fn apply(vs: &nn::VarStore, spec: &ModelSpec) -> Result<Option<PathBuf>, Pre
 /// # Errors
 /// [`PretrainedError::Read`] or [`PretrainedError::Mismatch`] naming the tensors.
 pub fn load(vs: &nn::VarStore, path: &Path, strict: bool) -> Result<(), PretrainedError> {
-    let named = Tensor::read_safetensors(path)
-        .map_err(|source| PretrainedError::Read { path: path.to_path_buf(), source })?;
+    let named: std::collections::BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|source| PretrainedError::Read { path: path.to_path_buf(), source })?
+        .into_iter()
+        .collect();
     let mismatch =
         |message: String| PretrainedError::Mismatch { path: path.to_path_buf(), message };
-    let mut variables = vs.variables();
-    let unknown: Vec<&str> =
-        named.iter().map(|(n, _)| n.as_str()).filter(|n| !variables.contains_key(*n)).collect();
+    let some = |names: &[&str]| names.iter().take(5).copied().collect::<Vec<_>>().join(", ");
+    let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+    variables.sort_by(|a, b| a.0.cmp(&b.0));
+    let unknown: Vec<&str> = named
+        .keys()
+        .map(String::as_str)
+        .filter(|n| variables.binary_search_by(|(v, _)| v.as_str().cmp(n)).is_err())
+        .collect();
     if !unknown.is_empty() {
-        return Err(mismatch(format!(
-            "{} tensors the model does not have, e.g. {}",
-            unknown.len(),
-            unknown.iter().take(5).copied().collect::<Vec<_>>().join(", ")
-        )));
+        let message =
+            format!("{} tensors the model does not have, e.g. {}", unknown.len(), some(&unknown));
+        return Err(mismatch(message));
     }
-    let classifier_fits = named
+    let fits = |name: &str, var: &Tensor| named.get(name).is_some_and(|t| t.size() == var.size());
+    let classifier_fits = variables
         .iter()
-        .filter(|(n, _)| n.starts_with("classifier."))
-        .all(|(n, t)| variables[n].size() == t.size());
+        .filter(|(n, _)| n.starts_with("classifier.") && named.contains_key(n))
+        .all(|(n, v)| fits(n, v));
     if strict && !classifier_fits {
         return Err(mismatch("the classifier's shape differs from the model's".to_string()));
     }
-    let _guard = tch::no_grad_guard();
+    // Every check before any copy: a refused file leaves the model as it was.
     let mut missing = Vec::new();
-    for (name, var) in &mut variables {
-        let is_classifier = name.starts_with("classifier.");
-        match named.iter().find(|(n, _)| n == name) {
-            Some((_, t)) if var.size() == t.size() => var.copy_(&t.to_kind(var.kind())),
-            Some(_) if is_classifier && !classifier_fits => {}
-            Some((_, t)) => {
+    for (name, var) in &variables {
+        let skipped = name.starts_with("classifier.") && !strict;
+        match named.get(name) {
+            Some(t) if t.size() != var.size() && (classifier_fits || !skipped) => {
                 return Err(mismatch(format!(
                     "`{name}` has shape {:?} in the file, {:?} in the model",
                     t.size(),
                     var.size()
                 )))
             }
-            None if is_classifier && !strict => {}
-            None => missing.push(name.clone()),
+            None if !skipped => missing.push(name.as_str()),
+            _ => {}
         }
     }
-    if missing.is_empty() {
-        Ok(())
-    } else {
-        missing.sort();
-        Err(mismatch(format!(
-            "{} model tensors are not in the file, e.g. {}",
-            missing.len(),
-            missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ")
-        )))
+    if !missing.is_empty() {
+        let message =
+            format!("{} model tensors are not in the file, e.g. {}", missing.len(), some(&missing));
+        return Err(mismatch(message));
     }
+    let _guard = tch::no_grad_guard();
+    for (name, mut var) in variables {
+        if fits(&name, &var) {
+            var.copy_(&named[&name].to_kind(var.kind()));
+        }
+    }
+    Ok(())
 }
 
 /// Stops gradients to the backbone variables under each of `layers`.

@@ -116,11 +116,7 @@ fn fashion_jpegs_train_a_resnet10_and_report_many_medium_few() {
 
     let results = dir.path().join("results-1");
     let metrics_of = |method: &str| {
-        let path = files_named(&results, "metrics.json")
-            .into_iter()
-            .find(|p| p.to_string_lossy().contains(&format!(".{method}/")))
-            .unwrap();
-        let text = std::fs::read_to_string(path).unwrap();
+        let text = std::fs::read_to_string(run_file(&results, method, "metrics.json")).unwrap();
         text.lines().find(|l| l.contains("\"top1\"")).unwrap().to_string()
     };
     assert_ne!(metrics_of("balms"), metrics_of("balms-augmented"), "augmented features differ");
@@ -168,19 +164,21 @@ fn write_weights(path: &Path) {
     vs.save(path).unwrap();
 }
 
+/// The file `name` of `method`'s (only) run under `results`.
+fn run_file(results: &Path, method: &str, name: &str) -> std::path::PathBuf {
+    files_named(results, name)
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains(&format!(".{method}/")))
+        .unwrap()
+}
+
 /// The fine-tuned run started from the weights (their hash is recorded), kept the frozen
 /// layers as they were and trained the others.
 fn check_fine_tuning(results: &Path, weights: &Path) {
     let start: std::collections::HashMap<String, tch::Tensor> =
         tch::Tensor::read_safetensors(weights).unwrap().into_iter().collect();
-    let run_of = |method: &str| {
-        files_named(results, "config.json")
-            .into_iter()
-            .find(|p| p.to_string_lossy().contains(&format!(".{method}/")))
-            .unwrap()
-    };
     let as_is: std::collections::HashMap<String, tch::Tensor> =
-        tch::Tensor::load_multi(run_of("as-released").with_file_name("model.ot"))
+        tch::Tensor::load_multi(run_file(results, "as-released", "model.ot"))
             .unwrap()
             .into_iter()
             .collect();
@@ -188,7 +186,7 @@ fn check_fine_tuning(results: &Path, weights: &Path) {
         start.iter().all(|(name, t)| as_is[name].equal(t)),
         "`iterations = 0` keeps the weights"
     );
-    let run = run_of("fine-tuned");
+    let run = run_file(results, "fine-tuned", "config.json");
     let bytes = std::fs::read(weights).unwrap();
     let sha = balms::data::longtail::hex(&<sha2::Sha256 as sha2::Digest>::digest(&bytes));
     assert!(std::fs::read_to_string(&run).unwrap().contains(&sha), "weights' hash recorded");
