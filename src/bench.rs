@@ -31,7 +31,8 @@ use crate::matrix::{Length, Optimizer, Schedule, Settings};
 use crate::model::{ClassifierSpec, ModelSpec};
 use crate::sampler::SamplerSpec;
 use crate::seed::Seed;
-use crate::train::{self, Progress, Selection};
+use crate::train::{self, Progress};
+use crate::vocab::Selection;
 
 /// A benchmark workload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]

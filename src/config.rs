@@ -46,7 +46,7 @@ pub struct MatrixFile {
     pub paper: Option<PaperWire>,
     /// Figures drawn from the results (p(y), learned rates, per-class accuracy).
     #[serde(default)]
-    pub figures: Vec<crate::report::figure::FigureSpec>,
+    pub figures: Vec<crate::vocab::FigureSpec>,
 }
 
 /// `[paper]`: a reference table (`paper/reference/<table>.csv`) and the paper's row name of each
@@ -122,7 +122,7 @@ pub struct SettingsWire {
     /// Training augmentation (default `none`).
     pub augment: Option<crate::data::augment::AugmentSpec>,
     /// Model-selection rule (default `last`).
-    pub selection: Option<crate::train::Selection>,
+    pub selection: Option<crate::vocab::Selection>,
     /// Forward-pass precision: `f32` (default) or `bf16-autocast`.
     pub precision: Option<crate::device::Precision>,
     /// Convolutions in the channels-last memory format (default false).
@@ -171,12 +171,12 @@ pub struct Stage2Wire {
     pub optimizer: OptimizerWire,
     /// The classifier stage 2 trains (default `retrain`: cRT-style fresh classifier).
     #[serde(default, deserialize_with = "name_or_table")]
-    pub classifier: Option<crate::matrix::Stage2Classifier>,
+    pub classifier: Option<crate::vocab::Stage2Classifier>,
     /// Model-selection rule of stage 2 (default `last`).
-    pub selection: Option<crate::train::Selection>,
+    pub selection: Option<crate::vocab::Selection>,
     /// Training features computed once (`cached`, default) or by the backbone for every batch
     /// (`per-batch`, as the official code; for measuring the cache).
-    pub features: Option<crate::matrix::Features>,
+    pub features: Option<crate::vocab::Features>,
 }
 
 /// Deferred re-weighting: class-balanced weights switched on late in training.
@@ -198,20 +198,31 @@ where
 {
     use serde::de::Error;
     let value = toml::Value::deserialize(deserializer)?;
+    parse_name_or_table(value).map(Some).map_err(|message| D::Error::custom(message))
+}
+
+/// A registry value from a bare name or a table, as [`name_or_table`]; the error is toml's message.
+fn parse_name_or_table<T: serde::de::DeserializeOwned>(value: toml::Value) -> Result<T, String> {
     let parsed: Result<T, toml::de::Error> = value.clone().try_into();
     match (parsed, value) {
-        (Ok(spec), _) => Ok(Some(spec)),
+        (Ok(spec), _) => Ok(spec),
         // A bare name of a variant with parameters: the variant with its defaults.
         (Err(first), toml::Value::String(name)) => {
             let mut table = toml::Table::new();
             table.insert(name, toml::Value::Table(toml::Table::new()));
-            toml::Value::Table(table)
-                .try_into()
-                .map(Some)
-                .map_err(|_| D::Error::custom(first.message()))
+            toml::Value::Table(table).try_into().map_err(|_| first.message().to_string())
         }
-        (Err(e), _) => Err(D::Error::custom(e.message())),
+        (Err(e), _) => Err(e.message().to_string()),
     }
+}
+
+/// The value a bare registry name stands for in a matrix: the variant with every parameter's
+/// default (`"focal"` is `{ focal = { gamma = 1.0 } }`).
+///
+/// # Errors
+/// toml's message when the name is not registered or a parameter has no default.
+pub fn from_bare_name<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, String> {
+    parse_name_or_table(toml::Value::String(name.to_string()))
 }
 
 /// A syntax error or unreadable file, naming the file.

@@ -56,12 +56,15 @@ pub fn label(device: Device) -> String {
 }
 
 /// Numeric precision of training's forward passes, as named in a matrix (`precision`).
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
+#[strum(serialize_all = "kebab-case")]
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize,
 )]
 #[serde(rename_all = "kebab-case")]
 pub enum Precision {
     /// Float32 throughout (default).
+    #[strum(message = "float32 throughout (default)")]
     #[default]
     F32,
     /// Automatic mixed precision with bfloat16 (PyTorch's `torch.autocast(dtype=torch.bfloat16)`)
@@ -70,6 +73,7 @@ pub enum Precision {
     /// backward pass runs outside it, as PyTorch recommends. Weights, gradients and optimiser
     /// state stay float32; bfloat16 keeps float32's exponent range, so no loss scaling is needed.
     /// Evaluation stays float32.
+    #[strum(message = "bfloat16 autocast of the training forward")]
     Bf16Autocast,
 }
 

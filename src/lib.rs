@@ -14,6 +14,11 @@
 //! ```
 //!
 //! `config`, `matrix`, `seed`, `store` and `report` do not touch tensors.
+//!
+//! Imports go one way, from the top of the pipeline down: `cli` > `bench`, `bound` > `report` >
+//! `runner` > `store` > `train` > `matrix` > `config` > the components `data`, `model`, `loss`,
+//! `sampler` > the vocabulary `vocab`, `reference`, `seed`, `device`. No two modules, and no two
+//! files, import each other (`tests/it/imports.rs`); CONTRIBUTING.md gives the layers and why.
 
 pub mod bench;
 pub mod bound;
@@ -23,6 +28,7 @@ pub mod data;
 pub mod device;
 pub mod loss;
 pub mod matrix;
+pub mod reference;
 pub mod model;
 pub mod report;
 pub mod runner;
@@ -30,6 +36,7 @@ pub mod sampler;
 pub mod seed;
 pub mod store;
 pub mod train;
+pub mod vocab;
 
 /// The README's code blocks, compiled and run as doc tests (the "add a loss" recipe among them).
 #[doc = include_str!("../README.md")]

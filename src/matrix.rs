@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::config::DrwWire;
 use crate::config::{MatrixFile, OptimizerWire, ScheduleWire, SettingsWire, Stage2Wire};
@@ -20,7 +20,7 @@ use crate::loss::LossSpec;
 use crate::model::{ClassifierSpec, ModelSpec};
 use crate::sampler::SamplerSpec;
 use crate::seed::Seed;
-use crate::train::Selection;
+use crate::vocab::{Features, Selection, Stage2Classifier};
 
 /// A semantic error in a matrix, naming the file and the field or method.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +97,13 @@ pub struct Drw {
     pub beta: f64,
 }
 
+impl Default for Drw {
+    /// LDAM-DRW's CIFAR setting: weights from epoch 160 of 200, beta 0.9999.
+    fn default() -> Drw {
+        Drw { start: 0.8, beta: 0.9999 }
+    }
+}
+
 impl Drw {
     /// The first (0-based) epoch with weights, of `epochs`.
     #[must_use]
@@ -141,82 +148,6 @@ pub struct Settings {
     pub channels_last: bool,
 }
 
-/// What stage 2 does with the stage-1 model's classifier.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case", rename_all_fields = "kebab-case", deny_unknown_fields)]
-pub enum Stage2Classifier {
-    /// A fresh linear classifier, PyTorch-initialised (cRT; the official BALMS stage 2).
-    Retrain,
-    /// Learnable weight scaling (Kang et al., `TauNormClassifier`): the stage-1 linear classifier
-    /// is kept fixed and one scale per class, initialised to 1, multiplies its logits.
-    Lws,
-    /// tau-normalisation (Kang et al., `tau_norm.py`), post hoc: logits `x . w_j / ||w_j||^tau`
-    /// without the bias. `tau` is chosen on the validation split from 0, 0.1, ..., 2 unless given.
-    TauNorm {
-        /// Fixed tau (default: chosen on the validation split).
-        #[serde(default)]
-        tau: Option<f64>,
-    },
-    /// Post-hoc logit adjustment (Menon et al.): the stage-1 model's logits minus
-    /// `tau * log(n_j / n)` at prediction time (default tau 1).
-    LogitAdjust {
-        /// Temperature (default 1).
-        #[serde(default = "one")]
-        tau: f64,
-    },
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-impl Stage2Classifier {
-    /// Whether this is a post-hoc adjustment (no training).
-    #[must_use]
-    pub fn is_post_hoc(&self) -> bool {
-        matches!(self, Stage2Classifier::TauNorm { .. } | Stage2Classifier::LogitAdjust { .. })
-    }
-
-    /// Stable label used in plans.
-    #[must_use]
-    pub fn label(&self) -> String {
-        match self {
-            Stage2Classifier::Retrain => "retrain (fresh linear classifier)".to_string(),
-            Stage2Classifier::Lws => "lws (stage-1 classifier fixed, per-class scales)".to_string(),
-            Stage2Classifier::TauNorm { tau: None } => {
-                "tau-norm (tau chosen on validation from 0..2 step 0.1)".to_string()
-            }
-            Stage2Classifier::TauNorm { tau: Some(t) } => format!("tau-norm (tau {t})"),
-            Stage2Classifier::LogitAdjust { tau } => {
-                format!("post-hoc logit adjustment (tau {tau})")
-            }
-        }
-    }
-}
-
-/// How stage 2 gets the frozen backbone's features of training batches.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Features {
-    /// Computed once for the whole training subset (default: the backbone is frozen and stage 2
-    /// does not augment, so every batch would give the same features).
-    #[default]
-    Cached,
-    /// Recomputed by the backbone for every batch (and meta batch), as the official code does;
-    /// the same model, far slower: kept to measure what the cache saves (`just bench`).
-    PerBatch,
-    /// Recomputed for every training batch from inputs augmented with stage 1's `augment` (the
-    /// official code augments stage-2 batches; ImageNet-LT, Places-LT); the backbone stays in
-    /// evaluation mode, and meta batches from the validation split are not augmented, as the
-    /// code's val loader. Needs a stage 1 with an augmentation.
-    Augmented,
-}
-
-impl Features {
-    fn is_cached(&self) -> bool {
-        *self == Features::Cached
-    }
-}
 
 /// Stage 2 of decoupled training on the frozen stage-1 backbone, whose features are computed
 /// once in evaluation mode (see README, "Decoupled training"): a classifier trained on them, or a
@@ -401,7 +332,7 @@ pub struct Plan {
     pub paper: Option<crate::config::PaperWire>,
     /// Figures the report draws (validated: the methods exist).
     #[serde(skip)]
-    pub figures: Vec<crate::report::figure::FigureSpec>,
+    pub figures: Vec<crate::vocab::FigureSpec>,
 }
 
 impl Plan {
@@ -488,7 +419,7 @@ impl Plan {
         let seeds = RunSeeds::new(cell, seed);
         let canonical =
             serde_json::to_string(&(cell, stage1, seeds)).expect("plan types serialise");
-        crate::data::longtail::hex(&sha2::Sha256::digest(canonical.as_bytes()))
+        format!("{:x}", sha2::Sha256::digest(canonical.as_bytes()))
     }
 
     /// The resolved plan as text: what `balms plan` prints and the snapshot tests pin.
@@ -777,7 +708,7 @@ fn resolve_methods(file: &MatrixFile) -> Result<Vec<Method>, String> {
 
 /// `[paper]` names a reference table, methods of the matrix and rows of that table.
 fn check_paper(paper: &crate::config::PaperWire, methods: &[Method]) -> Result<(), String> {
-    let table = crate::report::reference::Table::named(&paper.table)
+    let table = crate::reference::Table::named(&paper.table)
         .map_err(|e| format!("paper.table: {e}"))?;
     let rows = table.rows();
     for (method, row) in &paper.rows {
@@ -879,7 +810,11 @@ fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Setti
 
 fn resolve_drw(wire: Option<&DrwWire>) -> Result<Option<Drw>, String> {
     let Some(wire) = wire else { return Ok(None) };
-    let drw = Drw { start: wire.start.unwrap_or(0.8), beta: wire.beta.unwrap_or(0.9999) };
+    let defaults = Drw::default();
+    let drw = Drw {
+        start: wire.start.unwrap_or(defaults.start),
+        beta: wire.beta.unwrap_or(defaults.beta),
+    };
     if !(0.0..=1.0).contains(&drw.start) {
         return Err(format!("`drw.start` = {} must be a fraction in [0, 1]", drw.start));
     }

@@ -9,14 +9,21 @@ use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 /// Training augmentation, as named in a matrix.
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
+#[strum(serialize_all = "kebab-case")]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum AugmentSpec {
     /// No augmentation.
+    #[strum(message = "no augmentation")]
     None,
     /// Random crop after zero padding, then a horizontal flip with probability 1/2 (the CIFAR
     /// recipe's first two steps; padding 4 there). Padding is applied to normalised inputs, so it
     /// fills with the dataset mean where torchvision fills with black.
+    #[strum(
+        message = "random crop after padding, horizontal flip",
+        detailed_message = "crop-flip { padding = 4 }"
+    )]
     CropFlip {
         /// Pixels of padding on each side.
         padding: i64,
@@ -24,6 +31,7 @@ pub enum AugmentSpec {
     /// Image-file datasets only (ImageNet-LT, Places-LT, image lists): the official training
     /// transform, `RandomResizedCrop` + flip + `ColorJitter(jitter, jitter, jitter, 0)`, applied
     /// while decoding (`data::images`); `jitter = 0` leaves colours alone.
+    #[strum(message = "RandomResizedCrop + flip + ColorJitter (image lists)")]
     RandomResizedCrop {
         /// Colour-jitter strength (0.4 in the official configs).
         #[serde(default = "default_jitter")]

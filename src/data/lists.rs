@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::DataError;
-use crate::data::longtail::{hex, Shot};
+use crate::data::longtail::Shot;
 
 /// One split file, parsed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub fn parse(text: &str, file: &Path, classes: usize) -> Result<ImageList, DataE
         file: file.to_path_buf(),
         paths: Vec::new(),
         labels: Vec::new(),
-        sha256: hex(&Sha256::digest(text.as_bytes())),
+        sha256: format!("{:x}", Sha256::digest(text.as_bytes())),
     };
     let bad = |line: usize, message: String| DataError::Format {
         path: file.to_path_buf(),

@@ -85,17 +85,7 @@ pub fn indices_hash(indices: &[usize]) -> String {
     for &i in indices {
         hasher.update((i as u64).to_le_bytes());
     }
-    hex(&hasher.finalize())
-}
-
-/// Lower-case hex of bytes.
-#[must_use]
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    format!("{:x}", hasher.finalize())
 }
 
 /// The paper's shot groups, by training count: many (> 100), medium (20 to 100), few (< 20).

@@ -9,14 +9,14 @@
 //! add a variant to [`LossSpec`] and its arms in `label` and `build` (no `_ =>` arms on spec
 //! enums, so the compiler lists every place to touch). The README shows a worked example.
 
-mod balanced_softmax;
+mod shifted_softmax;
 mod equalization;
 mod focal;
 mod ldam;
 mod softmax;
 mod weights;
 
-pub use balanced_softmax::ShiftedSoftmax;
+pub use shifted_softmax::ShiftedSoftmax;
 pub use equalization::Equalization;
 pub use focal::Focal;
 pub use ldam::{ldam_margins, Ldam};
@@ -131,14 +131,18 @@ pub enum CbBase {
 
 /// A loss as named in a matrix: `loss = "softmax"`, or a table with parameters,
 /// `loss = { focal = { gamma = 2.0 } }`; omitted parameters take the defaults below.
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
+#[strum(serialize_all = "kebab-case")]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", rename_all_fields = "kebab-case", deny_unknown_fields)]
 pub enum LossSpec {
     /// Softmax cross-entropy (`nn.CrossEntropyLoss()`).
+    #[strum(message = "softmax cross-entropy")]
     Softmax,
     /// Balanced Softmax (Ren et al., Eqn 4): cross-entropy of `logits + exponent * log n_j`;
     /// prediction uses the raw logits. `exponent` 1 (default) is Balanced Softmax, 1/4 is the
     /// paper's "Balanced Softmax 1/4" (Eqn 10, Table 5 rows 2, 4, 5), 0 is Softmax.
+    #[strum(message = "CE(logits + q log n_j) (Ren et al., Eqn 4; q = 1/4: Eqn 10)")]
     BalancedSoftmax {
         /// `q` in `CE(logits + q log n_j)` (default 1).
         #[serde(default = "one")]
@@ -147,6 +151,7 @@ pub enum LossSpec {
     /// Logit-adjusted loss (Menon et al., 2007.07314): cross-entropy of
     /// `logits + tau * log(n_j / n)`; tau = 1 (default, their recommendation) equals Balanced
     /// Softmax. Computed in f64 without the reference's `+ 1e-12` inside the log.
+    #[strum(message = "CE(logits + tau log prior) (Menon et al.)")]
     LogitAdjusted {
         /// Temperature (default 1).
         #[serde(default = "one")]
@@ -154,9 +159,11 @@ pub enum LossSpec {
     },
     /// Class-balanced weighting (the paper's "CBW"): cross-entropy with class weights
     /// proportional to `1/n_j` ([P] §3.2's "inverse loss weight"), normalised to sum to C.
+    #[strum(message = "CE with class weights 1/n_j, summing to C")]
     Cbw,
     /// Focal loss (Lin et al.), as LDAM-DRW's `FocalLoss`: mean of `(1 - exp(-CE))^gamma * CE`.
     /// Default gamma = 1, LDAM-DRW's CIFAR setting (the detection paper used 2).
+    #[strum(message = "(1 - p_t)^gamma CE (LDAM-DRW's form)")]
     Focal {
         /// Focusing parameter (default 1).
         #[serde(default = "one")]
@@ -165,6 +172,7 @@ pub enum LossSpec {
     /// Class-Balanced loss (Cui et al., 1901.05555): class weights `(1 - beta)/(1 - beta^n_j)`
     /// normalised to sum to C (LDAM-DRW's `Reweight` rule, beta 0.9999 by default), over softmax
     /// cross-entropy (default) or the focal loss (LDAM-DRW's form, weight inside the CE).
+    #[strum(message = "class weights (1 - beta)/(1 - beta^n_j) over softmax or focal (Cui et al.)")]
     ClassBalancedLoss {
         /// beta of the effective number (default 0.9999).
         #[serde(default = "cb_beta")]
@@ -179,6 +187,7 @@ pub enum LossSpec {
     /// LDAM (Cao et al., LDAM-DRW's `LDAMLoss`): margins proportional to `n_j^(-1/4)`, the largest
     /// `max-margin` (default 0.5), subtracted from the true logit, then CE of `scale * logits`
     /// (default s = 30). Pair it with `classifier = "cosine"` as LDAM-DRW does.
+    #[strum(message = "margins n_j^(-1/4) on the true logit (Cao et al.)")]
     Ldam {
         /// Largest margin (default 0.5).
         #[serde(default = "half")]
@@ -192,6 +201,7 @@ pub enum LossSpec {
     /// dropped from the softmax denominator with probability `gamma`. Defaults gamma 0.9,
     /// lambda 0.005 (BagofTricks-LT). The mask comes from libtorch's generator, seeded by the
     /// run's init stream.
+    #[strum(message = "softmax EQL (Tan et al.; BagofTricks-LT)")]
     Equalization {
         /// Drop probability (default 0.9).
         #[serde(default = "eql_gamma")]

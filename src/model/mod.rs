@@ -40,28 +40,37 @@ pub trait Backbone: std::fmt::Debug + Send {
 }
 
 /// A backbone as named in a matrix.
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
+#[strum(serialize_all = "kebab-case")]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelSpec {
     /// Multi-layer perceptron on flattened inputs, ReLU between layers; features = last hidden layer.
+    #[strum(message = "multi-layer perceptron", detailed_message = "mlp { hidden = [256, 256] }")]
     Mlp {
         /// Hidden widths, e.g. `[256, 256]`.
         hidden: Vec<i64>,
     },
     /// Small CNN for 1x28x28 inputs: two conv(3x3)-BN-ReLU-maxpool blocks (32, 64 channels), then
     /// a 128-unit ReLU layer as features.
+    #[strum(message = "two conv blocks + 128-unit layer, 1x28x28")]
     SmallCnn,
     /// ResNet-32 for CIFAR (He et al.; Idelbayev's variant used by the official code): 3 stages of 5
     /// basic blocks (16/32/64 channels), option-A (zero-padding) shortcuts, Kaiming-normal conv
     /// init, global average pooling to 64 features.
+    #[strum(message = "CIFAR ResNet-32, option-A shortcuts")]
     Resnet32,
     /// ImageNet ResNet with torchvision's layer names (`model = { resnet = { depth = 10 } }`):
     /// ResNet-10 for ImageNet-LT, an ImageNet-pretrained ResNet-152 for Places-LT.
+    #[strum(
+        message = "ImageNet ResNet (depth 10, 18, 34, 50, 101, 152), torchvision layer names",
+        detailed_message = "resnet { depth = 10, pretrained = \"file.safetensors\", frozen = [\"conv1\", \"layer1\"] }"
+    )]
     Resnet(ResnetSpec),
 }
 
 /// An ImageNet ResNet: depth, optional pretrained weights and frozen layers.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ResnetSpec {
     /// 10 (basic blocks [1, 1, 1, 1]), 18, 34, 50, 101 or 152.
@@ -147,14 +156,18 @@ impl ModelSpec {
 }
 
 /// The classifier on the features, as named in a matrix.
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
+#[strum(serialize_all = "kebab-case")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClassifierSpec {
     /// Linear with bias, PyTorch's default initialisation (the official `DotProductClassifier`).
+    #[strum(message = "linear with bias (the official DotProductClassifier)")]
     #[default]
     Linear,
     /// Cosine classifier, LDAM-DRW's `NormedLinear`: normalised features times column-normalised
     /// weights, no bias; weights drawn uniform in [-1, 1] and scaled to unit columns.
+    #[strum(message = "LDAM-DRW's NormedLinear")]
     Cosine,
 }
 

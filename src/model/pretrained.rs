@@ -98,7 +98,7 @@ pub fn fingerprint(spec: &ModelSpec) -> Result<Option<Fingerprint>, PretrainedEr
         path: path.clone(),
         message: format!("cannot read: {e}"),
     })?;
-    let sha256 = crate::data::longtail::hex(&sha2::Sha256::digest(&bytes));
+    let sha256 = format!("{:x}", sha2::Sha256::digest(&bytes));
     Ok(Some(Fingerprint { file: path.display().to_string(), sha256 }))
 }
 

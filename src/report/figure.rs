@@ -10,61 +10,17 @@
 
 use std::fmt::Write as _;
 
-use serde::Deserialize;
-
 use super::{CellResults, MatrixReport};
 use crate::store::Metrics;
+use crate::vocab::{FigureKind, FigureSpec};
 
-/// What a figure shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Kind {
-    /// p(y) on the test set.
-    MarginalLikelihood,
-    /// The Meta Sampler's final rates.
-    MetaRates,
-    /// Per-class test accuracy.
-    PerClassAccuracy,
-}
-
-impl Kind {
-    fn label(self) -> &'static str {
-        match self {
-            Kind::MarginalLikelihood => "marginal-likelihood",
-            Kind::MetaRates => "meta-rates",
-            Kind::PerClassAccuracy => "per-class-accuracy",
-        }
+/// The values a figure of `kind` draws from one run's record (`None`: the run has none).
+fn values(kind: FigureKind, m: &Metrics) -> Option<Vec<f64>> {
+    match kind {
+        FigureKind::MarginalLikelihood => Some(m.evaluation.marginal_likelihood.clone()),
+        FigureKind::MetaRates => m.meta_rates.as_ref().and_then(|h| h.last().cloned()),
+        FigureKind::PerClassAccuracy => Some(m.evaluation.per_class_accuracy.clone()),
     }
-
-    fn y_label(self) -> &'static str {
-        match self {
-            Kind::MarginalLikelihood => "p(y) on the test set",
-            Kind::MetaRates => "learned sample rate",
-            Kind::PerClassAccuracy => "test accuracy",
-        }
-    }
-
-    fn values(self, m: &Metrics) -> Option<Vec<f64>> {
-        match self {
-            Kind::MarginalLikelihood => Some(m.evaluation.marginal_likelihood.clone()),
-            Kind::MetaRates => m.meta_rates.as_ref().and_then(|h| h.last().cloned()),
-            Kind::PerClassAccuracy => Some(m.evaluation.per_class_accuracy.clone()),
-        }
-    }
-}
-
-/// `[[figures]]` in a matrix.
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct FigureSpec {
-    /// File name part (default: the kind), to tell two figures of one kind apart.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// What to draw.
-    pub kind: Kind,
-    /// The methods drawn (default: all that have the values).
-    #[serde(default)]
-    pub methods: Vec<String>,
 }
 
 /// A drawn figure: its file stem, SVG and data.
@@ -79,8 +35,8 @@ pub struct Figure {
 }
 
 /// Mean over a cell's runs of a per-class vector, when every run has it.
-fn mean_curve(cell: &CellResults, kind: Kind) -> Option<Vec<f64>> {
-    let curves: Vec<Vec<f64>> = cell.runs.iter().filter_map(|m| kind.values(m)).collect();
+fn mean_curve(cell: &CellResults, kind: FigureKind) -> Option<Vec<f64>> {
+    let curves: Vec<Vec<f64>> = cell.runs.iter().filter_map(|m| values(kind, m)).collect();
     if curves.is_empty() || curves.len() < cell.runs.len() {
         return None;
     }
@@ -111,7 +67,7 @@ pub fn draw(report: &MatrixReport, specs: &[FigureSpec]) -> Vec<Figure> {
                 column.replace("/if", " IF "),
                 spec.kind.y_label()
             );
-            let reference = (spec.kind == Kind::MarginalLikelihood).then(|| {
+            let reference = (spec.kind == FigureKind::MarginalLikelihood).then(|| {
                 #[allow(clippy::cast_precision_loss)]
                 let k = series[0].1.len() as f64;
                 1.0 / k

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::estimate::Estimate;
-use super::reference::{Table, Value};
+use crate::reference::{Table, Value};
 use super::{estimate_of, MatrixReport};
 use crate::config::PaperWire;
 
@@ -116,7 +116,7 @@ enum Metric {
 }
 
 impl Metric {
-    fn of(self, e: &crate::store::Evaluation) -> Option<f64> {
+    fn of(self, e: &crate::train::evaluate::Evaluation) -> Option<f64> {
         match self {
             Metric::Top1 => Some(e.top1),
             Metric::Many => e.many,

@@ -8,7 +8,6 @@ pub mod compare;
 pub mod estimate;
 pub mod figure;
 pub mod layout;
-pub mod reference;
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -65,7 +64,7 @@ pub struct MatrixReport {
     /// The paper table the matrix regenerates.
     pub paper: Option<crate::config::PaperWire>,
     /// The figures to draw.
-    pub figures: Vec<figure::FigureSpec>,
+    pub figures: Vec<crate::vocab::FigureSpec>,
 }
 
 impl MatrixReport {

@@ -242,7 +242,7 @@ pub(crate) enum Done {
     Busy(String),
 }
 
-/// Claims one run, trains it in this process and records it: its top-1, or the error (also
+/// Takes one run's lease, trains it in this process and records it: its top-1, or the error (also
 /// written to its `failed.json`); a run another worker holds is left to it.
 fn run_job(
     plan: &Plan,
@@ -257,23 +257,23 @@ fn run_job(
             Store::status(&dir, &plan.config_hash(stage1, job.seed))?,
             RunStatus::Finished(_)
         );
-        if let (false, Some(h)) = (finished, store::claim::live_holder(&dir)) {
+        if let (false, Some(h)) = (finished, store::lease::live_holder(&dir)) {
             return Ok(Done::Busy(format!("its stage-1 run's holder, {} pid {}", h.host, h.pid)));
         }
     }
-    let claim = match store::claim::claim(&job.dir)? {
-        store::claim::Outcome::Held(claim) => claim,
-        store::claim::Outcome::Busy(h) => {
+    let lease = match store::lease::acquire(&job.dir)? {
+        store::lease::Outcome::Held(lease) => lease,
+        store::lease::Outcome::Busy(h) => {
             return Ok(Done::Busy(format!("{} pid {}", h.host, h.pid)))
         }
     };
-    // A worker that finished it while we waited for the claim.
+    // A worker that finished it while we waited for the lease.
     if let RunStatus::Finished(m) = Store::status(&job.dir, &job.hash)? {
         return Ok(Done::Trained(m.evaluation.top1));
     }
     let outcome = pools.get(plan, job, &options.locator).and_then(|pool| {
         let provenance = Provenance { data_source: pool.source.clone(), ..provenance(options) };
-        execute(plan, job, pool, options, provenance, bars, &claim)
+        execute(plan, job, pool, options, provenance, bars, &lease)
     });
     match outcome {
         Ok(metrics) => Ok(Done::Trained(metrics.evaluation.top1)),
@@ -292,7 +292,7 @@ fn execute(
     options: &RunOptions,
     provenance: Provenance,
     bars: &Bars,
-    claim: &store::claim::Claim,
+    lease: &store::lease::Lease,
 ) -> anyhow::Result<Metrics> {
     let data = pool.long_tailed(job.cell.column.imbalance, job.seed, options.device)?;
     let model = match (&job.cell.method.scheme, &job.stage1) {
@@ -321,7 +321,7 @@ fn execute(
     Store::begin(&job.dir, &config)?;
     let started = Instant::now();
     let mut progress =
-        RunProgress { bar: bars.run(&job.id()), log: Some(job.dir.clone()), claim: Some(claim) };
+        RunProgress { bar: bars.run(&job.id()), log: Some(job.dir.clone()), lease: Some(lease) };
     let trained = match &job.cell.method.scheme {
         Scheme::EndToEnd(settings) => train::end_to_end(
             settings,
@@ -334,7 +334,7 @@ fn execute(
         Scheme::Decoupled(stage2) => {
             let stage1 = job.stage1.as_ref().expect("decoupled cells have a stage 1");
             let (checkpoint, settings) =
-                stage1_checkpoint(plan, stage1, job.seed, &data, options, bars, claim)?;
+                stage1_checkpoint(plan, stage1, job.seed, &data, options, bars, lease)?;
             train::stage2(
                 stage2,
                 &settings,
@@ -365,7 +365,7 @@ fn stage1_checkpoint(
     data: &RunData,
     options: &RunOptions,
     bars: &Bars,
-    claim: &store::claim::Claim,
+    lease: &store::lease::Lease,
 ) -> anyhow::Result<(PathBuf, crate::matrix::Settings)> {
     let Scheme::EndToEnd(settings) = &stage1.method.scheme else {
         unreachable!("validated: stage 1 is end-to-end")
@@ -388,7 +388,7 @@ fn stage1_checkpoint(
         let mut progress = RunProgress {
             bar: bars.run(&format!("{} seed {seed} (stage 1)", stage1.id())),
             log: None,
-            claim: Some(claim),
+            lease: Some(lease),
         };
         let retrained =
             train::end_to_end(settings, data, &seeds, options.device, &checkpoint, &mut progress)?;
@@ -500,14 +500,14 @@ impl Bars {
 struct RunProgress<'a> {
     bar: ProgressBar,
     log: Option<PathBuf>,
-    /// The run's claim, kept fresh at every epoch.
-    claim: Option<&'a store::claim::Claim>,
+    /// The run's lease, kept fresh at every epoch.
+    lease: Option<&'a store::lease::Lease>,
 }
 
 impl Progress for RunProgress<'_> {
     fn epoch(&mut self, epoch: u64, epochs: u64, mean_loss: f64, lr: f64) {
-        if let Some(claim) = self.claim {
-            claim.touch();
+        if let Some(lease) = self.lease {
+            lease.touch();
         }
         self.bar.set_length(epochs);
         self.bar.set_position(epoch);

@@ -5,7 +5,8 @@
 
 mod class_balanced;
 mod instance;
-mod meta;
+pub mod gumbel_draw;
+mod meta_rates;
 mod progressive;
 mod square_root;
 
@@ -14,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use class_balanced::ClassBalanced;
 pub use instance::Instance;
-pub use meta::{Adam, MetaSet, MetaSpec};
+pub use meta_rates::{MetaSet, MetaSpec};
 pub use progressive::ProgressivelyBalanced;
 pub use square_root::SquareRoot;
 
@@ -24,27 +25,50 @@ pub trait Sampler: std::fmt::Debug + Send {
     fn epoch(&mut self, batch: usize, rng: &mut ChaCha8Rng) -> Vec<Vec<i64>>;
 }
 
+/// The index batches of `iterations` steps (stage 2 counts iterations, not epochs): whole
+/// sampler epochs of `batch` indices in turn, the last one cut where the count is reached.
+pub fn batches(
+    sampler: &mut dyn Sampler,
+    batch: usize,
+    iterations: usize,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Vec<i64>> {
+    let mut batches = Vec::with_capacity(iterations);
+    while batches.len() < iterations {
+        batches.extend(sampler.epoch(batch, rng).into_iter().take(iterations - batches.len()));
+    }
+    batches
+}
+
 /// A sampler as named in a matrix.
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
+#[strum(serialize_all = "kebab-case")]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SamplerSpec {
     /// Instance-balanced: a fresh permutation each epoch (the last batch may be smaller).
+    #[strum(message = "a fresh permutation per epoch")]
     Instance,
     /// Class-balanced (class-aware, classifier-balancing's `ClassAwareSampler`): shuffled cycles
     /// over classes, 4 samples per class visit from a shuffled cycle over the class's images.
+    #[strum(message = "class-aware, 4 images per class visit (Kang et al.)")]
     ClassBalanced,
     /// Square-root sampling: class `j` drawn with probability proportional to `sqrt(n_j)`, then an
     /// image of it uniformly, with replacement.
+    #[strum(message = "classes with probability proportional to sqrt(n_j)")]
     SquareRoot,
     /// Progressively-balanced (Kang et al.): class probabilities interpolated linearly over the
     /// epochs from instance-balanced to class-balanced, then a uniform image, with replacement.
+    #[strum(message = "instance- to class-balanced over the epochs (Kang et al.)")]
     ProgressivelyBalanced,
     /// Meta Sampler (Ren et al. §3.2): per-class rates learned by a one-step look-ahead on a
     /// class-balanced meta batch; batches drawn by a straight-through Gumbel-softmax over all
     /// training instances. Stage 2 of decoupled training only (as the paper).
+    #[strum(message = "Meta Sampler (Ren et al.), stage 2 only")]
     Meta(MetaSpec),
     /// Meta Reweighter (Ren et al. App. B.2): the same bi-level update, but instance-balanced
     /// batches whose per-sample losses are weighted by their class's rate. Stage 2 only.
+    #[strum(message = "Meta Reweighter (Ren et al., App. B.2), stage 2 only")]
     MetaReweighter(MetaSpec),
 }
 
@@ -73,7 +97,7 @@ impl SamplerSpec {
 
     /// Builds the sampler over training `labels` with `classes` classes, for a training of
     /// `epochs` epochs (used by the progressively-balanced schedule). The Meta Reweighter's
-    /// batches are instance-balanced; the Meta Sampler draws its own batches (`train::meta`) and
+    /// batches are instance-balanced; the Meta Sampler draws its own batches (`train::bilevel`) and
     /// has no batch sampler.
     #[must_use]
     pub fn build(&self, labels: &[i64], classes: usize, epochs: u64) -> Box<dyn Sampler> {
@@ -86,7 +110,7 @@ impl SamplerSpec {
             }
             SamplerSpec::MetaReweighter(_) => Box::new(Instance::new(labels.len())),
             SamplerSpec::Meta(_) => {
-                unreachable!("the Meta Sampler draws its batches in train::meta (validated)")
+                unreachable!("the Meta Sampler draws its batches in train::bilevel (validated)")
             }
         }
     }

@@ -23,8 +23,9 @@ use std::path::{Path, PathBuf};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 use crate::matrix::{Cell, Method, RunSeeds};
+use crate::train::evaluate::Evaluation;
 
-pub mod claim;
+pub mod lease;
 
 /// Version of every record's layout.
 /// (2: validation split, selection iteration and post-hoc tau in the records.)
@@ -104,26 +105,6 @@ pub struct RunConfig {
     pub pretrained: Option<crate::model::pretrained::Fingerprint>,
     /// Where it ran.
     pub provenance: Provenance,
-}
-
-/// Test-set metrics of a model.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub struct Evaluation {
-    /// Top-1 accuracy over the (balanced) test set.
-    pub top1: f64,
-    /// Mean per-class accuracy of classes with more than 100 training images.
-    pub many: Option<f64>,
-    /// Same for 20 to 100 images.
-    pub medium: Option<f64>,
-    /// Same for fewer than 20.
-    pub few: Option<f64>,
-    /// Accuracy of each class.
-    pub per_class_accuracy: Vec<f64>,
-    /// Mean softmax probability of each class over the test set.
-    pub marginal_likelihood: Vec<f64>,
-    /// Test images.
-    pub test_size: u64,
 }
 
 /// `metrics.json`: the final result of a finished run.

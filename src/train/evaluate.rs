@@ -1,10 +1,30 @@
 //! Test-set metrics: top-1, per-class accuracy, many/medium/few, and the marginal likelihood p(y).
 
+use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
 use crate::data::inputs::Rows;
 use crate::data::longtail::Shot;
-use crate::store::Evaluation;
+
+/// Test-set metrics of a model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Evaluation {
+    /// Top-1 accuracy over the (balanced) test set.
+    pub top1: f64,
+    /// Mean per-class accuracy of classes with more than 100 training images.
+    pub many: Option<f64>,
+    /// Same for 20 to 100 images.
+    pub medium: Option<f64>,
+    /// Same for fewer than 20.
+    pub few: Option<f64>,
+    /// Accuracy of each class.
+    pub per_class_accuracy: Vec<f64>,
+    /// Mean softmax probability of each class over the test set.
+    pub marginal_likelihood: Vec<f64>,
+    /// Test images.
+    pub test_size: u64,
+}
 
 /// Batch size of evaluation forwards.
 pub const EVAL_BATCH: i64 = 1000;

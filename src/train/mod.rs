@@ -4,8 +4,8 @@
 //! stream comes from the run's [`RunSeeds`].
 
 pub mod evaluate;
-mod gumbel;
-mod meta;
+mod adam;
+mod bilevel;
 pub mod schedule;
 mod select;
 mod stage2;
@@ -16,7 +16,6 @@ use std::path::Path;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
 use tch::{Device, Kind, Tensor};
 
@@ -26,34 +25,8 @@ use crate::loss::{BuildContext, Loss};
 use crate::matrix::{Optimizer, RunSeeds, Settings};
 use crate::model::{Network, Phase};
 use crate::seed::torch_seed;
-use crate::store::Evaluation;
+use evaluate::Evaluation;
 
-/// Which model is reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Selection {
-    /// The model after the last iteration (default; the test set never chooses anything).
-    Last,
-    /// The checkpoint (per epoch; per tenth of stage 2) with the best validation top-1; the
-    /// earliest wins ties.
-    BestVal,
-    /// The checkpoint with the best *test* top-1, as the reference code does for CIFAR (its
-    /// `val` phase loads the test set). Optimistic by construction; offered only to measure that
-    /// optimism, and labelled as such in results and tables.
-    BestTest,
-}
-
-impl Selection {
-    /// Label recorded in results.
-    #[must_use]
-    pub fn label(self) -> &'static str {
-        match self {
-            Selection::Last => "last",
-            Selection::BestVal => "best-val",
-            Selection::BestTest => "best-test (optimistic: chosen on the test set)",
-        }
-    }
-}
 
 /// Why training stopped.
 #[derive(Debug, thiserror::Error)]

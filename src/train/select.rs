@@ -3,7 +3,8 @@
 
 use tch::{nn, Tensor};
 
-use super::{evaluate, Selection};
+use super::evaluate;
+use crate::vocab::Selection;
 use crate::data::inputs::Rows;
 use crate::data::RunData;
 

@@ -12,15 +12,16 @@ use tch::nn::{self, Module};
 use tch::{Device, Tensor};
 
 use super::select::Splits;
-use super::{evaluate, meta, select, Blocks, LrPlan, Progress, Sgd, TrainError, Trained};
+use super::{bilevel, evaluate, select, Blocks, LrPlan, Progress, Sgd, TrainError, Trained};
 use crate::data::augment::AugmentSpec;
 use crate::data::inputs::{Inputs, Rows};
 use crate::data::RunData;
 use crate::loss::{log_prior, BuildContext};
-use crate::matrix::{Features, RunSeeds, Settings, Stage2, Stage2Classifier};
+use crate::matrix::{RunSeeds, Settings, Stage2};
 use crate::model::{linear_classifier, Classifier, Network, Phase};
-use crate::sampler::{MetaSet, Sampler};
+use crate::sampler::MetaSet;
 use crate::seed::torch_seed;
+use crate::vocab::{Features, Stage2Classifier};
 
 /// The frozen stage-1 model: its features of every split and its classifier's weights.
 struct Frozen {
@@ -128,7 +129,7 @@ fn train_classifier(
         start_factor: 1.0,
     };
     let mut order = ChaCha8Rng::seed_from_u64(seeds.order);
-    let batches = batches(&mut *sampler, batch, stage2.iterations as usize, &mut order);
+    let batches = crate::sampler::batches(&mut *sampler, batch, stage2.iterations as usize, &mut order);
     let mut blocks = Blocks::new(batches.len());
     let mut best = select::Best::new(stage2.selection);
     let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
@@ -156,7 +157,7 @@ fn train_classifier(
     Ok(trained)
 }
 
-/// Stage 2 with the Meta Sampler or Reweighter (`train::meta`) on the frozen features.
+/// Stage 2 with the Meta Sampler or Reweighter (`train::bilevel`) on the frozen features.
 fn train_meta(
     stage2: &Stage2,
     frozen: &Frozen,
@@ -172,7 +173,7 @@ fn train_meta(
         MetaSet::Train => (&train_rows, &data.train_y, &data.train_labels[..]),
         MetaSet::Validation => (&val_rows, &data.val_y, &val_labels[..]),
     };
-    let input = meta::MetaData {
+    let input = bilevel::MetaData {
         train_x: &train_rows,
         train_y: &data.train_y,
         train_labels: &data.train_labels,
@@ -185,7 +186,7 @@ fn train_meta(
     let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
     let mut best = select::Best::new(stage2.selection);
     let (vs, linear, outcome) =
-        meta::train(stage2, spec, &input, seeds, (&splits, &mut best), progress)?;
+        bilevel::train(stage2, spec, &input, seeds, (&splits, &mut best), progress)?;
     let selected_iteration = best.restore(&vs, outcome.iterations);
     let mut trained = finish(|f| linear.forward(f), frozen, data, None);
     trained.iterations = outcome.iterations;
@@ -247,20 +248,6 @@ fn finish(
         tau,
         meta_rates: None,
     }
-}
-
-/// Batches for `iterations` stage-2 steps, taking sampler epochs as needed.
-pub(super) fn batches(
-    sampler: &mut dyn Sampler,
-    batch: usize,
-    iterations: usize,
-    rng: &mut ChaCha8Rng,
-) -> Vec<Vec<i64>> {
-    let mut batches = Vec::with_capacity(iterations);
-    while batches.len() < iterations {
-        batches.extend(sampler.epoch(batch, rng).into_iter().take(iterations - batches.len()));
-    }
-    batches
 }
 
 /// Features of every split from a saved stage-1 model, in evaluation mode, and its classifier;

@@ -1,6 +1,6 @@
 //! The command line: help, listings, device and data errors.
 
-use crate::util::{matrix, run, stderr};
+use crate::util::{matrix, root, run, stderr};
 
 #[test]
 fn help_lists_the_verbs() {
@@ -81,17 +81,37 @@ fn registered<T: serde::de::DeserializeOwned + std::fmt::Debug>() -> Vec<String>
     err.split('`').skip(3).step_by(2).map(str::to_string).collect()
 }
 
+/// strum's names (which `balms list` shows) are serde's (which matrices use).
+fn names_agree<T: serde::de::DeserializeOwned + std::fmt::Debug + strum::VariantNames>() {
+    assert_eq!(registered::<T>(), T::VARIANTS, "{}", std::any::type_name::<T>());
+}
+
 #[test]
-fn listing_names_every_registered_loss_and_sampler() {
+fn listing_names_are_the_registries_names() {
+    names_agree::<balms::loss::LossSpec>();
+    names_agree::<balms::sampler::SamplerSpec>();
+    names_agree::<balms::model::ModelSpec>();
+    names_agree::<balms::model::ClassifierSpec>();
+    names_agree::<balms::vocab::Stage2Classifier>();
+    names_agree::<balms::vocab::Features>();
+    names_agree::<balms::vocab::Selection>();
+    names_agree::<balms::device::Precision>();
+    names_agree::<balms::data::augment::AugmentSpec>();
+    names_agree::<balms::data::DatasetSpec>();
     let listing = balms::cli::registry_listing();
-    let names: Vec<String> = registered::<balms::loss::LossSpec>()
-        .into_iter()
-        .chain(registered::<balms::sampler::SamplerSpec>())
-        .collect();
-    assert!(names.len() >= 14, "{names:?}");
-    for name in names {
-        assert!(listing.contains(&name), "`balms list` does not mention `{name}`");
+    for name in registered::<balms::loss::LossSpec>() {
+        assert!(listing.contains(&format!("\n  {name}")), "`balms list` does not show `{name}`");
     }
+}
+
+#[test]
+fn readme_shows_the_generated_listing() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let block = format!("```text\n{}```", balms::cli::registry_listing());
+    assert!(
+        readme.contains(&block),
+        "README's registry listing is not `balms list`'s output; paste this in its place:\n{block}"
+    );
 }
 
 #[test]

@@ -3,6 +3,7 @@
 mod cli;
 mod data;
 mod images;
+mod imports;
 mod plan;
 mod pretrained;
 mod report;

@@ -2,7 +2,8 @@
 
 use balms::config::MatrixFile;
 use balms::matrix::Plan;
-use balms::store::{self, Evaluation, Metrics, Store};
+use balms::store::{self, Metrics, Store};
+use balms::train::evaluate::Evaluation;
 
 const MATRIX: &str = r#"name = "fixture"
 description = "Hand-made records for the reporter's snapshot."

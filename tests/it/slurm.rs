@@ -36,7 +36,7 @@ fn shards_cover_the_matrix_exactly_once() {
     // 2 seeds x 3 methods, each trained once; the decoupled run found its backbone in its shard.
     assert_eq!(trained, 6);
     assert_eq!(metrics_files(&sharded), metrics_files(&single));
-    assert_eq!(count_files(&sharded, "claim.json"), 0);
+    assert_eq!(count_files(&sharded, "lease.json"), 0);
     let bad = run_args(&path, &sharded, &["--shard", "3/3"]);
     assert!(stderr(&bad).contains("`3/3` is not I/N with 0 <= I < N"), "{}", stderr(&bad));
 }
@@ -58,9 +58,9 @@ fn children(parent: u32) -> Vec<u32> {
         .collect()
 }
 
-/// The process ids in the `claim.json` files under `dir`.
-fn claims(dir: &Path) -> Vec<u32> {
-    files_named(dir, "claim.json")
+/// The process ids in the `lease.json` files under `dir`.
+fn leases(dir: &Path) -> Vec<u32> {
+    files_named(dir, "lease.json")
         .iter()
         .filter_map(|path| {
             let holder: serde_json::Value =
@@ -95,11 +95,11 @@ fn a_killed_worker_leaves_nothing_that_counts_and_the_rerun_completes_once() {
     .stderr(std::process::Stdio::piped())
     .spawn()
     .unwrap();
-    // Wait for a first finished run, then kill the worker that holds a run's claim: mid-run.
+    // Wait for a first finished run, then kill the worker that holds a run's lease: mid-run.
     let started = Instant::now();
     let victim = loop {
         let workers = children(parent.id());
-        let holder = claims(&results).into_iter().find(|pid| workers.contains(pid));
+        let holder = leases(&results).into_iter().find(|pid| workers.contains(pid));
         if let (true, Some(pid)) = (count_files(&results, "metrics.json") >= 1, holder) {
             break pid;
         }
@@ -112,12 +112,12 @@ fn a_killed_worker_leaves_nothing_that_counts_and_the_rerun_completes_once() {
     let message = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success(), "{message}");
     assert!(message.contains("its worker process exited"), "{message}");
-    // The killed run left a claim of a dead process and no result; the rerun takes it over.
+    // The killed run left a lease of a dead process and no result; the rerun takes it over.
     assert!(count_files(&results, "metrics.json") < 6);
     let rerun = run_args(&path, &results, &["--jobs", "2"]);
     assert!(rerun.status.success(), "{}", stderr(&rerun));
     assert_eq!(metrics_files(&results), metrics_files(&reference));
-    assert_eq!(count_files(&results, "claim.json"), 0);
+    assert_eq!(count_files(&results, "lease.json"), 0);
     assert_eq!(count_files(&results, "failed.json"), 0);
 }
 

@@ -15,14 +15,17 @@ use rand_xoshiro::Xoshiro256PlusPlus;
 /// Summaries of one row of noise: per class, the largest Gumbel value, its position within the
 /// class, and the log-sum-exp of the values over the temperature.
 #[derive(Clone, Debug, PartialEq)]
-pub(super) struct RowSummary {
-    pub(super) max: Vec<f64>,
-    pub(super) position: Vec<usize>,
-    pub(super) lse: Vec<f64>,
+pub struct RowSummary {
+    /// Per class: the largest Gumbel value `max_i g_i`.
+    pub max: Vec<f64>,
+    /// Per class: where the largest value is, 0-based within the class's instances.
+    pub position: Vec<usize>,
+    /// Per class: `logsumexp(g_i / tau)` over the class's instances.
+    pub lse: Vec<f64>,
 }
 
 /// Summarises one class's exponential variates `e` (its Gumbel noise is `-ln e`).
-pub(super) fn summarise(e: impl Iterator<Item = f64>, tau: f64) -> (f64, usize, f64) {
+fn summarise(e: impl Iterator<Item = f64>, tau: f64) -> (f64, usize, f64) {
     let (mut best, mut position, mut sum) = (f64::INFINITY, 0, 0.0);
     for (i, e) in e.enumerate() {
         if e < best {
@@ -37,7 +40,8 @@ pub(super) fn summarise(e: impl Iterator<Item = f64>, tau: f64) -> (f64, usize, 
 /// The summaries of `rows` rows of noise over classes of sizes `sizes`, row `b` drawn from
 /// Xoshiro256++ seeded by deriving `row/<first_stream + b>` from `seed`, split over up to
 /// `threads` threads.
-pub(super) fn summaries(
+#[must_use]
+pub fn summaries(
     sizes: &[usize],
     rows: usize,
     seed: u64,

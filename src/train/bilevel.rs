@@ -16,20 +16,21 @@
 //! the same `B x N` i.i.d. Gumbel noise (for each row and class: the largest value, where it is,
 //! and the log-sum-exp), which is exactly the softmax over `N` because instances of one class
 //! share a weight. The summaries are computed in one fused pass over the noise without storing
-//! it (`train::gumbel`); autograd holds `B x C`.
+//! it (`sampler::gumbel_draw`); autograd holds `B x C`.
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
-use super::gumbel;
 use super::select::{Best, Splits};
 use super::{Blocks, LrPlan, Progress, TrainError};
 use crate::loss::{BuildContext, Loss, Terms};
 use crate::matrix::{Optimizer, RunSeeds, Stage2};
 use crate::model::linear_classifier;
-use crate::sampler::{by_class, Adam, ClassBalanced, MetaSpec, SamplerSpec};
+use super::adam::Adam;
+use crate::sampler::gumbel_draw;
+use crate::sampler::{by_class, ClassBalanced, MetaSpec, SamplerSpec};
 use crate::seed::torch_seed;
 
 /// Training inputs of the bi-level loop: features (by row index) with labels for the batches and
@@ -97,7 +98,7 @@ pub(super) struct Draw {
 
 impl Draw {
     /// Draws `batch` indices given the log-rates `[C]` (no gradient): row `b`'s noise comes from
-    /// the generator of stream `first_stream + b` under `seed` (see [`gumbel::summaries`]).
+    /// the generator of stream `first_stream + b` under `seed` (see [`gumbel_draw::summaries`]).
     pub(super) fn sample(
         members: &Members,
         log_rates: &Tensor,
@@ -107,9 +108,9 @@ impl Draw {
     ) -> Draw {
         let sizes: Vec<usize> = members.lists.iter().map(Vec::len).collect();
         let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
-        let rows = gumbel::summaries(&sizes, batch, seed, first_stream, tau, threads);
+        let rows = gumbel_draw::summaries(&sizes, batch, seed, first_stream, tau, threads);
         let rows_of = |t: Tensor| t.view([i64::try_from(batch).expect("fits"), -1]);
-        let table = |f: fn(&gumbel::RowSummary) -> &[f64]| {
+        let table = |f: fn(&gumbel_draw::RowSummary) -> &[f64]| {
             let flat: Vec<f64> = rows.iter().flat_map(f).copied().collect();
             rows_of(Tensor::from_slice(&flat))
                 .to_kind(log_rates.kind())
@@ -131,7 +132,7 @@ impl Draw {
     /// As [`Draw::sample`] with the noise drawn on the rates' device (a GPU) from libtorch's
     /// generator of that device (seeded with the run's initialisation seed), as the official code
     /// draws it: on a GPU the `B x N` noise costs microseconds while the host pass of
-    /// [`gumbel::summaries`] would dominate the iteration. Deterministic for a device and seed,
+    /// [`gumbel_draw::summaries`] would dominate the iteration. Deterministic for a device and seed,
     /// but a different stream from the CPU path.
     pub(super) fn sample_on_device(
         members: &Members,
@@ -334,7 +335,7 @@ pub(super) fn train(
     // The Reweighter's batches: instance-balanced (its sampler's batches), drawn from `order`.
     let reweighter_batches = if reweight {
         let mut sampler = stage2.sampler.build(data.train_labels, data.counts.len(), 1);
-        super::stage2::batches(&mut *sampler, batch, stage2.iterations as usize, &mut order)
+        crate::sampler::batches(&mut *sampler, batch, stage2.iterations as usize, &mut order)
     } else {
         Vec::new()
     };
@@ -426,9 +427,9 @@ impl Classifier {
 mod tests {
     use super::*;
     use crate::loss::LossSpec;
-    use crate::matrix::Stage2Classifier;
+    use crate::vocab::Stage2Classifier;
     use crate::seed::Seed;
-    use crate::train::Selection;
+    use crate::vocab::Selection;
 
     fn f64s(values: &[f64]) -> Tensor {
         Tensor::from_slice(values)
@@ -610,7 +611,7 @@ mod tests {
             stage1: "softmax".into(),
             classifier: Stage2Classifier::Retrain,
             selection: Selection::Last,
-            features: crate::matrix::Features::Cached,
+            features: crate::vocab::Features::Cached,
             loss,
             sampler: SamplerSpec::Meta(spec.clone()),
             iterations: 400,

@@ -6,13 +6,13 @@ use std::collections::BTreeMap;
 
 /// The reference tables: name and CSV text.
 const TABLES: [(&str, &str); 7] = [
-    ("table2", include_str!("../../paper/reference/table2.csv")),
-    ("table3", include_str!("../../paper/reference/table3.csv")),
-    ("table4", include_str!("../../paper/reference/table4.csv")),
-    ("table5", include_str!("../../paper/reference/table5.csv")),
-    ("table7", include_str!("../../paper/reference/table7.csv")),
-    ("table8", include_str!("../../paper/reference/table8.csv")),
-    ("readme", include_str!("../../paper/reference/readme.csv")),
+    ("table2", include_str!("../paper/reference/table2.csv")),
+    ("table3", include_str!("../paper/reference/table3.csv")),
+    ("table4", include_str!("../paper/reference/table4.csv")),
+    ("table5", include_str!("../paper/reference/table5.csv")),
+    ("table7", include_str!("../paper/reference/table7.csv")),
+    ("table8", include_str!("../paper/reference/table8.csv")),
+    ("readme", include_str!("../paper/reference/readme.csv")),
 ];
 
 /// One number of the paper.

@@ -1,14 +1,14 @@
-//! Claims: at most one worker trains a run, whatever shares the results folder (`--jobs`
+//! Leases: at most one worker trains a run, whatever shares the results folder (`--jobs`
 //! workers, `--shard` processes, Slurm array tasks on several machines over a shared
 //! filesystem).
 //!
-//! A worker claims a run by creating `claim.json` in its folder with `create_new` (exclusive on
-//! POSIX filesystems, NFSv3+ included) and keeps it fresh by touching it at every epoch. A claim is
+//! A worker takes a run's lease by creating `lease.json` in its folder with `create_new` (exclusive on
+//! POSIX filesystems, NFSv3+ included) and keeps it fresh by touching it at every epoch. A lease is
 //! stale, and may be taken over, when its process is gone (same host: no `/proc/<pid>`) or when it
 //! has not been touched for [`STALE_AFTER`] (another host). Taking over replaces the file with a
-//! rename and reads it back, so of two workers taking over at once only one proceeds. The claim
+//! rename and reads it back, so of two workers taking over at once only one proceeds. The lease
 //! is removed when the run is recorded, finished or failed; a result is `metrics.json` alone, so a
-//! claim left by a killed worker never counts as one.
+//! lease left by a killed worker never counts as one.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use super::StoreError;
 
-/// Untouched this long, a claim from another host is stale (an epoch must be shorter).
+/// Untouched this long, a lease from another host is stale (an epoch must be shorter).
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 
-/// An unreadable claim younger than this is being written, not abandoned.
+/// An unreadable lease younger than this is being written, not abandoned.
 const FRESH: Duration = Duration::from_secs(10);
 
 /// Who holds a run.
@@ -31,7 +31,7 @@ pub struct Holder {
     pub host: String,
     /// Process id.
     pub pid: u32,
-    /// A random token telling two claims of one process apart.
+    /// A random token telling two leases of one process apart.
     pub token: u64,
 }
 
@@ -46,18 +46,18 @@ impl Holder {
     }
 }
 
-/// A held claim; dropped (released) when the run is recorded.
+/// A held lease; dropped (released) when the run is recorded.
 #[derive(Debug)]
-pub struct Claim {
+pub struct Lease {
     path: PathBuf,
     holder: Holder,
 }
 
-/// What trying to claim a run gave.
+/// What trying to take a run's lease gave.
 #[derive(Debug)]
 pub enum Outcome {
     /// This process holds the run now.
-    Held(Claim),
+    Held(Lease),
     /// Another live worker holds it.
     Busy(Holder),
 }
@@ -72,12 +72,12 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
     move |source| StoreError::Io { path: path.to_path_buf(), source }
 }
 
-/// The holder written in the claim file `path`, if it is readable.
+/// The holder written in the lease file `path`, if it is readable.
 fn read_holder(path: &Path) -> Option<Holder> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-/// How long ago the claim file `path` was last touched (zero if unknown).
+/// How long ago the lease file `path` was last touched (zero if unknown).
 fn untouched(path: &Path) -> Duration {
     std::fs::metadata(path)
         .and_then(|m| m.modified())
@@ -86,22 +86,22 @@ fn untouched(path: &Path) -> Duration {
         .unwrap_or_default()
 }
 
-/// The live holder of `dir`'s claim, if another worker holds it.
+/// The live holder of `dir`'s lease, if another worker holds it.
 #[must_use]
 pub fn live_holder(dir: &Path) -> Option<Holder> {
-    let path = dir.join("claim.json");
+    let path = dir.join("lease.json");
     let holder = read_holder(&path)?;
     (holder.alive() && untouched(&path) < STALE_AFTER && holder.pid != std::process::id())
         .then_some(holder)
 }
 
-/// Claims the run folder `dir` (created if missing).
+/// Takes the lease of the run folder `dir` (created if missing).
 ///
 /// # Errors
 /// Filesystem errors, naming the file.
-pub fn claim(dir: &Path) -> Result<Outcome, StoreError> {
+pub fn acquire(dir: &Path) -> Result<Outcome, StoreError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let path = dir.join("claim.json");
+    let path = dir.join("lease.json");
     let token = u64::from(std::process::id()) << 32
         ^ SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
@@ -112,7 +112,7 @@ pub fn claim(dir: &Path) -> Result<Outcome, StoreError> {
         Ok(mut file) => {
             use std::io::Write as _;
             file.write_all(text.as_bytes()).map_err(io(&path))?;
-            return Ok(Outcome::Held(Claim { path, holder: me }));
+            return Ok(Outcome::Held(Lease { path, holder: me }));
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io(&path)(e)),
@@ -128,21 +128,21 @@ pub fn claim(dir: &Path) -> Result<Outcome, StoreError> {
     }
 }
 
-/// Replaces a stale claim and checks, after a moment, that ours is the one that stayed.
+/// Replaces a stale lease and checks, after a moment, that ours is the one that stayed.
 fn take_over(path: PathBuf, me: Holder, text: &str) -> Result<Outcome, StoreError> {
     let temporary = path.with_extension(format!("json.{}.tmp", me.token));
     std::fs::write(&temporary, text).map_err(io(&temporary))?;
     std::fs::rename(&temporary, &path).map_err(io(&path))?;
     std::thread::sleep(Duration::from_millis(50));
     match read_holder(&path) {
-        Some(holder) if holder == me => Ok(Outcome::Held(Claim { path, holder: me })),
+        Some(holder) if holder == me => Ok(Outcome::Held(Lease { path, holder: me })),
         Some(holder) => Ok(Outcome::Busy(holder)),
         None => Ok(Outcome::Busy(me)),
     }
 }
 
-impl Claim {
-    /// Marks the claim as alive now (called at every epoch).
+impl Lease {
+    /// Marks the lease as alive now (called at every epoch).
     pub fn touch(&self) {
         if let Ok(file) = std::fs::OpenOptions::new().write(true).open(&self.path) {
             let _ = file.set_modified(SystemTime::now());
@@ -156,9 +156,9 @@ impl Claim {
     }
 }
 
-impl Drop for Claim {
+impl Drop for Lease {
     fn drop(&mut self) {
-        // Only our own claim is removed (a stale-claim takeover may have replaced it).
+        // Only our own lease is removed (a stale-lease takeover may have replaced it).
         if read_holder(&self.path).is_some_and(|h| h == self.holder) {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -170,32 +170,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn one_claim_at_a_time_and_a_dead_holder_is_replaced() {
+    fn one_lease_at_a_time_and_a_dead_holder_is_replaced() {
         let dir = tempfile::tempdir().unwrap();
-        let Outcome::Held(first) = claim(dir.path()).unwrap() else { panic!("free run") };
-        // A second claim in this (live) process finds it busy.
-        assert!(matches!(claim(dir.path()).unwrap(), Outcome::Busy(h) if h == *first.holder()));
+        let Outcome::Held(first) = acquire(dir.path()).unwrap() else { panic!("free run") };
+        // A second lease in this (live) process finds it busy.
+        assert!(matches!(acquire(dir.path()).unwrap(), Outcome::Busy(h) if h == *first.holder()));
         first.touch();
         drop(first);
-        assert!(!dir.path().join("claim.json").exists());
-        // A claim by a process that no longer exists on this host is taken over.
+        assert!(!dir.path().join("lease.json").exists());
+        // A lease by a process that no longer exists on this host is taken over.
         let dead = Holder { host: host_name(), pid: u32::MAX - 1, token: 7 };
-        std::fs::write(dir.path().join("claim.json"), serde_json::to_string(&dead).unwrap())
+        std::fs::write(dir.path().join("lease.json"), serde_json::to_string(&dead).unwrap())
             .unwrap();
-        let Outcome::Held(second) = claim(dir.path()).unwrap() else { panic!("stale claim") };
+        let Outcome::Held(second) = acquire(dir.path()).unwrap() else { panic!("stale lease") };
         assert_eq!(second.holder().pid, std::process::id());
-        // A live claim of another host within the timeout is respected.
+        // A live lease of another host within the timeout is respected.
         drop(second);
         let remote = Holder { host: "elsewhere".to_string(), pid: 1, token: 8 };
-        std::fs::write(dir.path().join("claim.json"), serde_json::to_string(&remote).unwrap())
+        std::fs::write(dir.path().join("lease.json"), serde_json::to_string(&remote).unwrap())
             .unwrap();
-        assert!(matches!(claim(dir.path()).unwrap(), Outcome::Busy(h) if h.host == "elsewhere"));
-        // An empty claim just created is being written; an old empty one is abandoned.
-        let file = dir.path().join("claim.json");
+        assert!(matches!(acquire(dir.path()).unwrap(), Outcome::Busy(h) if h.host == "elsewhere"));
+        // An empty lease just created is being written; an old empty one is abandoned.
+        let file = dir.path().join("lease.json");
         std::fs::write(&file, "").unwrap();
-        assert!(matches!(claim(dir.path()).unwrap(), Outcome::Busy(h) if h.pid == 0));
+        assert!(matches!(acquire(dir.path()).unwrap(), Outcome::Busy(h) if h.pid == 0));
         let old = SystemTime::now() - Duration::from_secs(60);
         std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_modified(old).unwrap();
-        assert!(matches!(claim(dir.path()).unwrap(), Outcome::Held(_)));
+        assert!(matches!(acquire(dir.path()).unwrap(), Outcome::Held(_)));
     }
 }

@@ -1,0 +1,61 @@
+//! `balms check`: rerun matrices from scratch and compare every run with the stored results.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::run::{run_matrix, RunArgs};
+use crate::matrix::Plan;
+use crate::report::compare;
+use crate::store::Store;
+
+/// Arguments of `balms check`.
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Matrix files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Allowed top-1 difference per run, in percentage points (default: records must be
+    /// identical, as on the machine kind and thread count that made them).
+    #[arg(long)]
+    tolerance: Option<f64>,
+    /// Scratch folder for the reruns (emptied first).
+    #[arg(long, default_value = "scratch/check")]
+    scratch: PathBuf,
+    /// Run options (`--results` is the reference).
+    #[command(flatten)]
+    options: RunArgs,
+}
+
+/// Reruns each matrix in `--scratch` and compares it with `--results`: exit 1 when any run
+/// differs, with a per-run list.
+///
+/// # Errors
+/// A scratch folder that cannot be emptied, a bad matrix file, or a runner failure.
+#[allow(clippy::print_stdout)]
+pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let scratch = &args.scratch;
+    if scratch.exists() {
+        std::fs::remove_dir_all(scratch)
+            .with_context(|| format!("emptying `{}`", scratch.display()))?;
+    }
+    let options = args.options.options(scratch)?;
+    let reference = Store::new(&args.options.results);
+    let mut failed = false;
+    for file in &args.files {
+        let plan = Plan::load(file)?;
+        run_matrix(&plan, &options)?;
+        let differences =
+            compare::compare_within(&plan, &options.store, &reference, args.tolerance)?;
+        match args.tolerance {
+            Some(points) if differences.is_empty() => println!(
+                "`{}`: every run matches the reference results within {points} top-1 points",
+                plan.name
+            ),
+            _ => println!("{}", compare::render(&plan.name, &differences)),
+        }
+        failed |= !differences.is_empty();
+    }
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}

@@ -1,0 +1,52 @@
+//! `balms plan`: the resolved plan of matrix files, and image-list datasets' class statistics.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::data::lists::{self, Lists};
+use crate::data::DataLocator;
+use crate::matrix::Plan;
+
+/// Arguments of `balms plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Matrix files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Data folder (also `BALMS_DATA`), for image-list datasets' class statistics.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+/// Prints each file's plan, then its image-list statistics.
+///
+/// # Errors
+/// A matrix file that cannot be read or resolved, naming the file and field.
+#[allow(clippy::print_stdout)]
+pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let locator = DataLocator { data_dir: args.data_dir };
+    for file in args.files {
+        let plan = Plan::load(&file)?;
+        print!("{}", plan.render());
+        print!("{}", list_statistics(&plan, &locator));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Class statistics of a plan's image-list datasets, from their train lists where found.
+fn list_statistics(plan: &Plan, locator: &DataLocator) -> String {
+    let mut out = String::new();
+    for column in plan.columns.iter().filter(|c| c.dataset.list().is_some()) {
+        let (prefix, _) = column.dataset.list().expect("list");
+        let line = match locator.locate(&column.dataset) {
+            Ok(Some(dir)) => match Lists::read(&dir, prefix, column.dataset.classes()) {
+                Ok(found) => lists::describe(&found, column.dataset.classes()),
+                Err(e) => format!("lists unreadable: {e}"),
+            },
+            Ok(None) => unreachable!("lists are files"),
+            Err(_) => format!("lists not found ({})", column.dataset.hint()),
+        };
+        out.push_str(&format!("\n{}: {line}\n", column.id()));
+    }
+    out
+}

@@ -1,0 +1,35 @@
+//! `balms report`: aggregate finished runs into tables under the paper folder.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use crate::matrix::Plan;
+use crate::store::Store;
+
+/// Arguments of `balms report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Matrix files.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Results folder.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Output folder.
+    #[arg(long, default_value = "paper")]
+    paper: PathBuf,
+}
+
+/// Writes each file's report and says where.
+///
+/// # Errors
+/// A bad matrix file, an unreadable record, or a report that cannot be written.
+#[allow(clippy::print_stdout)]
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    for file in args.files {
+        let plan = Plan::load(&file)?;
+        let path = crate::report::write_report(&plan, &Store::new(&args.results), &args.paper)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,75 @@
+//! `balms reproduce`: run and report every matrix in a folder whose data is present; name those
+//! skipped and why.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::run::{run_matrix, RunArgs};
+use crate::matrix::Plan;
+use crate::report::compare;
+use crate::store::Store;
+
+/// Arguments of `balms reproduce`.
+#[derive(Debug, clap::Args)]
+pub struct ReproduceArgs {
+    /// Folder of matrix files.
+    #[arg(long, default_value = "experiments")]
+    experiments: PathBuf,
+    /// Output folder of the tables.
+    #[arg(long, default_value = "paper")]
+    paper: PathBuf,
+    /// Recompute everything in this scratch folder and compare with `--results`.
+    #[arg(long)]
+    scratch: Option<PathBuf>,
+    /// Run options.
+    #[command(flatten)]
+    options: RunArgs,
+}
+
+/// Every matrix whose data is present, then its report.
+///
+/// # Errors
+/// An unreadable folder or matrix file, a runner failure, or a report that cannot be written.
+#[allow(clippy::print_stdout)]
+pub fn run(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
+    let scratch = args.scratch.as_deref();
+    let results = scratch.map_or_else(|| args.options.results.clone(), |s| s.join("results"));
+    let paper = scratch.map_or_else(|| args.paper.clone(), |s| s.join("paper"));
+    let options = args.options.options(&results)?;
+    let mut skipped = Vec::new();
+    for file in matrix_files(&args.experiments)? {
+        let plan = Plan::load(&file)?;
+        if let Some(missing) =
+            plan.columns.iter().find_map(|c| options.locator.locate(&c.dataset).err())
+        {
+            skipped.push(format!("{} ({}): {missing}", plan.name, file.display()));
+            continue;
+        }
+        run_matrix(&plan, &options)?;
+        let path = crate::report::write_report(&plan, &options.store, &paper)?;
+        println!("wrote {}", path.display());
+        if scratch.is_some() {
+            let committed = Store::new(&args.options.results);
+            let differences = compare::compare(&plan, &options.store, &committed)?;
+            println!("{}", compare::render(&plan.name, &differences));
+        }
+    }
+    for line in &skipped {
+        println!("skipped {line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The `.toml` files of `dir`, sorted.
+fn matrix_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read `{}`", dir.display()))?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,179 @@
+//! The words a matrix file uses and the plan resolves, shared by the wire format (`config`), the
+//! plan (`matrix`) and the stages that act on them (`train`, `report`): the model-selection rule,
+//! what stage 2 does with the classifier, where stage 2's features come from, and the figures.
+//!
+//! A leaf: it imports nothing from the crate, so every layer above may use it (see the crate doc
+//! for the direction of imports). Component specs (`LossSpec`, `SamplerSpec`, `ModelSpec`,
+//! `DatasetSpec`) stay with their components, which import nothing above them.
+
+use serde::{Deserialize, Serialize};
+
+/// Which model is reported.
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
+#[strum(serialize_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Selection {
+    /// The model after the last iteration (default; the test set never chooses anything).
+    #[strum(message = "the last iterate (default)")]
+    Last,
+    /// The checkpoint (per epoch; per tenth of stage 2) with the best validation top-1; the
+    /// earliest wins ties.
+    #[strum(message = "the best validation top-1")]
+    BestVal,
+    /// The checkpoint with the best *test* top-1, as the reference code does for CIFAR (its
+    /// `val` phase loads the test set). Optimistic by construction; offered only to measure that
+    /// optimism, and labelled as such in results and tables.
+    #[strum(message = "the best test top-1 (optimistic, labelled)")]
+    BestTest,
+}
+
+impl Selection {
+    /// Label recorded in results.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Selection::Last => "last",
+            Selection::BestVal => "best-val",
+            Selection::BestTest => "best-test (optimistic: chosen on the test set)",
+        }
+    }
+}
+
+/// What stage 2 does with the stage-1 model's classifier.
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
+#[strum(serialize_all = "kebab-case")]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", rename_all_fields = "kebab-case", deny_unknown_fields)]
+pub enum Stage2Classifier {
+    /// A fresh linear classifier, PyTorch-initialised (cRT; the official BALMS stage 2).
+    #[strum(message = "a fresh linear classifier (cRT with class-balanced sampling; DT without)")]
+    Retrain,
+    /// Learnable weight scaling (Kang et al., `TauNormClassifier`): the stage-1 linear classifier
+    /// is kept fixed and one scale per class, initialised to 1, multiplies its logits.
+    #[strum(message = "learnable weight scaling of the stage-1 classifier")]
+    Lws,
+    /// tau-normalisation (Kang et al., `tau_norm.py`), post hoc: logits `x . w_j / ||w_j||^tau`
+    /// without the bias. `tau` is chosen on the validation split from 0, 0.1, ..., 2 unless given.
+    #[strum(message = "post hoc: weights divided by their norm^tau (tau chosen on validation unless given)")]
+    TauNorm {
+        /// Fixed tau (default: chosen on the validation split).
+        #[serde(default)]
+        tau: Option<f64>,
+    },
+    /// Post-hoc logit adjustment (Menon et al.): the stage-1 model's logits minus
+    /// `tau * log(n_j / n)` at prediction time (default tau 1).
+    #[strum(message = "post hoc: logits minus tau log prior")]
+    LogitAdjust {
+        /// Temperature (default 1).
+        #[serde(default = "one")]
+        tau: f64,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+impl Stage2Classifier {
+    /// Whether this is a post-hoc adjustment (no training).
+    #[must_use]
+    pub fn is_post_hoc(&self) -> bool {
+        matches!(self, Stage2Classifier::TauNorm { .. } | Stage2Classifier::LogitAdjust { .. })
+    }
+
+    /// Stable label used in plans.
+    #[must_use]
+    pub fn label(&self) -> String {
+        match self {
+            Stage2Classifier::Retrain => "retrain (fresh linear classifier)".to_string(),
+            Stage2Classifier::Lws => "lws (stage-1 classifier fixed, per-class scales)".to_string(),
+            Stage2Classifier::TauNorm { tau: None } => {
+                "tau-norm (tau chosen on validation from 0..2 step 0.1)".to_string()
+            }
+            Stage2Classifier::TauNorm { tau: Some(t) } => format!("tau-norm (tau {t})"),
+            Stage2Classifier::LogitAdjust { tau } => {
+                format!("post-hoc logit adjustment (tau {tau})")
+            }
+        }
+    }
+}
+
+/// How stage 2 gets the frozen backbone's features of training batches.
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
+#[strum(serialize_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Features {
+    /// Computed once for the whole training subset (default: the backbone is frozen and stage 2
+    /// does not augment, so every batch would give the same features).
+    #[strum(message = "computed once (default)")]
+    #[default]
+    Cached,
+    /// Recomputed by the backbone for every batch (and meta batch), as the official code does;
+    /// the same model, far slower: kept to measure what the cache saves (`just bench`).
+    #[strum(message = "through the backbone for every batch")]
+    PerBatch,
+    /// Recomputed for every training batch from inputs augmented with stage 1's `augment` (the
+    /// official code augments stage-2 batches; ImageNet-LT, Places-LT); the backbone stays in
+    /// evaluation mode, and meta batches from the validation split are not augmented, as the
+    /// code's val loader. Needs a stage 1 with an augmentation.
+    #[strum(message = "per batch, from stage 1's augmentation, as the official code")]
+    Augmented,
+}
+
+impl Features {
+    /// Whether this is the default (left out of serialised plans, so hashes do not move).
+    #[must_use]
+    pub fn is_cached(&self) -> bool {
+        *self == Features::Cached
+    }
+}
+
+/// What a figure shows (`kind` in `[[figures]]`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FigureKind {
+    /// p(y) on the test set.
+    MarginalLikelihood,
+    /// The Meta Sampler's final rates.
+    MetaRates,
+    /// Per-class test accuracy.
+    PerClassAccuracy,
+}
+
+impl FigureKind {
+    /// The kind's name in the matrix and in figure file names.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            FigureKind::MarginalLikelihood => "marginal-likelihood",
+            FigureKind::MetaRates => "meta-rates",
+            FigureKind::PerClassAccuracy => "per-class-accuracy",
+        }
+    }
+
+    /// The y-axis label.
+    #[must_use]
+    pub fn y_label(self) -> &'static str {
+        match self {
+            FigureKind::MarginalLikelihood => "p(y) on the test set",
+            FigureKind::MetaRates => "learned sample rate",
+            FigureKind::PerClassAccuracy => "test accuracy",
+        }
+    }
+}
+
+/// `[[figures]]` in a matrix.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct FigureSpec {
+    /// File name part (default: the kind), to tell two figures of one kind apart.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// What to draw.
+    pub kind: FigureKind,
+    /// The methods drawn (default: all that have the values).
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
