@@ -330,7 +330,6 @@ fn balms_images_per_second(
             workload.name()
         );
     }
-    #[allow(clippy::cast_precision_loss)]
     Ok((steps * u64::from(options.batch)) as f64 / (long - short))
 }
 
@@ -551,7 +550,6 @@ pub fn throughput(
         if !output.status.success() {
             bail!("`balms run --jobs {jobs}` failed:\n{}", String::from_utf8_lossy(&output.stderr));
         }
-        #[allow(clippy::cast_precision_loss)]
         let runs_per_hour = runs as f64 * 3600.0 / seconds;
         rows.push(Throughput { jobs, threads, runs, seconds, runs_per_hour });
     }

@@ -198,7 +198,7 @@ where
 {
     use serde::de::Error;
     let value = toml::Value::deserialize(deserializer)?;
-    parse_name_or_table(value).map(Some).map_err(|message| D::Error::custom(message))
+    parse_name_or_table(value).map(Some).map_err(D::Error::custom)
 }
 
 /// A registry value from a bare name or a table, as [`name_or_table`]; the error is toml's message.

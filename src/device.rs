@@ -3,6 +3,11 @@
 //! rustc links with `--as-needed`, which drops `libtorch_cuda.so`, so CUDA looks absent even on
 //! a GPU machine. Loading the library at start-up with `RTLD_GLOBAL` registers it where the full
 //! PyTorch install and a GPU exist, and fails harmlessly on the CPU-minimal install.
+#![expect(
+    unsafe_code,
+    reason = "dlopen of libtorch_cuda and libtorch's autocast switches, which tch does not expose; \
+              each block says why it is sound"
+)]
 
 use clap::ValueEnum;
 use tch::{Cuda, Device};
@@ -51,7 +56,7 @@ pub fn resolve(choice: DeviceChoice) -> anyhow::Result<Device> {
 pub fn label(device: Device) -> String {
     match device {
         Device::Cuda(i) => format!("cuda:{i}"),
-        _ => "cpu".to_string(),
+        Device::Cpu | Device::Mps | Device::Vulkan => "cpu".to_string(),
     }
 }
 

@@ -59,7 +59,11 @@ pub enum Length {
 impl Length {
     /// Iterations, given the iterations of one epoch.
     #[must_use]
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "epochs (positive, checked) times iterations per epoch, far below 2^64"
+    )]
     pub fn iterations(self, per_epoch: u64) -> u64 {
         match self {
             Length::Epochs(e) => (e * per_epoch as f64).round() as u64,
@@ -107,7 +111,11 @@ impl Default for Drw {
 impl Drw {
     /// The first (0-based) epoch with weights, of `epochs`.
     #[must_use]
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, clippy::cast_precision_loss)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "start is a fraction in [0, 1] (checked), so the epoch is in 0..=epochs"
+    )]
     pub fn first_epoch(&self, epochs: u64) -> u64 {
         (self.start * epochs as f64).round() as u64
     }
@@ -147,7 +155,6 @@ pub struct Settings {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub channels_last: bool,
 }
-
 
 /// Stage 2 of decoupled training on the frozen stage-1 backbone, whose features are computed
 /// once in evaluation mode (see README, "Decoupled training"): a classifier trained on them, or a
@@ -708,8 +715,8 @@ fn resolve_methods(file: &MatrixFile) -> Result<Vec<Method>, String> {
 
 /// `[paper]` names a reference table, methods of the matrix and rows of that table.
 fn check_paper(paper: &crate::config::PaperWire, methods: &[Method]) -> Result<(), String> {
-    let table = crate::reference::Table::named(&paper.table)
-        .map_err(|e| format!("paper.table: {e}"))?;
+    let table =
+        crate::reference::Table::named(&paper.table).map_err(|e| format!("paper.table: {e}"))?;
     let rows = table.rows();
     for (method, row) in &paper.rows {
         if !methods.iter().any(|m| &m.name == method) {
@@ -742,7 +749,10 @@ fn check_claims(
             }
         }
         if let Some(factors) = &claim.imbalance {
-            if let Some(f) = factors.iter().find(|f| !columns.iter().any(|c| c.imbalance == **f)) {
+            if let Some(f) = factors
+                .iter()
+                .find(|f| !columns.iter().any(|c| c.imbalance.to_bits() == f.to_bits()))
+            {
                 return Err(format!("{field}: the matrix has no imbalance factor {f}"));
             }
         }

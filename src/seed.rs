@@ -47,7 +47,10 @@ fn splitmix64(x: u64) -> u64 {
 
 /// A seed for `tch::manual_seed`, which takes an `i64`: the derived bits, reinterpreted.
 #[must_use]
-#[allow(clippy::cast_possible_wrap)]
+#[expect(
+    clippy::cast_possible_wrap,
+    reason = "the derived bits reinterpreted as an i64 seed: wrapping is the intent"
+)]
 pub fn torch_seed(derived: u64) -> i64 {
     derived as i64
 }

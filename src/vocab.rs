@@ -55,7 +55,9 @@ pub enum Stage2Classifier {
     Lws,
     /// tau-normalisation (Kang et al., `tau_norm.py`), post hoc: logits `x . w_j / ||w_j||^tau`
     /// without the bias. `tau` is chosen on the validation split from 0, 0.1, ..., 2 unless given.
-    #[strum(message = "post hoc: weights divided by their norm^tau (tau chosen on validation unless given)")]
+    #[strum(
+        message = "post hoc: weights divided by their norm^tau (tau chosen on validation unless given)"
+    )]
     TauNorm {
         /// Fixed tau (default: chosen on the validation split).
         #[serde(default)]

@@ -5,6 +5,7 @@
 //! The files: JPEGs of ImageNet's typical sizes (500 x 375, 375 x 500, 500 x 333; quality 90)
 //! made from Fashion-MNIST images, three per file as the red, green and blue channels, enlarged.
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub struct DecodeRow {
 ///
 /// # Errors
 /// Missing Fashion-MNIST, or write errors.
+#[expect(clippy::many_single_char_names, reason = "pixels and sides as image libraries name them")]
 pub fn prepare(options: &DecodeOptions) -> anyhow::Result<Vec<PathBuf>> {
     let dir = options.locator.locate(&DatasetKind::FashionMnistLt)?.context("Fashion-MNIST")?;
     let pool = idx::read_split(&dir, "train")?;
@@ -61,10 +63,10 @@ pub fn prepare(options: &DecodeOptions) -> anyhow::Result<Vec<PathBuf>> {
         .with_context(|| format!("creating `{}`", options.scratch.display()))?;
     let sizes = [(500, 375), (375, 500), (500, 333)];
     let mut paths = Vec::with_capacity(options.images);
-    for k in 0..options.images {
-        let (w, h) = sizes[k % sizes.len()];
+    for file in 0..options.images {
+        let (w, h) = sizes[file % sizes.len()];
         let channel = |i: usize| {
-            let row = (3 * k + i) % pool.len();
+            let row = (3 * file + i) % pool.len();
             let gray =
                 GrayImage::from_raw(28, 28, pool.pixels[row * 784..(row + 1) * 784].to_vec())
                     .expect("28 x 28");
@@ -74,7 +76,7 @@ pub fn prepare(options: &DecodeOptions) -> anyhow::Result<Vec<PathBuf>> {
         let rgb = RgbImage::from_fn(w, h, |x, y| {
             image::Rgb([r.get_pixel(x, y)[0], g.get_pixel(x, y)[0], b.get_pixel(x, y)[0]])
         });
-        let path = options.scratch.join(format!("{k:04}.jpg"));
+        let path = options.scratch.join(format!("{file:04}.jpg"));
         let mut bytes = Vec::new();
         image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
             .encode_image(&rgb)
@@ -105,9 +107,7 @@ pub fn balms_rate(paths: &[PathBuf], transform: Transform, threads: usize, passe
         }
         best = best.min(start.elapsed().as_secs_f64());
     }
-    #[allow(clippy::cast_precision_loss)]
-    let rate = paths.len() as f64 / best;
-    rate
+    paths.len() as f64 / best
 }
 
 #[derive(Deserialize)]
@@ -142,7 +142,10 @@ fn reference_rates(
 pub fn run(options: &DecodeOptions) -> anyhow::Result<Vec<DecodeRow>> {
     let paths = prepare(options)?;
     let list = options.scratch.join("files.txt");
-    let text: String = paths.iter().map(|p| format!("{}\n", p.display())).collect();
+    let text: String = paths.iter().fold(String::new(), |mut text, p| {
+        let _ = writeln!(text, "{}", p.display());
+        text
+    });
     std::fs::write(&list, text).with_context(|| format!("writing `{}`", list.display()))?;
     let mut rows = Vec::new();
     for (threads, workers) in [(1, 0), (options.threads, options.threads)] {
@@ -180,10 +183,11 @@ pub fn markdown(rows: &[DecodeRow], machine: &str, images: usize) -> String {
             || ("-".to_string(), "-".to_string()),
             |v| (format!("{v:.0}"), format!("{:.2}x", r.balms / v)),
         );
-        out.push_str(&format!(
-            "| {} | {} | {:.0} | {reference} | {ratio} |\n",
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.0} | {reference} | {ratio} |",
             r.transform, r.threads, r.balms
-        ));
+        );
     }
     out
 }

@@ -105,7 +105,6 @@ pub struct Measured {
 #[must_use]
 pub fn measure(mixture: &Mixture, trained: &Trained, model: Model, test: &Points) -> Measured {
     let linear = trained.get(model);
-    #[allow(clippy::cast_precision_loss)]
     let adjust: Vec<f64> = trained
         .counts
         .iter()
@@ -121,7 +120,6 @@ pub fn measure(mixture: &Mixture, trained: &Trained, model: Model, test: &Points
         out.kl_long_tailed +=
             kl(&log_softmax(&mixture.bayes_logits(x, Some(&trained.counts))), &log_q);
     }
-    #[allow(clippy::cast_precision_loss)]
     let n = test.len() as f64;
     Measured {
         accuracy: out.accuracy / n,

@@ -61,7 +61,6 @@ impl Mixture {
     /// `k` means evenly spaced on a circle of `radius` in the first two of `d` dimensions.
     #[must_use]
     pub fn on_circle(k: usize, d: usize, radius: f64) -> Mixture {
-        #[allow(clippy::cast_precision_loss)]
         let means = (0..k)
             .map(|j| {
                 let angle = 2.0 * std::f64::consts::PI * j as f64 / k as f64;
@@ -105,7 +104,6 @@ impl Mixture {
             .map(|(j, m)| {
                 let dot: f64 = m.iter().zip(x).map(|(a, b)| a * b).sum();
                 let norm: f64 = m.iter().map(|a| a * a).sum();
-                #[allow(clippy::cast_precision_loss)]
                 let log_prior = prior.map_or(0.0, |p| (p[j] as f64).ln());
                 dot - norm / 2.0 + log_prior
             })
@@ -151,7 +149,6 @@ impl Objective {
     /// Balanced Softmax with exponent `q` for training counts `counts` (q = 0: Softmax).
     #[must_use]
     pub fn balanced(counts: &[usize], q: f64) -> Objective {
-        #[allow(clippy::cast_precision_loss)]
         let shift = counts.iter().map(|&n| q * (n as f64).ln()).collect();
         Objective { shift }
     }
@@ -205,7 +202,6 @@ impl Linear {
                 }
             }
         }
-        #[allow(clippy::cast_precision_loss)]
         let scale = 1.0 / rows.len() as f64;
         gw.iter_mut().chain(gb.iter_mut()).for_each(|g| *g *= scale);
         (loss * scale, gw, gb)
@@ -251,16 +247,13 @@ impl Linear {
         let hits = (0..points.len())
             .filter(|&i| argmax(&self.logits(points.row(i))) == points.y[i])
             .count();
-        #[allow(clippy::cast_precision_loss)]
-        let accuracy = hits as f64 / points.len() as f64;
-        accuracy
+        hits as f64 / points.len() as f64
     }
 }
 
 /// Least-squares slope of `y` on `x`, and the fit's R^2 (1 when `y` is constant).
 #[must_use]
 pub fn least_squares(x: &[f64], y: &[f64]) -> (f64, f64) {
-    #[allow(clippy::cast_precision_loss)]
     let n = x.len() as f64;
     let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
     let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).sum();
@@ -301,7 +294,9 @@ mod tests {
             model.loss_and_gradient(&points, &rows, &Objective::balanced(&counts, 1.0));
 
         let x = Tensor::from_slice(&points.x).view([-1, 2]);
-        let y = Tensor::from_slice(&points.y.iter().map(|&v| v as i64).collect::<Vec<_>>());
+        let y = Tensor::from_slice(
+            &points.y.iter().map(|&v| i64::try_from(v).unwrap()).collect::<Vec<_>>(),
+        );
         let w = Tensor::from_slice(&model.w).view([3, 2]).set_requires_grad(true);
         let b = Tensor::from_slice(&model.b).set_requires_grad(true);
         let context = BuildContext::new(counts.to_vec(), Device::Cpu);

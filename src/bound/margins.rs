@@ -42,10 +42,10 @@ impl Statistic {
         match self {
             Statistic::Max => *losses.last().expect("a class has samples"),
             Statistic::Quantile => {
-                #[allow(
-                    clippy::cast_precision_loss,
+                #[expect(
                     clippy::cast_possible_truncation,
-                    clippy::cast_sign_loss
+                    clippy::cast_sign_loss,
+                    reason = "a rank in 0..len, since QUANTILE is in [0, 1]"
                 )]
                 let at = ((losses.len() - 1) as f64 * QUANTILE).round() as usize;
                 losses[at]
@@ -74,15 +74,12 @@ fn class_statistics(trained: &Trained, model: Model, statistic: Statistic) -> Ve
 /// The bound's value for margins `gamma` and counts `n`.
 #[must_use]
 pub fn bound(gamma: &[f64], counts: &[usize]) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
     let total = counts.iter().sum::<usize>() as f64;
-    #[allow(clippy::cast_precision_loss)]
     let k = counts.len() as f64;
     gamma
         .iter()
         .zip(counts)
         .map(|(g, &n)| {
-            #[allow(clippy::cast_precision_loss)]
             let n = n as f64;
             (C / n).sqrt() / g + total.ln() / n.sqrt()
         })
@@ -93,7 +90,6 @@ pub fn bound(gamma: &[f64], counts: &[usize]) -> f64 {
 /// The optimal margins (Eqn 8) with total `beta`.
 #[must_use]
 pub fn optimal(beta: f64, counts: &[usize]) -> Vec<f64> {
-    #[allow(clippy::cast_precision_loss)]
     let w: Vec<f64> = counts.iter().map(|&n| (n as f64).powf(-0.25)).collect();
     let sum: f64 = w.iter().sum();
     w.iter().map(|v| beta * v / sum).collect()
@@ -118,7 +114,6 @@ fn margins(trained: &Trained, statistic: Statistic) -> Vec<Margins> {
     let stats: Vec<Vec<f64>> =
         MODELS.iter().map(|&m| class_statistics(trained, m, statistic)).collect();
     let t = 1.0 + stats.iter().flatten().copied().fold(f64::NEG_INFINITY, f64::max);
-    #[allow(clippy::cast_precision_loss)]
     let x: Vec<f64> = trained.counts.iter().map(|&n| (n as f64).powf(-0.25)).collect();
     stats
         .iter()

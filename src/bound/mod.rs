@@ -16,6 +16,7 @@ pub mod margins;
 pub mod overbalance;
 pub mod toy;
 
+use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use clap::ValueEnum;
@@ -73,7 +74,6 @@ impl Check {
 pub fn mean_and_se(values: &[f64]) -> (f64, f64) {
     let sample = crate::report::estimate::Sample::new(values.to_vec())
         .expect("a standard error needs at least two finite values");
-    #[allow(clippy::cast_precision_loss)]
     let n = values.len() as f64;
     (sample.mean(), sample.std_dev() / n.sqrt())
 }
@@ -129,13 +129,14 @@ pub fn render_verdicts(verdicts: &[Verdict]) -> String {
     let mut out =
         String::from("| check | the paper predicts | measured | agrees |\n|---|---|---|---|\n");
     for v in verdicts {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} |\n",
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} |",
             v.check,
             v.predicted,
             v.measured,
             if v.agree { "yes" } else { "**no**" }
-        ));
+        );
     }
     out
 }

@@ -28,7 +28,6 @@ fn slopes(seed: Seed) -> ([f64; 3], f64) {
     let balanced = Objective::balanced(&counts, 1.0);
     let (model, _) = Linear::fit(&train, K, &balanced, 0.5, 3000);
     let accuracy = model.accuracy(&train);
-    #[allow(clippy::cast_precision_loss)]
     let (total, k) = (train.len() as f64, K as f64);
     // log E_i[phi_j] and log E_i[phi_hat_j], per (i, j).
     let by_class = train.by_class(K);
@@ -44,7 +43,6 @@ fn slopes(seed: Seed) -> ([f64; 3], f64) {
                         *s += lp.exp();
                     }
                 }
-                #[allow(clippy::cast_precision_loss)]
                 let n = rows.len() as f64;
                 sum.iter().map(|s| (s / n).ln()).collect()
             })
@@ -52,7 +50,6 @@ fn slopes(seed: Seed) -> ([f64; 3], f64) {
     };
     let plain = mean_probs(&[0.0; K]);
     let shifted = mean_probs(&balanced.shift);
-    #[allow(clippy::cast_precision_loss)]
     let log_n: Vec<f64> = counts.iter().map(|&n| (n as f64).ln()).collect();
     let mut out = [0.0; 3];
     for j in 0..K {

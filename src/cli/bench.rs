@@ -67,7 +67,7 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     /// `--throughput`: a matrix timed at 1 job x N threads and N jobs x 1 thread.
-    #[allow(clippy::print_stdout)]
+    #[expect(clippy::print_stdout, reason = "the command's output")]
     fn throughput(&self, matrix: &Path) -> anyhow::Result<()> {
         let jobs = usize::try_from(self.threads).context("threads")?;
         let settings = [(1, self.threads), (jobs, 1)];
@@ -81,7 +81,7 @@ impl BenchArgs {
     }
 
     /// The workloads timed in balms and the reference.
-    #[allow(clippy::print_stdout)]
+    #[expect(clippy::print_stdout, reason = "the command's output")]
     fn workloads(&self) -> anyhow::Result<()> {
         let options = crate::bench::BenchOptions {
             workloads: self.workloads.clone(),

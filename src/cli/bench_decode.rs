@@ -40,7 +40,7 @@ pub struct BenchDecodeArgs {
 ///
 /// # Errors
 /// Fashion-MNIST missing, a failing reference, or a file that cannot be written.
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn run(args: BenchDecodeArgs) -> anyhow::Result<ExitCode> {
     let BenchDecodeArgs { python, script, images, passes, threads, data_dir, scratch, out } = args;
     let locator = DataLocator { data_dir };

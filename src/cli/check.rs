@@ -33,8 +33,8 @@ pub struct CheckArgs {
 ///
 /// # Errors
 /// A scratch folder that cannot be emptied, a bad matrix file, or a runner failure.
-#[allow(clippy::print_stdout)]
-pub fn run(args: CheckArgs) -> anyhow::Result<ExitCode> {
+#[expect(clippy::print_stdout, reason = "the command's output")]
+pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let scratch = &args.scratch;
     if scratch.exists() {
         std::fs::remove_dir_all(scratch)

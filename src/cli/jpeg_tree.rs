@@ -37,7 +37,7 @@ pub struct JpegTreeArgs {
 ///
 /// # Errors
 /// Fashion-MNIST missing, or a file that cannot be written.
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn run(args: JpegTreeArgs) -> anyhow::Result<ExitCode> {
     let JpegTreeArgs { out, imbalance, n_max, seed, test_per_class, quality, data_dir } = args;
     let options = TreeOptions { out, imbalance, n_max, seed, test_per_class, quality };

@@ -1,5 +1,6 @@
 //! `balms plan`: the resolved plan of matrix files, and image-list datasets' class statistics.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -22,7 +23,7 @@ pub struct PlanArgs {
 ///
 /// # Errors
 /// A matrix file that cannot be read or resolved, naming the file and field.
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let locator = DataLocator { data_dir: args.data_dir };
     for file in args.files {
@@ -46,7 +47,7 @@ fn list_statistics(plan: &Plan, locator: &DataLocator) -> String {
             Ok(None) => unreachable!("lists are files"),
             Err(_) => format!("lists not found ({})", column.dataset.hint()),
         };
-        out.push_str(&format!("\n{}: {line}\n", column.id()));
+        let _ = writeln!(out, "\n{}: {line}", column.id());
     }
     out
 }

@@ -24,7 +24,7 @@ pub struct ReportArgs {
 ///
 /// # Errors
 /// A bad matrix file, an unreadable record, or a report that cannot be written.
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     for file in args.files {
         let plan = Plan::load(&file)?;

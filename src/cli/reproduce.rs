@@ -32,8 +32,8 @@ pub struct ReproduceArgs {
 ///
 /// # Errors
 /// An unreadable folder or matrix file, a runner failure, or a report that cannot be written.
-#[allow(clippy::print_stdout)]
-pub fn run(args: ReproduceArgs) -> anyhow::Result<ExitCode> {
+#[expect(clippy::print_stdout, reason = "the command's output")]
+pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
     let scratch = args.scratch.as_deref();
     let results = scratch.map_or_else(|| args.options.results.clone(), |s| s.join("results"));
     let paper = scratch.map_or_else(|| args.paper.clone(), |s| s.join("paper"));

@@ -103,7 +103,7 @@ pub fn run(args: RunCommandArgs) -> anyhow::Result<ExitCode> {
 ///
 /// # Errors
 /// As [`run`].
-pub fn worker(args: WorkerArgs) -> anyhow::Result<ExitCode> {
+pub fn worker(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
     let options = args.options.options(&args.options.results)?;
     runner::serve_worker(&Plan::load(&args.file)?, &options)?;
     Ok(ExitCode::SUCCESS)

@@ -52,7 +52,7 @@ pub struct SlurmArgs {
 ///
 /// # Errors
 /// A bad matrix file, counts below 1, or a script that cannot be written.
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::load(&args.file)?;
     let units = runner::unit_count(&plan);

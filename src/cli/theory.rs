@@ -24,7 +24,7 @@ pub struct TheoryArgs {
 ///
 /// # Errors
 /// Fewer than two seeds, or a file that cannot be written.
-#[allow(clippy::print_stdout)]
+#[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn run(args: TheoryArgs) -> anyhow::Result<ExitCode> {
     let checks = if args.only.is_empty() { Check::ALL.to_vec() } else { args.only };
     let seeds: Vec<Seed> = args.seeds.into_iter().map(Seed).collect();

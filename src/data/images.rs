@@ -97,7 +97,11 @@ pub fn random_resized_crop(width: u32, height: u32, rng: &mut ChaCha8Rng) -> (u3
         let cw = (target * aspect).sqrt().round_ties_even();
         let ch = (target / aspect).sqrt().round_ties_even();
         if cw > 0.0 && cw <= w && ch > 0.0 && ch <= h {
-            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "rounded crop sides in 1..=width and 1..=height, checked just above"
+            )]
             let (cw, ch) = (cw as u32, ch as u32);
             let top = rng.gen_range(0..=height - ch);
             let left = rng.gen_range(0..=width - cw);
@@ -105,7 +109,11 @@ pub fn random_resized_crop(width: u32, height: u32, rng: &mut ChaCha8Rng) -> (u3
         }
     }
     let ratio = w / h;
-    #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a rounded side of the centre crop, no longer than the image's"
+    )]
     let (cw, ch) = if ratio < 3.0 / 4.0 {
         (width, (w / (3.0 / 4.0)).round() as u32)
     } else if ratio > 4.0 / 3.0 {
@@ -133,7 +141,10 @@ impl Jitter {
         for i in (1..4).rev() {
             order.swap(i, rng.gen_range(0..=i));
         }
-        #[allow(clippy::cast_possible_truncation)]
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a jitter factor near 1, used in f32 as torchvision's tensors are"
+        )]
         let mut factor = || rng.gen_range(1.0 - strength..=1.0 + strength) as f32;
         let factors = [factor(), factor(), factor()];
         Jitter { order, factors }
@@ -145,7 +156,6 @@ impl Jitter {
             match op {
                 0 => rgb.iter_mut().for_each(|v| *v = (*v * self.factors[0]).clamp(0.0, 1.0)),
                 1 => {
-                    #[allow(clippy::cast_precision_loss)]
                     let mean = rgb.chunks(3).map(gray).sum::<f32>() / (rgb.len() / 3) as f32;
                     blend(rgb, self.factors[1], |_| mean);
                 }
@@ -168,7 +178,9 @@ fn gray(p: &[f32]) -> f32 {
 fn blend(rgb: &mut [f32], factor: f32, other: impl Fn(usize) -> f32) {
     for (pixel, p) in rgb.chunks_mut(3).enumerate() {
         let o = other(pixel);
-        p.iter_mut().for_each(|v| *v = (factor * *v + (1.0 - factor) * o).clamp(0.0, 1.0));
+        for v in p.iter_mut() {
+            *v = (factor * *v + (1.0 - factor) * o).clamp(0.0, 1.0);
+        }
     }
 }
 
@@ -199,6 +211,10 @@ pub fn train_transform(
 #[must_use]
 pub fn test_transform(image: &RgbImage, size: ImageSize) -> Vec<f32> {
     let (w, h) = (image.width(), image.height());
+    #[expect(
+        clippy::cast_possible_truncation,
+        reason = "JPEG sides are at most 65,535, so resize x longer / shorter fits u32"
+    )]
     let (nw, nh) = if w <= h {
         (size.resize, (u64::from(size.resize) * u64::from(h) / u64::from(w)) as u32)
     } else {
@@ -206,7 +222,11 @@ pub fn test_transform(image: &RgbImage, size: ImageSize) -> Vec<f32> {
     };
     let resized = resize(image, (0, 0, w, h), (nw, nh));
     let offset = |side: u32| {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a non-negative offset (clamped at 0) below the resized side"
+        )]
         let o = ((f64::from(side) - f64::from(size.crop)) / 2.0).round_ties_even().max(0.0) as u32;
         o
     };
@@ -417,7 +437,9 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_training_sample() {
-        let image = RgbImage::from_fn(50, 40, |x, y| image::Rgb([(x * 5) as u8, (y * 6) as u8, 7]));
+        let image = RgbImage::from_fn(50, 40, |x, y| {
+            image::Rgb([u8::try_from(x * 5).unwrap(), u8::try_from(y * 6).unwrap(), 7])
+        });
         let size = ImageSize { crop: 16, resize: 18 };
         let a = train_transform(&image, size, 0.4, &mut rng(3));
         let b = train_transform(&image, size, 0.4, &mut rng(3));

@@ -189,7 +189,7 @@ impl Inputs {
 fn file_transform(augment: &AugmentSpec) -> Transform {
     match augment {
         AugmentSpec::RandomResizedCrop { jitter } => Transform::Train { jitter: *jitter },
-        _ => Transform::Test,
+        AugmentSpec::None | AugmentSpec::CropFlip { .. } => Transform::Test,
     }
 }
 

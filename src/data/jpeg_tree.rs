@@ -6,6 +6,7 @@
 //! two pipelines can be compared on identical images; the test list is the Fashion-MNIST test
 //! set (optionally its first `test_per_class` images of each class).
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -86,7 +87,7 @@ pub fn write(locator: &DataLocator, options: &TreeOptions) -> Result<[usize; 3],
             std::fs::File::create(&path)
                 .and_then(|mut f| f.write_all(&bytes))
                 .map_err(io(&path))?;
-            list.push_str(&format!("{relative} {label}\n"));
+            let _ = writeln!(list, "{relative} {label}");
         }
         let file = staging.join(lists::file_name(PREFIX, split));
         std::fs::write(&file, list).map_err(io(&file))?;

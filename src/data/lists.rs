@@ -197,7 +197,6 @@ pub fn describe(lists: &Lists, classes: usize) -> String {
         .map(|g| counts.iter().filter(|&&n| Shot::of(n) == g).count());
     let max = counts.iter().max().copied().unwrap_or(0);
     let min = counts.iter().min().copied().unwrap_or(0);
-    #[allow(clippy::cast_precision_loss)]
     let imbalance = max as f64 / min.max(1) as f64;
     format!(
         "{} training images in {} classes (max {max}, min {min}, imbalance {imbalance:.0}), \

@@ -15,7 +15,11 @@ use sha2::{Digest, Sha256};
 pub fn profile(n_max: usize, imbalance: f64, classes: usize) -> Vec<usize> {
     assert!(classes >= 2, "a long-tail profile needs at least two classes");
     let gamma = 1.0 / imbalance;
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "n_max * gamma^t is in [0, n_max]; truncated as the official code's int()"
+    )]
     (0..classes)
         .map(|i| (n_max as f64 * gamma.powf(i as f64 / (classes as f64 - 1.0))) as usize)
         .collect()

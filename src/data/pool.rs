@@ -223,7 +223,6 @@ fn check_list_imbalance(kind: &DatasetKind, lists: &Lists) -> Result<(), DataErr
     };
     let counts = lists.train.counts(kind.classes());
     let (max, min) = (counts.iter().max().copied(), counts.iter().min().copied());
-    #[allow(clippy::cast_precision_loss)]
     let found = max.unwrap_or(0) as f64 / min.unwrap_or(1).max(1) as f64;
     if (found - imbalances).abs() > 0.5 {
         return Err(DataError::Format {
@@ -273,7 +272,9 @@ impl TensorPool {
 
     /// Normalised pool images at `indices`, on `device`, and their labels.
     fn gather(&self, indices: &[usize], device: Device) -> (Tensor, Vec<i64>) {
-        let index = Tensor::from_slice(&indices.iter().map(|&i| i as i64).collect::<Vec<_>>());
+        let index: Vec<i64> =
+            indices.iter().map(|&i| i64::try_from(i).expect("pool indices fit i64")).collect();
+        let index = Tensor::from_slice(&index);
         let labels = indices.iter().map(|&i| self.train_y[i]).collect();
         (self.normalize.apply(&self.train_x.index_select(0, &index)).to_device(device), labels)
     }

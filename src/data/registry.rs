@@ -36,10 +36,7 @@ pub enum DatasetSpec {
     )]
     FashionMnistLt(Imbalances),
     /// MNIST-LT (IDX); `n_max` 5,421, MNIST's smallest class, so every class can supply its count.
-    #[strum(
-        message = "MNIST-LT (IDX)",
-        detailed_message = "mnist-lt { imbalance = [100] }"
-    )]
+    #[strum(message = "MNIST-LT (IDX)", detailed_message = "mnist-lt { imbalance = [100] }")]
     MnistLt(Imbalances),
     /// UCI digits, embedded; 50 per class held out for test, `n_max` 124.
     #[strum(
@@ -235,7 +232,12 @@ pub enum Format<'a> {
 }
 
 /// The folder of a dataset, its names and well-known places given as string slices.
-fn folder<'a>(relative: &[&str], well_known: &[&str], markers: &[&str], format: Format<'a>) -> Source<'a> {
+fn folder<'a>(
+    relative: &[&str],
+    well_known: &[&str],
+    markers: &[&str],
+    format: Format<'a>,
+) -> Source<'a> {
     let own = |names: &[&str]| names.iter().map(ToString::to_string).collect();
     Source::Folder(Folder {
         relative: own(relative),
@@ -250,12 +252,12 @@ const IDX_MARKERS: [&str; 2] = ["t10k-labels-idx1-ubyte", "t10k-labels-idx1-ubyt
 
 /// The side of an image-list dataset's training crop as an input shape.
 fn crop_shape(size: ImageSize) -> Vec<i64> {
-    let side = i64::from(size.crop);
-    vec![3, side, side]
+    let crop = i64::from(size.crop);
+    vec![3, crop, crop]
 }
 
 /// A list dataset's folder: the list file that marks it, and the format.
-fn list_folder<'a>(relative: Vec<String>, well_known: Vec<String>, format: Format<'a>) -> Source<'a> {
+fn list_folder(relative: Vec<String>, well_known: Vec<String>, format: Format<'_>) -> Source<'_> {
     let Format::Lists { prefix, .. } = &format else { unreachable!("a list format") };
     let markers = vec![lists::file_name(prefix, "train")];
     Source::Folder(Folder { relative, well_known, markers, format })
@@ -264,6 +266,7 @@ fn list_folder<'a>(relative: Vec<String>, well_known: Vec<String>, format: Forma
 impl DatasetKind {
     /// The dataset's [`Descriptor`]: the one place each dataset is described.
     #[must_use]
+    #[expect(clippy::too_many_lines, reason = "one arm per dataset, each a whole description")]
     pub fn descriptor(&self) -> Descriptor<'_> {
         let owned = |names: &[&str]| names.iter().map(ToString::to_string).collect::<Vec<_>>();
         match self {

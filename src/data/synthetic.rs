@@ -97,7 +97,10 @@ impl GaussianParams {
         let mut out = GaussianSamples { features: Vec::new(), labels: Vec::new() };
         for (class, mean) in means.iter().enumerate() {
             for _ in 0..per_class {
-                #[allow(clippy::cast_possible_truncation)]
+                #[expect(
+                    clippy::cast_possible_truncation,
+                    reason = "inputs are f32, the training precision"
+                )]
                 out.features.extend(mean.iter().map(|m| (m + normal(&mut rng)) as f32));
                 out.labels.push(i64::try_from(class).expect("class fits i64"));
             }

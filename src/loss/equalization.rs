@@ -21,9 +21,7 @@ impl Equalization {
     /// The loss with drop probability `gamma` and frequency threshold `lambda`.
     #[must_use]
     pub fn new(context: &BuildContext, gamma: f64, lambda: f64) -> Equalization {
-        #[allow(clippy::cast_precision_loss)]
         let total = context.class_counts.iter().sum::<usize>() as f64;
-        #[allow(clippy::cast_precision_loss)]
         let tail: Vec<f64> = context
             .class_counts
             .iter()

@@ -9,7 +9,6 @@ use super::{cross_entropy_terms, f64_tensor, BuildContext, Loss, Terms};
 /// Margins `m_j = n_j^(-1/4)` rescaled so that the largest is `max_margin`.
 #[must_use]
 pub fn ldam_margins(counts: &[usize], max_margin: f64) -> Vec<f64> {
-    #[allow(clippy::cast_precision_loss)]
     let raw: Vec<f64> = counts.iter().map(|&n| 1.0 / (n as f64).sqrt().sqrt()).collect();
     let largest = raw.iter().copied().fold(0.0, f64::max);
     raw.iter().map(|m| m * max_margin / largest).collect()

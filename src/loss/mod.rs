@@ -9,17 +9,17 @@
 //! add a variant to [`LossSpec`] and its arms in `label` and `build` (no `_ =>` arms on spec
 //! enums, so the compiler lists every place to touch). The README shows a worked example.
 
-mod shifted_softmax;
 mod equalization;
 mod focal;
 mod ldam;
+mod shifted_softmax;
 mod softmax;
 mod weights;
 
-pub use shifted_softmax::ShiftedSoftmax;
 pub use equalization::Equalization;
 pub use focal::Focal;
 pub use ldam::{ldam_margins, Ldam};
+pub use shifted_softmax::ShiftedSoftmax;
 pub use softmax::Softmax;
 pub use weights::{class_balanced_weights, inverse_frequency_weights};
 
@@ -172,7 +172,9 @@ pub enum LossSpec {
     /// Class-Balanced loss (Cui et al., 1901.05555): class weights `(1 - beta)/(1 - beta^n_j)`
     /// normalised to sum to C (LDAM-DRW's `Reweight` rule, beta 0.9999 by default), over softmax
     /// cross-entropy (default) or the focal loss (LDAM-DRW's form, weight inside the CE).
-    #[strum(message = "class weights (1 - beta)/(1 - beta^n_j) over softmax or focal (Cui et al.)")]
+    #[strum(
+        message = "class weights (1 - beta)/(1 - beta^n_j) over softmax or focal (Cui et al.)"
+    )]
     ClassBalancedLoss {
         /// beta of the effective number (default 0.9999).
         #[serde(default = "cb_beta")]
@@ -262,6 +264,10 @@ impl LossSpec {
     pub fn label(&self) -> String {
         match self {
             LossSpec::Softmax => "softmax".to_string(),
+            #[expect(
+                clippy::float_cmp,
+                reason = "only the exact default reads as plain Balanced Softmax"
+            )]
             LossSpec::BalancedSoftmax { exponent } if *exponent == 1.0 => {
                 "balanced-softmax".to_string()
             }
@@ -360,9 +366,7 @@ impl LossSpec {
 /// `log(n_j / n)` as f64, the log prior of the training set.
 #[must_use]
 pub fn log_prior(counts: &[usize]) -> Vec<f64> {
-    #[allow(clippy::cast_precision_loss)]
     let total = counts.iter().sum::<usize>() as f64;
-    #[allow(clippy::cast_precision_loss)]
     counts.iter().map(|&n| (n as f64 / total).ln()).collect()
 }
 
@@ -410,7 +414,7 @@ pub(crate) mod testing {
     /// The batch as tensors (f64).
     pub fn tensors() -> (tch::Tensor, tch::Tensor) {
         let flat: Vec<f64> = LOGITS.iter().flatten().copied().collect();
-        let targets: Vec<i64> = TARGETS.iter().map(|&t| t as i64).collect();
+        let targets: Vec<i64> = TARGETS.iter().map(|&t| i64::try_from(t).unwrap()).collect();
         (tch::Tensor::from_slice(&flat).view([4, 3]), tch::Tensor::from_slice(&targets))
     }
 

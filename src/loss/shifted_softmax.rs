@@ -20,7 +20,6 @@ impl ShiftedSoftmax {
     /// Balanced Softmax with exponent `q`: shift `q log n_j`. Counts must be positive.
     #[must_use]
     pub fn balanced(context: &BuildContext, exponent: f64) -> ShiftedSoftmax {
-        #[allow(clippy::cast_precision_loss)]
         let shift: Vec<f64> =
             context.class_counts.iter().map(|&n| exponent * (n as f64).ln()).collect();
         ShiftedSoftmax { shift: f64_tensor(&shift, context.device), weights: context.weights(None) }

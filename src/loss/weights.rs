@@ -7,7 +7,6 @@
 #[must_use]
 pub fn inverse_frequency_weights(counts: &[usize]) -> Vec<f64> {
     assert!(!counts.contains(&0), "every class needs a sample");
-    #[allow(clippy::cast_precision_loss)]
     let raw: Vec<f64> = counts.iter().map(|&n| 1.0 / n as f64).collect();
     normalise_to_classes(raw)
 }
@@ -18,7 +17,6 @@ pub fn inverse_frequency_weights(counts: &[usize]) -> Vec<f64> {
 /// uniform weights.
 #[must_use]
 pub fn class_balanced_weights(counts: &[usize], beta: f64) -> Vec<f64> {
-    #[allow(clippy::cast_precision_loss)]
     let raw: Vec<f64> = if beta == 0.0 {
         vec![1.0; counts.len()]
     } else {
@@ -29,7 +27,6 @@ pub fn class_balanced_weights(counts: &[usize], beta: f64) -> Vec<f64> {
 
 fn normalise_to_classes(raw: Vec<f64>) -> Vec<f64> {
     let sum: f64 = raw.iter().sum();
-    #[allow(clippy::cast_precision_loss)]
     let classes = raw.len() as f64;
     raw.into_iter().map(|w| w / sum * classes).collect()
 }

@@ -9,6 +9,8 @@ pub mod resnet;
 mod resnet32;
 mod small_cnn;
 
+use std::fmt::Write as _;
+
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, Module};
 use tch::Tensor;
@@ -102,10 +104,10 @@ impl ModelSpec {
             ModelSpec::Resnet(r) => {
                 let mut label = format!("resnet{}", r.depth);
                 if let Some(file) = &r.pretrained {
-                    label.push_str(&format!(" pretrained `{file}`"));
+                    let _ = write!(label, " pretrained `{file}`");
                 }
                 if !r.frozen.is_empty() {
-                    label.push_str(&format!(" frozen [{}]", r.frozen.join(", ")));
+                    let _ = write!(label, " frozen [{}]", r.frozen.join(", "));
                 }
                 label
             }
@@ -137,7 +139,7 @@ impl ModelSpec {
                      block such as layer4.0)"
                 )
             }),
-            _ => None,
+            ModelSpec::Mlp { .. } | ModelSpec::SmallCnn | ModelSpec::Resnet32 => None,
         }
     }
 
@@ -287,7 +289,6 @@ pub fn to_channels_last(vs: &nn::VarStore) {
 /// `±1/sqrt(fan_in)` (tch's own default differs).
 #[must_use]
 pub fn torch_default_init(fan_in: i64) -> nn::Init {
-    #[allow(clippy::cast_precision_loss)]
     let bound = 1.0 / (fan_in as f64).sqrt();
     nn::Init::Uniform { lo: -bound, up: bound }
 }

@@ -68,13 +68,11 @@ pub fn locate(spec: &ModelSpec) -> Result<Option<PathBuf>, PretrainedError> {
         return Ok(None);
     };
     let tried = candidates(name);
-    match tried.iter().find(|p| p.is_file()) {
-        Some(path) => Ok(Some(path.clone())),
-        None => {
-            let looked = tried.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>();
-            Err(PretrainedError::NotFound { name: name.clone(), looked: looked.join("\n") })
-        }
+    if let Some(path) = tried.iter().find(|p| p.is_file()) {
+        return Ok(Some(path.clone()));
     }
+    let looked = tried.iter().map(|p| format!("  {}", p.display())).collect::<Vec<_>>();
+    Err(PretrainedError::NotFound { name: name.clone(), looked: looked.join("\n") })
 }
 
 /// The pretrained weights a run used: where they were found and the SHA-256 of their bytes

@@ -19,9 +19,13 @@ pub const REPLICATES: usize = 4000;
 fn percentile(statistics: &mut [f64], level: f64) -> (f64, f64) {
     statistics.sort_by(f64::total_cmp);
     let last = statistics.len() - 1;
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a rank in 0..=last, since q is in [0, 1]"
+    )]
     let at = |q: f64| statistics[((last as f64) * q).round() as usize];
-    (at((1.0 - level) / 2.0), at((1.0 + level) / 2.0))
+    (at((1.0 - level) / 2.0), at(f64::midpoint(1.0, level)))
 }
 
 fn check(values: &[f64], level: f64) -> Result<(), EstimateError> {
@@ -49,7 +53,6 @@ pub fn mean_interval(
 ) -> Result<(f64, f64), EstimateError> {
     check(differences, level)?;
     let n = differences.len();
-    #[allow(clippy::cast_precision_loss)]
     let mut means: Vec<f64> = (0..REPLICATES)
         .map(|_| (0..n).map(|_| differences[rng.gen_range(0..n)]).sum::<f64>() / n as f64)
         .collect();
@@ -58,6 +61,7 @@ pub fn mean_interval(
 
 /// `P(X > Y) + P(X = Y) / 2` over every pair of a run of X and a run of Y.
 #[must_use]
+#[expect(clippy::float_cmp, reason = "a tie is exact equality, and counts a half")]
 pub fn probability_of_improvement(x: &[f64], y: &[f64]) -> f64 {
     let score: f64 = x
         .iter()
@@ -73,7 +77,6 @@ pub fn probability_of_improvement(x: &[f64], y: &[f64]) -> f64 {
             })
         })
         .sum();
-    #[allow(clippy::cast_precision_loss)]
     let pairs = (x.len() * y.len()) as f64;
     score / pairs
 }
@@ -115,7 +118,6 @@ pub fn test_image_interval(
                 .collect()
         })
         .collect();
-    #[allow(clippy::cast_precision_loss)]
     let mut means: Vec<f64> = (0..REPLICATES)
         .map(|_| {
             draws
@@ -154,6 +156,7 @@ mod tests {
     }
 
     #[test]
+    #[expect(clippy::float_cmp, reason = "every pair is a win, exactly 1")]
     fn probability_of_improvement_by_hand() {
         assert_eq!(probability_of_improvement(&[3.0, 4.0], &[1.0, 2.0]), 1.0);
         // Pairs: (2,1) win, (2,2) tie, (2,3) loss, (0, *) losses: (1 + 0.5) / 6.

@@ -42,7 +42,7 @@ pub fn compare_within(
             let finished = |store: &Store| -> anyhow::Result<Option<_>> {
                 Ok(match Store::status(&store.run_dir(&plan.name, &cell, seed.0), &hash)? {
                     RunStatus::Finished(m) => Some(m),
-                    _ => None,
+                    RunStatus::Failed(_) | RunStatus::Stale | RunStatus::Absent => None,
                 })
             };
             let (a, b) = (finished(new)?, finished(reference)?);

@@ -45,7 +45,6 @@ impl Sample {
     /// Mean.
     #[must_use]
     pub fn mean(&self) -> f64 {
-        #[allow(clippy::cast_precision_loss)]
         let n = self.0.len() as f64;
         self.0.iter().sum::<f64>() / n
     }
@@ -54,7 +53,6 @@ impl Sample {
     #[must_use]
     pub fn std_dev(&self) -> f64 {
         let mean = self.mean();
-        #[allow(clippy::cast_precision_loss)]
         let dof = (self.0.len() - 1) as f64;
         (self.0.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / dof).sqrt()
     }
@@ -87,9 +85,7 @@ impl Estimate {
             return Err(EstimateError::Level(level));
         }
         let n = sample.values().len();
-        #[allow(clippy::cast_precision_loss)]
         let std_err = sample.std_dev() / (n as f64).sqrt();
-        #[allow(clippy::cast_precision_loss)]
         let t = StudentsT::new(0.0, 1.0, (n - 1) as f64)
             .expect("n >= 2")
             .inverse_cdf(0.5 + level / 2.0);

@@ -40,7 +40,6 @@ fn mean_curve(cell: &CellResults, kind: FigureKind) -> Option<Vec<f64>> {
     if curves.is_empty() || curves.len() < cell.runs.len() {
         return None;
     }
-    #[allow(clippy::cast_precision_loss)]
     let n = curves.len() as f64;
     Some((0..curves[0].len()).map(|j| curves.iter().map(|c| c[j]).sum::<f64>() / n).collect())
 }
@@ -68,7 +67,6 @@ pub fn draw(report: &MatrixReport, specs: &[FigureSpec]) -> Vec<Figure> {
                 spec.kind.y_label()
             );
             let reference = (spec.kind == FigureKind::MarginalLikelihood).then(|| {
-                #[allow(clippy::cast_precision_loss)]
                 let k = series[0].1.len() as f64;
                 1.0 / k
             });
@@ -124,7 +122,6 @@ fn svg(
     let pad = ((hi - lo) * 0.05).max(1e-6);
     let (lo, hi) = (lo - pad, hi + pad);
     let classes = series[0].1.len();
-    #[allow(clippy::cast_precision_loss)]
     let x =
         |j: usize| left + plot_w * if classes > 1 { j as f64 / (classes - 1) as f64 } else { 0.5 };
     let y = |v: f64| top + plot_h * (hi - v) / (hi - lo);
@@ -184,7 +181,6 @@ fn svg(
             "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\"/>",
             points.join(" ")
         );
-        #[allow(clippy::cast_precision_loss)]
         let ly = top + 14.0 * i as f64 + 8.0;
         let lx = left + plot_w + 12.0;
         let _ = writeln!(

@@ -6,9 +6,9 @@
 use std::fmt::Write as _;
 
 use super::estimate::Estimate;
-use crate::reference::{Table, Value};
 use super::{estimate_of, MatrixReport};
 use crate::config::PaperWire;
+use crate::reference::{Table, Value};
 
 /// How our interval relates to the paper's value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -182,7 +182,9 @@ fn cell(
             c.runs.iter().filter_map(|m| metric.of(&m.evaluation)).map(|v| 100.0 * v).collect();
         let stream = match metric {
             Metric::Top1 => format!("report/{}/{}/bootstrap", report.name, c.cell.id()),
-            _ => format!("report/{}/{}/{}/bootstrap", report.name, c.cell.id(), column.label),
+            Metric::Many | Metric::Medium | Metric::Few => {
+                format!("report/{}/{}/{}/bootstrap", report.name, c.cell.id(), column.label)
+            }
         };
         let mut rng = crate::seed::Seed(0).rng(&stream);
         super::bootstrap::mean_interval(&values, super::LEVEL, &mut rng).ok()

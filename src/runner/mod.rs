@@ -373,12 +373,11 @@ fn stage1_checkpoint(
     let dir = options.store.run_dir(&plan.name, stage1, seed.0);
     let checkpoint = dir.join("model.ot");
     let seeds = RunSeeds::new(stage1, seed);
-    let stored = match Store::status(&dir, &plan.config_hash(stage1, seed))? {
-        RunStatus::Finished(m) => m,
-        _ => bail!(
+    let RunStatus::Finished(stored) = Store::status(&dir, &plan.config_hash(stage1, seed))? else {
+        bail!(
             "stage-1 run `{} seed {seed}` has not finished, so its backbone is unavailable",
             stage1.id()
-        ),
+        )
     };
     if !checkpoint.is_file() {
         bars.println(&format!(
@@ -427,7 +426,6 @@ fn to_metrics(job: &Job, data: &RunData, trained: Trained) -> Metrics {
 
 /// Population variance.
 fn variance(values: &[f64]) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
     values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n

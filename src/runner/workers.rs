@@ -269,7 +269,6 @@ impl Schedule {
 ///
 /// # Errors
 /// Reading standard input, or a run the plan does not have (the matrix file changed).
-#[allow(clippy::print_stdout)]
 pub fn serve_worker(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
     let by_key: HashMap<String, Job> =
         jobs(plan, &options.store).into_iter().map(|j| (key(&j), j)).collect();

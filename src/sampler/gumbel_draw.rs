@@ -25,6 +25,7 @@ pub struct RowSummary {
 }
 
 /// Summarises one class's exponential variates `e` (its Gumbel noise is `-ln e`).
+#[expect(clippy::float_cmp, reason = "the default temperature, exactly 1, takes the fast path")]
 fn summarise(e: impl Iterator<Item = f64>, tau: f64) -> (f64, usize, f64) {
     let (mut best, mut position, mut sum) = (f64::INFINITY, 0, 0.0);
     for (i, e) in e.enumerate() {

@@ -92,9 +92,7 @@ impl MetaSpec {
     /// `s_c /= min s + max s`, `phi_c = logit(s_c)`. `init-pow` 0 gives `phi = 0`, rates 0.5.
     #[must_use]
     pub fn initial_logits(&self, counts: &[usize]) -> Vec<f64> {
-        #[allow(clippy::cast_precision_loss)]
         let total = counts.iter().sum::<usize>() as f64;
-        #[allow(clippy::cast_precision_loss)]
         let s: Vec<f64> = counts.iter().map(|&n| (n as f64 / total).powf(-self.init_pow)).collect();
         let (min, max) = s.iter().fold((f64::INFINITY, 0.0f64), |(a, b), &v| (a.min(v), b.max(v)));
         s.iter().map(|v| v / (min + max)).map(|v| v.ln() - (1.0 - v).ln()).collect()

@@ -4,8 +4,8 @@
 //! seeded generator, so "epoch" means the same number of iterations whatever the sampler.
 
 mod class_balanced;
-mod instance;
 pub mod gumbel_draw;
+mod instance;
 mod meta_rates;
 mod progressive;
 mod square_root;
@@ -91,7 +91,10 @@ impl SamplerSpec {
     pub fn meta(&self) -> Option<&MetaSpec> {
         match self {
             SamplerSpec::Meta(m) | SamplerSpec::MetaReweighter(m) => Some(m),
-            _ => None,
+            SamplerSpec::Instance
+            | SamplerSpec::ClassBalanced
+            | SamplerSpec::SquareRoot
+            | SamplerSpec::ProgressivelyBalanced => None,
         }
     }
 
@@ -102,13 +105,14 @@ impl SamplerSpec {
     #[must_use]
     pub fn build(&self, labels: &[i64], classes: usize, epochs: u64) -> Box<dyn Sampler> {
         match self {
-            SamplerSpec::Instance => Box::new(Instance::new(labels.len())),
+            SamplerSpec::Instance | SamplerSpec::MetaReweighter(_) => {
+                Box::new(Instance::new(labels.len()))
+            }
             SamplerSpec::ClassBalanced => Box::new(ClassBalanced::new(labels, classes, 4)),
             SamplerSpec::SquareRoot => Box::new(SquareRoot::new(labels, classes, 0.5)),
             SamplerSpec::ProgressivelyBalanced => {
                 Box::new(ProgressivelyBalanced::new(labels, classes, epochs))
             }
-            SamplerSpec::MetaReweighter(_) => Box::new(Instance::new(labels.len())),
             SamplerSpec::Meta(_) => {
                 unreachable!("the Meta Sampler draws its batches in train::bilevel (validated)")
             }
@@ -140,7 +144,7 @@ pub(crate) mod testing {
         [400usize, 100, 25, 9]
             .iter()
             .enumerate()
-            .flat_map(|(c, &n)| std::iter::repeat_n(c as i64, n))
+            .flat_map(|(c, &n)| std::iter::repeat_n(i64::try_from(c).unwrap(), n))
             .collect()
     }
 
@@ -153,7 +157,7 @@ pub(crate) mod testing {
         for _ in 0..epochs {
             for batch in sampler.epoch(32, &mut rng) {
                 for i in batch {
-                    hits[labels[usize::try_from(i).unwrap()] as usize] += 1;
+                    hits[usize::try_from(labels[usize::try_from(i).unwrap()]).unwrap()] += 1;
                 }
             }
         }

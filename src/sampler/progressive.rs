@@ -34,7 +34,6 @@ impl ProgressivelyBalanced {
     pub fn probabilities(&self, t: u64) -> Vec<f64> {
         let sizes = self.draw.sizes();
         let n: f64 = sizes.iter().sum();
-        #[allow(clippy::cast_precision_loss)]
         let (a, c) = ((t.min(self.epochs) as f64) / self.epochs as f64, sizes.len() as f64);
         sizes.iter().map(|s| (1.0 - a) * s / n + a / c).collect()
     }

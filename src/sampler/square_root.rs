@@ -20,7 +20,6 @@ impl ClassThenImage {
 
     /// Class sizes `n_j`.
     pub(crate) fn sizes(&self) -> Vec<f64> {
-        #[allow(clippy::cast_precision_loss)]
         self.members.iter().map(|m| m.len() as f64).collect()
     }
 

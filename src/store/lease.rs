@@ -64,8 +64,7 @@ pub enum Outcome {
 
 fn host_name() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string())
+        .map_or_else(|_| "unknown".to_string(), |h| h.trim().to_string())
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> StoreError + '_ {
@@ -102,6 +101,7 @@ pub fn live_holder(dir: &Path) -> Option<Holder> {
 pub fn acquire(dir: &Path) -> Result<Outcome, StoreError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let path = dir.join("lease.json");
+    #[expect(clippy::cast_possible_truncation, reason = "the clock's low 64 bits make a token")]
     let token = u64::from(std::process::id()) << 32
         ^ SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)

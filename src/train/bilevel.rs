@@ -23,12 +23,12 @@ use rand_chacha::ChaCha8Rng;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
+use super::adam::Adam;
 use super::select::{Best, Splits};
 use super::{Blocks, LrPlan, Progress, TrainError};
 use crate::loss::{BuildContext, Loss, Terms};
 use crate::matrix::{Optimizer, RunSeeds, Stage2};
 use crate::model::linear_classifier;
-use super::adam::Adam;
 use crate::sampler::gumbel_draw;
 use crate::sampler::{by_class, ClassBalanced, MetaSpec, SamplerSpec};
 use crate::seed::torch_seed;
@@ -123,8 +123,8 @@ impl Draw {
         Draw::from_summaries(
             members,
             log_rates,
-            table(|r| &r.max),
-            rows_of(Tensor::from_slice(&positions)).to_device(log_rates.device()),
+            &table(|r| &r.max),
+            &rows_of(Tensor::from_slice(&positions)).to_device(log_rates.device()),
             table(|r| &r.lse),
         )
     }
@@ -179,7 +179,7 @@ impl Draw {
             true,
         );
         let class_lse = scaled_max + sums.log();
-        Draw::from_summaries(members, log_rates, maxima, positions, class_lse)
+        Draw::from_summaries(members, log_rates, &maxima, &positions, class_lse)
     }
 
     /// As [`Draw::sample`] with the noise of each class block from `noise(n_c)` (`[B, n_c]`):
@@ -203,8 +203,8 @@ impl Draw {
         Draw::from_summaries(
             members,
             log_rates,
-            Tensor::stack(&maxima, 1),
-            Tensor::stack(&positions, 1),
+            &Tensor::stack(&maxima, 1),
+            &Tensor::stack(&positions, 1),
             Tensor::stack(&sums, 1),
         )
     }
@@ -214,15 +214,15 @@ impl Draw {
     fn from_summaries(
         members: &Members,
         log_rates: &Tensor,
-        maxima: Tensor,
-        positions: Tensor,
+        maxima: &Tensor,
+        positions: &Tensor,
         class_lse: Tensor,
     ) -> Draw {
         let _guard = tch::no_grad_guard();
         // argmax over all N of log w_i + g_i: the best class by (log pi_c + its largest noise).
-        let class = (&maxima + log_rates.detach().unsqueeze(0)).argmax(1, false);
+        let class = (maxima + log_rates.detach().unsqueeze(0)).argmax(1, false);
         let pick = |t: &Tensor| t.gather(1, &class.unsqueeze(1), false).squeeze_dim(1);
-        let (chosen_noise, within) = (pick(&maxima), pick(&positions));
+        let (chosen_noise, within) = (pick(maxima), pick(positions));
         // Row `members.offsets[c] + w` of the class-by-class list is the w-th instance of class
         // c: looked up on the device, without a round trip to the host.
         let index =
@@ -276,7 +276,10 @@ fn scaled_loss(terms: &Terms, scale: &Tensor, normalise: bool) -> Tensor {
 
 /// The look-ahead: one differentiable SGD step of a copy of the classifier on the batch loss
 /// scaled by `scale`, then the plain softmax cross-entropy of the result on the meta batch.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the look-ahead takes the classifier, the live SGD state and both batches as tensors, so that the hypergradient test can call it alone"
+)]
 pub(super) fn look_ahead_meta_loss(
     weight: &Tensor,
     bias: &Tensor,
@@ -301,7 +304,6 @@ pub(super) fn look_ahead_meta_loss(
 }
 
 /// Runs the bi-level stage 2 for `iterations` iterations.
-#[allow(clippy::too_many_lines)]
 pub(super) fn train(
     stage2: &Stage2,
     spec: &MetaSpec,
@@ -427,9 +429,9 @@ impl Classifier {
 mod tests {
     use super::*;
     use crate::loss::LossSpec;
-    use crate::vocab::Stage2Classifier;
     use crate::seed::Seed;
     use crate::vocab::Selection;
+    use crate::vocab::Stage2Classifier;
 
     fn f64s(values: &[f64]) -> Tensor {
         Tensor::from_slice(values)
@@ -605,6 +607,10 @@ mod tests {
     }
 
     fn learned_rates(loss: LossSpec) -> Vec<f64> {
+        struct Quiet;
+        impl Progress for Quiet {
+            fn epoch(&mut self, _: u64, _: u64, _: f64, _: f64) {}
+        }
         let (x, y, labels, counts) = long_tailed_blobs();
         let spec = MetaSpec { meta_batch: 64, ..MetaSpec::default() };
         let stage2 = Stage2 {
@@ -633,10 +639,6 @@ mod tests {
             crate::matrix::RunSeeds { seed: Seed(1), subset: 1, init: 2, order: 3, augment: 4 };
         let splits = Splits { val: (&x, &y), test: (&x, &y) };
         let mut best = Best::new(Selection::Last);
-        struct Quiet;
-        impl Progress for Quiet {
-            fn epoch(&mut self, _: u64, _: u64, _: f64, _: f64) {}
-        }
         let (_, _, outcome) =
             train(&stage2, &spec, &data, &seeds, (&splits, &mut best), &mut Quiet).unwrap();
         assert_eq!(outcome.rates.len(), 10);

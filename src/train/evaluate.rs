@@ -80,7 +80,6 @@ pub fn top1(logits_of: impl Fn(&Tensor) -> Tensor, x: &dyn Rows, y: &Tensor) -> 
         let targets = y.narrow(0, start, chunk.size()[0]);
         correct += predicted.eq_tensor(&targets).sum(Kind::Int64).int64_value(&[]);
     });
-    #[allow(clippy::cast_precision_loss)]
     if n == 0 {
         f64::NAN
     } else {
@@ -99,7 +98,6 @@ fn summarise(correct: &[f64], total: &[f64], prob_sum: &[f64], counts: &[usize])
             .filter(|(_, &c)| Shot::of(c) == shot)
             .map(|(a, _)| *a)
             .collect();
-        #[allow(clippy::cast_precision_loss)]
         (!members.is_empty()).then(|| members.iter().sum::<f64>() / members.len() as f64)
     };
     Evaluation {
@@ -109,7 +107,15 @@ fn summarise(correct: &[f64], total: &[f64], prob_sum: &[f64], counts: &[usize])
         few: group(Shot::Few),
         per_class_accuracy: per_class,
         marginal_likelihood: prob_sum.iter().map(|p| p / n).collect(),
-        test_size: n as u64,
+        test_size: {
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "n counts test images: a whole, non-negative number"
+            )]
+            let size = n as u64;
+            size
+        },
     }
 }
 

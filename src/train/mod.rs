@@ -3,9 +3,9 @@
 //! The epoch loop is split into small steps (`train_epoch`, `sgd`, `evaluate`); every random
 //! stream comes from the run's [`RunSeeds`].
 
-pub mod evaluate;
 mod adam;
 mod bilevel;
+pub mod evaluate;
 pub mod schedule;
 mod select;
 mod stage2;
@@ -26,7 +26,6 @@ use crate::matrix::{Optimizer, RunSeeds, Settings};
 use crate::model::{Network, Phase};
 use crate::seed::torch_seed;
 use evaluate::Evaluation;
-
 
 /// Why training stopped.
 #[derive(Debug, thiserror::Error)]
@@ -148,7 +147,6 @@ pub fn end_to_end(
             sum += value;
             iteration += 1;
         }
-        #[allow(clippy::cast_precision_loss)]
         let mean = sum / batches.len() as f64;
         last_loss = mean;
         best.offer(&vs, iteration, data, |x| network.logits(x, Phase::Eval));
@@ -241,7 +239,6 @@ impl Blocks {
 
     /// Mean loss of the last 100 iterations.
     fn mean(&self) -> f64 {
-        #[allow(clippy::cast_precision_loss)]
         let n = self.recent.len() as f64;
         self.recent.iter().sum::<f64>() / n
     }

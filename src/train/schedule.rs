@@ -9,7 +9,6 @@ use std::f64::consts::PI;
 /// rise linearly from `start_factor * peak` to `peak`.
 #[must_use]
 pub fn learning_rate(peak: f64, t: u64, total: u64, warmup: u64, start_factor: f64) -> f64 {
-    #[allow(clippy::cast_precision_loss)]
     if t < warmup {
         peak * (start_factor + (1.0 - start_factor) * t as f64 / warmup as f64)
     } else {

@@ -4,9 +4,9 @@
 use tch::{nn, Tensor};
 
 use super::evaluate;
-use crate::vocab::Selection;
 use crate::data::inputs::Rows;
 use crate::data::RunData;
+use crate::vocab::Selection;
 
 /// Validation and test inputs (or frozen features) with their labels, for model selection.
 pub(super) struct Splits<'a> {

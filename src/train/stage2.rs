@@ -41,17 +41,15 @@ struct Frozen {
 impl Frozen {
     /// Features of training rows `index`: from the cache, or through the backbone.
     fn train_rows(&self, inputs: &Inputs, index: &Tensor) -> Tensor {
-        match &self.train {
-            Some(cached) => cached.index_select(0, index),
-            None => {
-                let _guard = tch::no_grad_guard();
-                let x = match &self.augment {
-                    Some((spec, rng)) => inputs.augmented_rows(index, spec, &mut rng.borrow_mut()),
-                    None => inputs.rows(index),
-                };
-                self.network.backbone.features(&x, Phase::Eval)
-            }
+        if let Some(cached) = &self.train {
+            return cached.index_select(0, index);
         }
+        let _guard = tch::no_grad_guard();
+        let x = match &self.augment {
+            Some((spec, rng)) => inputs.augmented_rows(index, spec, &mut rng.borrow_mut()),
+            None => inputs.rows(index),
+        };
+        self.network.backbone.features(&x, Phase::Eval)
     }
 }
 
@@ -129,7 +127,8 @@ fn train_classifier(
         start_factor: 1.0,
     };
     let mut order = ChaCha8Rng::seed_from_u64(seeds.order);
-    let batches = crate::sampler::batches(&mut *sampler, batch, stage2.iterations as usize, &mut order);
+    let batches =
+        crate::sampler::batches(&mut *sampler, batch, stage2.iterations as usize, &mut order);
     let mut blocks = Blocks::new(batches.len());
     let mut best = select::Best::new(stage2.selection);
     let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };

@@ -2,6 +2,7 @@
 //! ImageNet-LT-format lists, trained through the list loader, parallel JPEG decoding, the
 //! official transforms and a ResNet-10, reported with many/medium/few columns in Table 3's layout.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use crate::data::fashion_present;
@@ -228,12 +229,14 @@ fn imagenet_lists(dir: &Path, tail: usize) -> std::path::PathBuf {
     let root = dir.join("ImageNet_LT");
     std::fs::create_dir_all(&root).unwrap();
     let mut counts = balms::data::longtail::profile(1280, 256.0, 1000);
-    counts.iter_mut().for_each(|n| *n = (*n).max(tail));
+    for n in &mut counts {
+        *n = (*n).max(tail);
+    }
     let list = |per_class: &dyn Fn(usize) -> usize, split: &str| {
         let mut text = String::new();
         for (c, _) in counts.iter().enumerate() {
             for i in 0..per_class(c) {
-                text.push_str(&format!("{split}/n{c:08}/n{c:08}_{i}.JPEG {c}\n"));
+                let _ = writeln!(text, "{split}/n{c:08}/n{c:08}_{i}.JPEG {c}");
             }
         }
         std::fs::write(root.join(format!("ImageNet_LT_{split}.txt")), text).unwrap();

@@ -13,6 +13,7 @@
 //! children may use their parent's items. Every other edge counts, siblings' included.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
 use std::path::Path;
 
 /// A module path (`["train", "stage2"]`; the crate root is `[]`) to its file, relative to `src/`.
@@ -218,7 +219,8 @@ fn paths(code: &str, children: &BTreeSet<String>) -> Vec<(String, usize)> {
             i += end;
             continue;
         }
-        let rooted = matches!(word.as_str(), "crate" | "super" | "self") || children.contains(&word);
+        let rooted =
+            matches!(word.as_str(), "crate" | "super" | "self") || children.contains(&word);
         if rooted && rest.starts_with("::") {
             let mut path = word.clone();
             let mut j = 0;
@@ -380,11 +382,11 @@ fn top_level(file: &str) -> String {
 fn describe(graph: &BTreeMap<String, BTreeSet<String>>, loops: &[Vec<String>]) -> String {
     let mut text = String::new();
     for (k, component) in loops.iter().enumerate() {
-        text.push_str(&format!("loop {}: {}\n", k + 1, component.join(", ")));
+        let _ = writeln!(text, "loop {}: {}", k + 1, component.join(", "));
         for a in component {
             for b in &graph[a] {
                 if component.contains(b) {
-                    text.push_str(&format!("  {a} -> {b}\n"));
+                    let _ = writeln!(text, "  {a} -> {b}");
                 }
             }
         }
@@ -418,7 +420,10 @@ fn no_two_top_level_modules_import_each_other() {
 
 #[test]
 fn the_checker_sees_use_trees_super_paths_and_child_modules() {
-    assert_eq!(expand_use("crate::a::{b, c::{d, e}}"), ["crate::a::b", "crate::a::c::d", "crate::a::c::e"]);
+    assert_eq!(
+        expand_use("crate::a::{b, c::{d, e}}"),
+        ["crate::a::b", "crate::a::c::d", "crate::a::c::e"]
+    );
     let mut files = Files::new();
     for (module, file) in [
         (vec![], "lib.rs"),
@@ -448,6 +453,7 @@ fn the_checker_sees_use_trees_super_paths_and_child_modules() {
 
 #[test]
 #[ignore = "prints the graph: cargo test -- --ignored --nocapture module_graph"]
+#[expect(clippy::print_stdout, reason = "printing the graph is this test's purpose")]
 fn module_graph() {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (file, deps) in file_graph(&src()) {

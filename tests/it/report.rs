@@ -79,7 +79,6 @@ fn table_snapshot_from_fixture_records() {
         // The last cell has one seed missing: the table must say n=2 of 3.
         let seeds: &[u64] = if i == 3 { &[1, 2] } else { &[1, 2, 3] };
         for &seed in seeds {
-            #[allow(clippy::cast_precision_loss)]
             let top1 = 0.80 + 0.01 * i as f64 + 0.002 * seed as f64;
             write_run(&store, &plan, cell, seed, top1);
         }
@@ -132,7 +131,7 @@ grows-with-imbalance = true
     // top-1 (%) per (method, IF, seed); c at IF 5 has one run only.
     let top1 = |method: &str, imbalance: f64, seed: u64| -> Option<f64> {
         let s = seed as f64;
-        match (method, imbalance == 10.0) {
+        match (method, imbalance.to_bits() == 10f64.to_bits()) {
             ("a", _) => Some(80.0 + s),
             ("b", true) => Some(80.0 + s + 1.5 + 0.5 * s), // differences 2, 2.5, 3
             ("b", false) => Some(80.0 + s + 1.0),          // differences 1, 1, 1

@@ -197,7 +197,7 @@ fn a_slurm_job_array_reproduces_a_single_process_run() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
-    let logs = std::fs::read_dir(dir.path().join("slurm-logs")).map(|d| d.count()).unwrap_or(0);
+    let logs = std::fs::read_dir(dir.path().join("slurm-logs")).map_or(0, Iterator::count);
     assert_eq!(logs, 5, "four shards and a report job should have logged");
     assert_eq!(metrics_files(&dir.path().join("results")), metrics_files(&single));
     // The report job ran after the array (afterok).

@@ -1,5 +1,7 @@
 //! `balms theory`: the committed `paper/theory/` is exactly what the checks produce.
 
+use std::path::Path;
+
 use crate::util::{root, run, stderr};
 
 #[test]
@@ -24,7 +26,11 @@ fn committed_theory_outputs_are_reproduced_exactly() {
             fresh == kept,
             "paper/theory/{name} differs from what `balms theory` writes now; if the change is \
              intended, run `just theory` and commit\n--- now ---\n{}",
-            if name.ends_with(".md") { &fresh } else { "(svg)" }
+            if Path::new(&name).extension().is_some_and(|e| e.eq_ignore_ascii_case("md")) {
+                &fresh
+            } else {
+                "(svg)"
+            }
         );
     }
     let summary = String::from_utf8_lossy(&output.stdout);
