@@ -1,7 +1,8 @@
 //! Embeds libtorch's library folder as an rpath so `balms` and its test binaries run without
 //! `LD_LIBRARY_PATH`, and records for provenance the libtorch version and the git revision the
 //! binary was built from (with whether its sources differed from that revision).
-//! torch-sys's own rpath does not reach downstream binaries (see shared/reference/libtorch.md).
+//! torch-sys's own rpath does not reach downstream binaries: a build script's
+//! `cargo:rustc-link-arg` applies only to its own package's targets.
 
 use std::path::Path;
 use std::process::Command;

@@ -50,9 +50,10 @@ bench-setup:
     .venv-ref/bin/python -m pip install -q --upgrade pip
     .venv-ref/bin/python -m pip install -q torch==2.11.0 torchvision==0.26.0
 
-# Benchmarks, all reported as ratios measured in the same invocation (README "Speed"): balms vs
-# the PyTorch reference on identical data (results/bench/cpu.*), matrix throughput at 1 and 2
-# jobs (results/bench/throughput.*), and the Meta Sampler's cost over a plain stage 2.
+# Benchmarks, all reported as ratios measured in the same invocation (README "Speed, parallel runs
+# and GPUs"): balms vs the PyTorch reference on identical data (results/bench/cpu.*), matrix
+# throughput at 1 and 2 jobs (results/bench/throughput.*), and the Meta Sampler's cost over a plain
+# stage 2.
 bench: bench-setup build data
     {{bin}} bench --python .venv-ref/bin/python --out results/bench/cpu
     {{bin}} bench --python .venv-ref/bin/python --channels-last --workloads cnn-fashion,resnet32-cifar --out results/bench/cpu-channels-last

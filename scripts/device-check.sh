@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
-# The GPU device check (`just device-check`; README "GPU"). Runs a balms binary built elsewhere on
-# a GPU machine that has PyTorch 2.11.0 (CUDA) but no Rust toolchain, and writes its figures into
-# OUTDIR (default results/device):
+# The GPU device check (`just device-check`; README "Speed, parallel runs and GPUs", Device check).
+# Runs a balms binary built elsewhere on a GPU machine that has PyTorch 2.11.0 (CUDA) but no Rust
+# toolchain, and writes its figures into OUTDIR (default results/device):
 #   environment.txt        GPU, driver, torch, the libtorch balms loaded, CUDA really in use
 #   bench-f32.{json,md}    ResNet-32 (one CIFAR-10-LT epoch) and the small CNN, balms vs the PyTorch
 #                          reference on the same GPU, float32
 #   bench-{bf16,cl,bf16-cl}.{json,md}   ResNet-32 again with bf16 autocast, channels-last, both
 #   stage2.md              one BALMS stage 2 (and its plain Balanced Softmax + DT baseline) on
 #                          Fashion-MNIST-LT IF 100: top-1 beside the committed CPU results, seconds
-# The `device` tool returns at most 8 files: pack OUTDIR (`tar czf`) when calling it from there.
 # Environment: BALMS (binary, default target/release/balms), TORCH_LIB (libtorch folder, default
 # that of `python3 -c 'import torch'`), BALMS_DATA (Fashion-MNIST folder), PYTHON (default python3),
 # DEVICE (cuda; `cpu` dry-runs the script with short timings), THREADS (default 8), PARTS (default

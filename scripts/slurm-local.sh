@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a single-node Slurm cluster on this machine (Debian's slurm-wlm and munge), for the
 # Slurm test (tests/it/slurm.rs) and for trying `balms slurm` locally. Needs root and apt; does
-# nothing when `sinfo` already answers. Recipe: the project's shared/reference/slurm.md.
+# nothing when `sinfo` already answers. See README "Beyond one machine: shards, leases and Slurm".
 set -euo pipefail
 if sinfo -h >/dev/null 2>&1; then exit 0; fi
 if [ "$(id -u)" != 0 ]; then echo "slurm-local: needs root" >&2; exit 1; fi

@@ -34,7 +34,8 @@ use crate::seed::Seed;
 use crate::train::{self, Progress};
 use crate::vocab::Selection;
 
-/// A benchmark workload.
+/// A training workload that `balms bench` times on both sides (`--workloads`, spelled as
+/// [`Workload::name`]); each has default warm-up and timed iterations and a target ratio.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Workload {
@@ -58,7 +59,8 @@ impl Workload {
         }
     }
 
-    /// The speed the issue asks of balms relative to the reference.
+    /// The ratio of balms's images per second to the reference's that counts as on target; the
+    /// report marks a lower ratio `(below target)`.
     #[must_use]
     pub fn target(self) -> f64 {
         match self {
@@ -98,10 +100,12 @@ impl Workload {
     }
 }
 
-/// How to benchmark.
+/// Settings of one `balms bench` invocation (from its command line); the reference is given the
+/// same device, threads, batch, precision and memory format.
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
-    /// Workloads, in order.
+    /// Workloads to time, in the order they are measured and reported (CLI default
+    /// `mlp-digits,cnn-fashion,resnet32-cifar`).
     pub workloads: Vec<Workload>,
     /// Device for both sides.
     pub device: Device,
@@ -111,11 +115,13 @@ pub struct BenchOptions {
     pub warmup: Option<u64>,
     /// Timed iterations `K` (default: the workload's).
     pub steps: Option<u64>,
-    /// Batch size.
+    /// Training batch size of both sides, in images (CLI `--batch`, default 128); the speeds count
+    /// `steps * batch` images.
     pub batch: u32,
     /// Python with PyTorch (and torchvision) for the reference; none: balms alone.
     pub python: Option<PathBuf>,
-    /// The reference script.
+    /// Path of the PyTorch reference script, run with `python` (CLI default `bench/reference.py`);
+    /// unused when `python` is `None`.
     pub script: PathBuf,
     /// The reference `DataLoader`'s `num_workers`.
     pub workers: u32,
@@ -123,7 +129,8 @@ pub struct BenchOptions {
     pub precision: Precision,
     /// Channels-last convolutions on both sides.
     pub channels_last: bool,
-    /// Where data is found.
+    /// Where Fashion-MNIST is looked for (the `cnn-fashion` workload); the digits are embedded and
+    /// the CIFAR-shaped data is generated.
     pub locator: DataLocator,
     /// Folder for the exchanged data and checkpoints.
     pub scratch: PathBuf,
@@ -132,9 +139,11 @@ pub struct BenchOptions {
 /// One workload's numbers.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Measurement {
-    /// Workload name.
+    /// [`Workload::name`] of the measured workload (`mlp-digits`, `cnn-fashion` or
+    /// `resnet32-cifar`).
     pub workload: String,
-    /// Training images.
+    /// Images in the workload's long-tailed training set (503 for `mlp-digits`, 12,406 for
+    /// `resnet32-cifar`), not the number of images timed.
     pub images: usize,
     /// Warm-up and timed iterations.
     pub iterations: (u64, u64),
@@ -155,21 +164,25 @@ pub struct Measurement {
 pub struct BenchReport {
     /// balms version and git revision.
     pub balms: String,
-    /// libtorch version.
+    /// Version of the libtorch balms was built against (`BALMS_LIBTORCH_VERSION`, set by
+    /// `build.rs`; `unknown` when it could not be read).
     pub libtorch: String,
     /// `cpu` or `cuda:N`.
     pub device: String,
     /// CPU model and logical cores of the machine.
     pub machine: String,
-    /// Intra-op threads.
+    /// Intra-op CPU threads of both sides (`--threads`: `tch::set_num_threads` for balms, passed on
+    /// as `--threads` to the reference).
     pub threads: i32,
-    /// Batch size.
+    /// Training batch size of both sides, in images (`--batch`).
     pub batch: u32,
-    /// Forward precision.
+    /// Forward precision of both sides, as [`Precision::label`] spells it: `f32` or
+    /// `bf16-autocast`.
     pub precision: String,
-    /// Channels-last convolutions.
+    /// Whether both sides ran convolutions in the channels-last (NHWC) memory format
+    /// (`--channels-last`).
     pub channels_last: bool,
-    /// The measurements.
+    /// One [`Measurement`] per workload, in `--workloads` order.
     pub measurements: Vec<Measurement>,
 }
 
@@ -503,11 +516,11 @@ pub struct Throughput {
     pub jobs: usize,
     /// Threads per run.
     pub threads: i32,
-    /// Runs trained.
+    /// Runs of the matrix (cells x seeds), all trained from scratch at this setting.
     pub runs: usize,
     /// Wall seconds of the whole matrix.
     pub seconds: f64,
-    /// Runs per hour.
+    /// `runs * 3600 / seconds`: the matrix's throughput at this setting.
     pub runs_per_hour: f64,
 }
 
@@ -556,7 +569,8 @@ pub fn throughput(
     Ok(rows)
 }
 
-/// Markdown for throughput rows.
+/// A Markdown page for `rows`: a header naming `matrix`, the machine and the balms build, then one
+/// table row per setting with its runs per hour relative to the first row.
 #[must_use]
 pub fn throughput_markdown(matrix: &Path, rows: &[Throughput], date: &str) -> String {
     use std::fmt::Write as _;

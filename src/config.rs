@@ -231,18 +231,18 @@ pub enum ConfigError {
     /// The file could not be read.
     #[error("cannot read matrix `{path}`")]
     Read {
-        /// The file.
+        /// The matrix file that could not be read.
         path: PathBuf,
-        /// Why.
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// The file is not a valid matrix (toml's message carries line, column and caret).
     #[error("invalid matrix `{path}`")]
     Parse {
-        /// The file.
+        /// The matrix file that failed to parse.
         path: PathBuf,
-        /// toml's error.
+        /// toml's error, with line, column and caret.
         #[source]
         source: Box<toml::de::Error>,
     },

@@ -12,7 +12,8 @@
 use clap::ValueEnum;
 use tch::{Cuda, Device};
 
-/// `--device`.
+/// The `--device` choice, resolved by [`resolve`]: `auto` takes `cuda:0` when CUDA is usable, else
+/// the CPU; `cuda` fails when CUDA is not usable.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum DeviceChoice {
     /// CUDA if usable, else CPU.

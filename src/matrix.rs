@@ -38,11 +38,12 @@ pub struct MatrixError {
 pub struct Optimizer {
     /// Peak learning rate.
     pub lr: f64,
-    /// Momentum.
+    /// SGD momentum coefficient, in [0, 1) (`optimizer.momentum`; default 0.9).
     pub momentum: f64,
     /// Weight decay (applied to every parameter, as `torch.optim.SGD`).
     pub weight_decay: f64,
-    /// Nesterov momentum.
+    /// Whether SGD uses Nesterov momentum (default false: the official code's plain momentum; the
+    /// paper says Nesterov); needs a positive momentum.
     pub nesterov: bool,
 }
 
@@ -52,7 +53,8 @@ pub struct Optimizer {
 pub enum Length {
     /// Epochs (fractions allowed for warm-up).
     Epochs(f64),
-    /// Iterations.
+    /// A fixed number of optimiser steps (as a training length, 0 only with pretrained weights: the
+    /// model is then evaluated as it is).
     Iterations(u32),
 }
 
@@ -84,7 +86,8 @@ impl Length {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Schedule {
-    /// Warm-up length.
+    /// Length of the linear warm-up, in epochs or iterations (`schedule.warmup-epochs` or
+    /// `warmup-iterations`; default 0 epochs).
     pub warmup: Length,
     /// Learning rate at the start of warm-up, as a fraction of the peak.
     pub warmup_start_factor: f64,
@@ -125,27 +128,29 @@ impl Drw {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Settings {
-    /// Backbone.
+    /// Backbone (`model`; default `mlp` with hidden widths `[256, 256]`).
     pub model: ModelSpec,
     /// Classifier on the backbone's features.
     pub classifier: ClassifierSpec,
-    /// Loss.
+    /// Training loss (`loss`; default `softmax`).
     pub loss: LossSpec,
     /// Deferred re-weighting of the loss, if any.
     pub drw: Option<Drw>,
-    /// Sampler.
+    /// How training batches are drawn (`sampler`; default `instance`).
     pub sampler: SamplerSpec,
-    /// Training length.
+    /// Training length: epochs (at least 1) of `ceil(N / batch-size)` iterations, or iterations
+    /// (default 10 epochs).
     pub length: Length,
-    /// Batch size.
+    /// Training batch size, in images (`batch-size`; default 128, at least 1).
     pub batch_size: u32,
-    /// SGD.
+    /// SGD settings (defaults: lr 0.1, momentum 0.9, weight decay 5e-4, no Nesterov).
     pub optimizer: Optimizer,
-    /// Learning-rate schedule.
+    /// Linear warm-up then cosine to 0, stepped every iteration (defaults: no warm-up, start factor
+    /// 0.5).
     pub schedule: Schedule,
-    /// Training augmentation.
+    /// Training augmentation (`augment`; default `none`).
     pub augment: AugmentSpec,
-    /// Model-selection rule.
+    /// Which checkpoint is reported (`selection`; default `last`).
     pub selection: Selection,
     /// Forward-pass precision (default float32; omitted from records when default, so the
     /// configuration hashes of float32 runs are unchanged).
@@ -156,9 +161,9 @@ pub struct Settings {
     pub channels_last: bool,
 }
 
-/// Stage 2 of decoupled training on the frozen stage-1 backbone, whose features are computed
-/// once in evaluation mode (see README, "Decoupled training"): a classifier trained on them, or a
-/// post-hoc adjustment of the stage-1 classifier.
+/// Stage 2 of decoupled training on the frozen stage-1 backbone, whose features are computed in
+/// evaluation mode (once by default; see [`Features`] and README, "Decoupled training"): a
+/// classifier trained on them, or a post-hoc adjustment of the stage-1 classifier.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Stage2 {
@@ -166,7 +171,8 @@ pub struct Stage2 {
     pub stage1: String,
     /// What is trained or adjusted.
     pub classifier: Stage2Classifier,
-    /// Model-selection rule.
+    /// Which stage-2 checkpoint is reported (`stage2.selection`; default `last`; candidates are
+    /// taken after each tenth of stage 2).
     pub selection: Selection,
     /// Where training features come from (omitted from the record when cached, the default).
     #[serde(skip_serializing_if = "Features::is_cached")]
@@ -175,9 +181,10 @@ pub struct Stage2 {
     pub loss: LossSpec,
     /// Sampler of the classifier's batches.
     pub sampler: SamplerSpec,
-    /// Iterations.
+    /// Stage-2 length in iterations (`stage2.iterations`; default 2,000, as the official CIFAR
+    /// configs; at least 1).
     pub iterations: u32,
-    /// Batch size.
+    /// Stage-2 batch size, in images (`stage2.batch-size`; default 512; at least 1).
     pub batch_size: u32,
     /// SGD (cosine to zero, no warm-up, as the official stage-2 configs).
     pub optimizer: Optimizer,
@@ -196,7 +203,8 @@ pub enum Scheme {
 /// A row of a table.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Method {
-    /// Unique name.
+    /// Method name, unique in the matrix: the table row, and the last part of cell ids and run
+    /// folders.
     pub name: String,
     /// How it trains.
     pub scheme: Scheme,
@@ -228,9 +236,10 @@ impl Method {
 /// A column of a table: a dataset at an imbalance factor.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Column {
-    /// Dataset.
+    /// The dataset, resolved with its parameters.
     pub dataset: DatasetKind,
-    /// Imbalance factor.
+    /// Imbalance factor `n_max / n_min` of the column (image lists: the nominal one, checked
+    /// against the train list).
     pub imbalance: f64,
 }
 
@@ -245,9 +254,9 @@ impl Column {
 /// One cell: a method on a column.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Cell {
-    /// The column.
+    /// Dataset and imbalance factor of the cell.
     pub column: Column,
-    /// The method.
+    /// The method (table row) trained on that column.
     pub method: Method,
 }
 
@@ -277,7 +286,8 @@ pub struct RunSeeds {
     pub init: u64,
     /// Batch order and sampler.
     pub order: u64,
-    /// Augmentation.
+    /// Seed of the augmentation stream (`augment`, the same stream name for end-to-end and stage-2
+    /// runs).
     pub augment: u64,
 }
 
@@ -287,7 +297,8 @@ pub mod streams {
     pub const INIT: &str = "init";
     /// Sampler and order.
     pub const ORDER: &str = "order";
-    /// Augmentation.
+    /// Stream of the training augmentation (crop and flip draws, per-batch image seeds), for every
+    /// scheme.
     pub const AUGMENT: &str = "augment";
     /// Initialisation of a stage-2 classifier.
     pub const STAGE2_INIT: &str = "stage2/init";
@@ -318,14 +329,16 @@ impl RunSeeds {
 /// A validated, expanded matrix.
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
-    /// Matrix name.
+    /// Matrix name (the file's `name`): its folder in the results folder and the report's stem in
+    /// the paper folder.
     pub name: String,
-    /// Description.
+    /// The file's one-line description (empty when absent).
     pub description: String,
     /// The file it came from.
     #[serde(skip)]
     pub path: PathBuf,
-    /// Seeds, in order.
+    /// Matrix seeds in file order: `seeds`, or `base-seed` (default 1) to
+    /// `base-seed + repeats - 1`; none twice.
     pub seeds: Vec<Seed>,
     /// Columns, in file order.
     pub columns: Vec<Column>,

@@ -22,13 +22,14 @@ pub struct Value {
     pub row: String,
     /// balms column id.
     pub column: String,
-    /// The number.
+    /// The paper's number as printed, in percent: top-1 or many/medium/few accuracy (Table 4: AP).
     pub value: f64,
     /// Its standard error over 3 runs, where the paper gives one.
     pub std_err: Option<f64>,
     /// The value and standard error as the paper prints them (`90.0 ± 0.2`).
     pub text: String,
-    /// Where it comes from.
+    /// The CSV's `source` field: the paper table (e.g. `Ren et al. 2020 Table 2`) or the official
+    /// README and config.
     pub source: String,
 }
 

@@ -22,7 +22,8 @@ use crate::data::{idx, DataLocator, DatasetKind};
 /// How to run the decoding benchmark.
 #[derive(Clone, Debug)]
 pub struct DecodeOptions {
-    /// Number of files.
+    /// Number of JPEG files written under `scratch` and decoded in each pass (CLI `--images`,
+    /// default 256).
     pub images: usize,
     /// Passes over the files; the fastest counts.
     pub passes: usize,
@@ -30,7 +31,8 @@ pub struct DecodeOptions {
     pub threads: usize,
     /// Python with torch and torchvision; none: balms alone.
     pub python: Option<PathBuf>,
-    /// The reference script.
+    /// Path of the torchvision reference script, run with `python` (CLI default
+    /// `bench/decode_reference.py`); unused when `python` is `None`.
     pub script: PathBuf,
     /// Folder for the files.
     pub scratch: PathBuf,

@@ -11,20 +11,24 @@ use super::linear::{kl, log_softmax, Linear, Mixture, Objective, Points};
 use super::{mean_and_se, Verdict};
 use crate::seed::Seed;
 
-/// Classes, dimension, head count, test points per class.
+/// Number of classes of the check's Gaussian mixture.
 pub const K: usize = 4;
+/// Dimension of the points.
 const D: usize = 2;
+/// Head-class training count, `n_max` of the long-tail profile.
 const N_MAX: usize = 2000;
+/// Balanced test points per class.
 const TEST_PER_CLASS: usize = 2000;
 /// Distance of the means from the origin.
 pub const RADIUS: f64 = 2.0;
 /// Full-batch gradient descent.
 const LR: f64 = 0.5;
 const ITERATIONS: usize = 3000;
-/// Imbalance factors.
+/// Imbalance factors (`n_max / n_min`) of the training sets the check draws.
 pub const IMBALANCE: [f64; 2] = [10.0, 100.0];
 
-/// A model of the check.
+/// A row of the label-shift table: a linear model trained with Softmax or Balanced Softmax
+/// (exponent 1/4 or 1), or the Softmax model corrected post hoc.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Model {
     /// Softmax cross-entropy.
@@ -42,7 +46,7 @@ impl Model {
     pub const ALL: [Model; 4] =
         [Model::Softmax, Model::SoftmaxPostHoc, Model::BalancedQuarter, Model::Balanced];
 
-    /// Row label.
+    /// The model's row name in the rendered table (e.g. `Softmax - log n_j (post hoc)`).
     #[must_use]
     pub fn label(self) -> &'static str {
         match self {
@@ -56,7 +60,8 @@ impl Model {
 
 /// Models trained on one long-tailed sample.
 pub struct Trained {
-    /// Training counts.
+    /// Per-class training counts `n_j` (`K` of them): the long-tail profile with `n_max` 2,000 at
+    /// the trained imbalance factor.
     pub counts: Vec<usize>,
     /// The training sample.
     pub train: Points,

@@ -12,11 +12,11 @@ use rand_distr::StandardNormal;
 /// Points `x` (`n x d`, row-major) with labels `y`.
 #[derive(Clone, Debug, Default)]
 pub struct Points {
-    /// Dimension.
+    /// Dimension of each point (the row length of `x`).
     pub d: usize,
     /// Coordinates, row-major.
     pub x: Vec<f64>,
-    /// Labels.
+    /// Class of each point, in `0..k` for `k` classes; its length is the number of points.
     pub y: Vec<usize>,
 }
 
@@ -33,7 +33,7 @@ impl Points {
         self.y.is_empty()
     }
 
-    /// Row `i`.
+    /// Coordinates of point `i` (`d` values); panics if `i >= len()`.
     #[must_use]
     pub fn row(&self, i: usize) -> &[f64] {
         &self.x[i * self.d..(i + 1) * self.d]
@@ -53,7 +53,7 @@ impl Points {
 /// A mixture of `k` Gaussians `N(mu_j, I)`.
 #[derive(Clone, Debug)]
 pub struct Mixture {
-    /// Class means.
+    /// Class means `mu_j`: one vector of dimension `d` per class (`k` vectors).
     pub means: Vec<Vec<f64>>,
 }
 
@@ -128,13 +128,13 @@ pub fn kl(log_p: &[f64], log_q: &[f64]) -> f64 {
 /// A linear classifier `eta = W x + b` (`W` is `k x d`, row-major).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Linear {
-    /// Classes.
+    /// Number of classes: the rows of `w` and the length of `b`.
     pub k: usize,
     /// Input dimension.
     pub d: usize,
     /// Weights, `k x d` row-major.
     pub w: Vec<f64>,
-    /// Biases.
+    /// One bias per class (length `k`).
     pub b: Vec<f64>,
 }
 
@@ -161,7 +161,7 @@ impl Linear {
         Linear { k, d, w: vec![0.0; k * d], b: vec![0.0; k] }
     }
 
-    /// The logits of `x`.
+    /// The `k` logits `W x + b` of one point `x` (length `d`).
     #[must_use]
     pub fn logits(&self, x: &[f64]) -> Vec<f64> {
         (0..self.k)

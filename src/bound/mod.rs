@@ -123,7 +123,8 @@ pub fn run(checks: &[Check], seeds: &[Seed], out: &Path) -> anyhow::Result<(Stri
     Ok((summary, written))
 }
 
-/// A verdict table.
+/// `verdicts` as a Markdown table (check, the paper predicts, measured, agrees), a disagreement
+/// shown as a bold `no`.
 #[must_use]
 pub fn render_verdicts(verdicts: &[Verdict]) -> String {
     let mut out =

@@ -12,10 +12,11 @@ use super::{raw::RawImages, DataError};
 
 const PIXELS: usize = 3 * 32 * 32;
 
-/// Which CIFAR.
+/// Which CIFAR binary release to read: CIFAR-10 (`cifar-10-batches-bin/`) or CIFAR-100
+/// (`cifar-100-binary/`, fine labels).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Cifar {
-    /// CIFAR-10.
+    /// CIFAR-10: `data_batch_1..5.bin` and `test_batch.bin`, one label byte per record.
     Ten,
     /// CIFAR-100 (fine labels).
     Hundred,

@@ -36,7 +36,8 @@ pub fn all() -> RawImages {
     raw
 }
 
-/// `(pool, test)`: the balanced held-out test set and the rest.
+/// `(pool, test)`: the remaining samples (the pool), and the balanced test set of the first
+/// [`TEST_PER_CLASS`] samples of each class.
 #[must_use]
 pub fn split() -> (RawImages, RawImages) {
     let raw = all();

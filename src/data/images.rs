@@ -65,9 +65,9 @@ impl Default for ImageSize {
 #[derive(Debug, thiserror::Error)]
 #[error("image `{path}`: {message}")]
 pub struct ImageError {
-    /// The file.
+    /// The image file.
     pub path: PathBuf,
-    /// What went wrong.
+    /// The reader's or decoder's message.
     pub message: String,
 }
 
@@ -286,7 +286,8 @@ pub enum Transform {
 pub struct ImageFiles {
     /// Full paths, in list order.
     pub paths: Vec<PathBuf>,
-    /// Sizes.
+    /// Crop side of every decoded image and the test transform's shorter-side resize, in pixels
+    /// (defaults 224 and 256, the paper's).
     pub size: ImageSize,
     pool: Arc<rayon::ThreadPool>,
 }

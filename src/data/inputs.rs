@@ -111,7 +111,8 @@ fn batch_tensor(batch: Batch, files: &ImageFiles, device: Device) -> Result<Tens
 }
 
 impl Inputs {
-    /// The tensor of in-memory inputs.
+    /// The in-memory inputs (`[N, ...]`, normalised, on the run's device), or `None` for image
+    /// files.
     #[must_use]
     pub fn tensor(&self) -> Option<&Tensor> {
         match self {
@@ -201,9 +202,9 @@ pub enum TrainBatches<'a> {
         x: &'a Tensor,
         /// Remaining batches.
         batches: std::slice::Iter<'a, Vec<i64>>,
-        /// The augmentation.
+        /// Augmentation applied to each gathered batch.
         augment: &'a AugmentSpec,
-        /// Its generator.
+        /// The run's augmentation generator, drawn from batch by batch, in order.
         rng: &'a mut ChaCha8Rng,
     },
     /// Decoded in the background.

@@ -21,7 +21,8 @@ use crate::seed::Seed;
 /// The list prefix of the tree (`FashionMNIST_LT_{train,val,test}.txt`).
 pub const PREFIX: &str = "FashionMNIST_LT";
 
-/// What to write.
+/// Settings of `balms jpeg-tree`: which Fashion-MNIST-LT subset to write as JPEGs with
+/// ImageNet-LT-format lists, and where.
 #[derive(Clone, Debug)]
 pub struct TreeOptions {
     /// Output folder (replaced only once the new tree is complete).
@@ -34,7 +35,7 @@ pub struct TreeOptions {
     pub seed: u64,
     /// Test images per class (at most 1,000).
     pub test_per_class: usize,
-    /// JPEG quality.
+    /// JPEG encoder quality, 1 (worst) to 100 (best) (CLI `--quality`, default 95).
     pub quality: u8,
 }
 

@@ -30,7 +30,7 @@ pub fn profile(n_max: usize, imbalance: f64, classes: usize) -> Vec<usize> {
 pub struct Subset {
     /// Training indices, class by class.
     pub train: Vec<usize>,
-    /// Validation indices, class by class (`per_class` each).
+    /// Validation indices, class by class (`val_per_class` each).
     pub validation: Vec<usize>,
     /// Validation images that are also training images (classes the subset uses up).
     pub validation_from_training: usize,

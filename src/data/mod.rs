@@ -45,18 +45,18 @@ pub enum DataError {
     /// A file could not be read.
     #[error("cannot read `{path}`")]
     Io {
-        /// The file.
+        /// The file or folder that could not be read or written.
         path: PathBuf,
-        /// Why.
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// A file is not in the expected format.
     #[error("`{path}`: {message}")]
     Format {
-        /// The file.
+        /// The malformed file or folder (`embedded` for built-in data).
         path: PathBuf,
-        /// What is wrong.
+        /// What is wrong, e.g. a label outside `0..classes`.
         message: String,
     },
     /// No folder holds the dataset.
@@ -65,7 +65,7 @@ pub enum DataError {
          or `BALMS_DATA` at the folder that holds it"
     )]
     NotFound {
-        /// Dataset name.
+        /// [`DatasetKind::name`] of the dataset not found.
         dataset: String,
         /// The folders looked in, one per line.
         looked: String,
@@ -75,7 +75,7 @@ pub enum DataError {
     /// Listed images are missing or unreadable.
     #[error("{count} listed images are missing or unreadable:\n{details}")]
     Images {
-        /// How many.
+        /// Number of listed images missing or unreadable, over the train, val and test lists.
         count: usize,
         /// Per list: counts and the first few paths with reasons.
         details: String,
@@ -83,9 +83,9 @@ pub enum DataError {
     /// The pool cannot supply the profile.
     #[error("dataset `{dataset}`: {message}")]
     Profile {
-        /// Dataset name.
+        /// [`DatasetKind::name`] of the dataset.
         dataset: String,
-        /// What is wrong.
+        /// Which class has fewer pool images than the profile asks for.
         message: String,
     },
 }

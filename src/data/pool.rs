@@ -20,7 +20,7 @@ use crate::seed::Seed;
 /// CPU, or an image-list dataset's checked lists.
 #[derive(Debug)]
 pub struct Pool {
-    /// The dataset.
+    /// The dataset the pool was loaded for, with its parameters.
     pub kind: DatasetKind,
     /// Where it was read from (`embedded` for built-in data).
     pub source: String,

@@ -109,7 +109,8 @@ pub struct Imbalances {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct GaussianEntry {
-    /// Imbalance factors.
+    /// Imbalance factors `n_max / n_min` (each at least 1); `n_max` is the mixture's
+    /// `train-per-class`.
     pub imbalance: Vec<f64>,
     /// Mixture parameters (`mixture = { classes = 10, dim = 16, … }`, all optional).
     #[serde(default)]
@@ -143,23 +144,28 @@ impl DatasetSpec {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
-    /// CIFAR-10-LT.
+    /// CIFAR-10-LT: 10 classes, 3x32x32, `n_max` 5,000 (binary CIFAR-10).
     Cifar10Lt,
-    /// CIFAR-100-LT.
+    /// CIFAR-100-LT: 100 classes (fine labels), 3x32x32, `n_max` 500.
     Cifar100Lt,
-    /// Fashion-MNIST-LT.
+    /// Fashion-MNIST-LT: 10 classes, 1x28x28, `n_max` 6,000 (IDX files).
     FashionMnistLt,
-    /// MNIST-LT.
+    /// MNIST-LT: 10 classes, 1x28x28, `n_max` 5,421 (MNIST's smallest class).
     MnistLt,
-    /// Embedded UCI digits.
+    /// Embedded UCI digits: 10 classes, 1x8x8 (values 0..16), `n_max` 124 after 50 per class are
+    /// held out for test.
     DigitsLt,
-    /// Gaussian mixture.
+    /// The seeded Gaussian mixture with its parameters (generated, no files; `[dim]` vectors;
+    /// `n_max` is `train-per-class`).
     GaussianLt(GaussianParams),
-    /// ImageNet-LT.
+    /// ImageNet-LT from OLTR's lists: 1,000 classes, `n_max` 1,280, imbalance 256; with its crop
+    /// and resize.
     ImagenetLt(ImageSize),
-    /// Places-LT.
+    /// Places-LT from OLTR's lists: 365 classes, `n_max` 4,980, imbalance 996; with its crop and
+    /// resize.
     PlacesLt(ImageSize),
-    /// An image-list dataset.
+    /// Any dataset in the ImageNet-LT list format (name, list prefix, classes, nominal imbalance,
+    /// sizes); its counts come from its train list.
     #[strum(disabled)]
     ImageList(ListParams),
 }

@@ -8,7 +8,8 @@ use tch::{Kind, Tensor};
 
 use super::{class_weighted, f64_tensor, row, BuildContext, Loss, Terms};
 
-/// The softmax Equalization loss.
+/// Softmax Equalization loss (BagofTricks-LT's `SEQL`): per sample, each non-target tail class
+/// (`n_j / n < lambda`) is dropped from the softmax with probability `gamma`.
 #[derive(Debug)]
 pub struct Equalization {
     gamma: f64,

@@ -14,7 +14,8 @@ pub fn ldam_margins(counts: &[usize], max_margin: f64) -> Vec<f64> {
     raw.iter().map(|m| m * max_margin / largest).collect()
 }
 
-/// The LDAM loss.
+/// LDAM as LDAM-DRW's `LDAMLoss`: the margin `m_y` ([`ldam_margins`]) subtracted from the
+/// true-class logit, then cross-entropy of `scale * logits`, class-weighted when DRW gives weights.
 #[derive(Debug)]
 pub struct Ldam {
     margins: Tensor,

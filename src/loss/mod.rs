@@ -6,8 +6,8 @@
 //! the sum of the targets' weights, not by the batch size.
 //!
 //! To add a loss: write `src/loss/<name>.rs` with a type implementing [`Loss`] and its tests,
-//! add a variant to [`LossSpec`] and its arms in `label` and `build` (no `_ =>` arms on spec
-//! enums, so the compiler lists every place to touch). The README shows a worked example.
+//! add a variant to [`LossSpec`] and its arms in `label`, `check` and `build` (no `_ =>` arms on
+//! spec enums, so the compiler lists every place to touch). The README shows a worked example.
 
 mod equalization;
 mod focal;
@@ -158,7 +158,7 @@ pub enum LossSpec {
         tau: f64,
     },
     /// Class-balanced weighting (the paper's "CBW"): cross-entropy with class weights
-    /// proportional to `1/n_j` ([P] §3.2's "inverse loss weight"), normalised to sum to C.
+    /// proportional to `1/n_j` (the paper's §3.2 "inverse loss weight"), normalised to sum to C.
     #[strum(message = "CE with class weights 1/n_j, summing to C")]
     Cbw,
     /// Focal loss (Lin et al.), as LDAM-DRW's `FocalLoss`: mean of `(1 - exp(-CE))^gamma * CE`.
@@ -240,17 +240,17 @@ pub enum LossError {
     /// method "is no longer applicable").
     #[error("loss `{loss}` needs every class in training; class {class} has no sample")]
     EmptyClass {
-        /// Loss label.
+        /// [`LossSpec::label`] of the loss that cannot be built.
         loss: String,
-        /// The empty class.
+        /// Index of the class with no training sample.
         class: usize,
     },
     /// A parameter is outside its range.
     #[error("loss `{loss}`: {message}")]
     Parameter {
-        /// Loss label.
+        /// [`LossSpec::label`] of the loss.
         loss: String,
-        /// What is wrong.
+        /// [`LossSpec::check`]'s message naming the parameter and its range.
         message: String,
     },
 }

@@ -233,9 +233,10 @@ fn cosine_classifier(path: &nn::Path, features: i64, classes: i64) -> Tensor {
 /// A backbone and its classifier.
 #[derive(Debug)]
 pub struct Network {
-    /// Feature extractor.
+    /// The backbone, under `backbone` in the variable store: `[B, *input]` to `[B, feature_dim]`.
     pub backbone: Box<dyn Backbone>,
-    /// Classifier.
+    /// The classifier on the backbone's features, under `classifier`: `[B, feature_dim]` to
+    /// `[B, classes]`.
     pub classifier: Classifier,
 }
 

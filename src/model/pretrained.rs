@@ -22,16 +22,16 @@ pub enum PretrainedError {
     /// The file could not be read.
     #[error("pretrained weights `{path}`")]
     Read {
-        /// The file.
+        /// The weights file that could not be read.
         path: PathBuf,
-        /// Why.
+        /// tch's error.
         #[source]
         source: tch::TchError,
     },
     /// The file does not fit the model.
     #[error("pretrained weights `{path}`: {message}")]
     Mismatch {
-        /// The file.
+        /// The weights file.
         path: PathBuf,
         /// What does not fit.
         message: String,

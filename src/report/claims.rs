@@ -49,7 +49,7 @@ impl Verdict {
 /// One claim tested on one column (or one dataset's range of imbalance factors).
 #[derive(Clone, Debug)]
 pub struct ClaimResult {
-    /// The claim.
+    /// The claim as the matrix states it (`[[claims]]`).
     pub claim: ClaimWire,
     /// Where: `fashion-mnist-lt IF 200`, or `fashion-mnist-lt IF 200 vs IF 10`.
     pub scope: String,
@@ -62,7 +62,8 @@ pub struct ClaimResult {
     pub improvement: Option<f64>,
     /// Seeds paired.
     pub pairs: usize,
-    /// The verdict.
+    /// Supported, contradicted or inconclusive by where `estimate`'s Student-t interval lies
+    /// relative to 0; not run with fewer than two shared seeds.
     pub verdict: Verdict,
 }
 

@@ -36,13 +36,13 @@ impl Sample {
         Ok(Sample(values))
     }
 
-    /// The values.
+    /// The values, in the order given (at least two, all finite).
     #[must_use]
     pub fn values(&self) -> &[f64] {
         &self.0
     }
 
-    /// Mean.
+    /// Arithmetic mean of the values.
     #[must_use]
     pub fn mean(&self) -> f64 {
         let n = self.0.len() as f64;

@@ -28,7 +28,8 @@ fn values(kind: FigureKind, m: &Metrics) -> Option<Vec<f64>> {
 pub struct Figure {
     /// `<matrix>.<name or kind>.<dataset>-if<IF>`.
     pub stem: String,
-    /// The SVG.
+    /// The line chart as a standalone SVG document (classes from head to tail, one polyline per
+    /// method), written to `<paper>/figures/<stem>.svg`.
     pub svg: String,
     /// The CSV of the curves.
     pub csv: String,

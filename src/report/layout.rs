@@ -56,7 +56,8 @@ pub struct LayoutCell {
     pub runs: (usize, usize),
     /// The paper's value.
     pub paper: Option<Value>,
-    /// The verdict.
+    /// How the paper's value relates to our 95% interval (inside, above, below), or why there is no
+    /// comparison (not run, one run, no paper value).
     pub verdict: Verdict,
 }
 

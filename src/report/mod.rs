@@ -28,7 +28,7 @@ pub const LEVEL: f64 = 0.95;
 /// The finished runs of one cell.
 #[derive(Clone, Debug)]
 pub struct CellResults {
-    /// The cell.
+    /// The cell (a method on a column) these runs belong to.
     pub cell: Cell,
     /// Finished runs with the current configuration, in seed order.
     pub runs: Vec<Metrics>,
@@ -39,9 +39,9 @@ pub struct CellResults {
 /// Everything a matrix's report shows.
 #[derive(Clone, Debug)]
 pub struct MatrixReport {
-    /// Matrix name.
+    /// Matrix name (the file's `name`): the report's stem, `<paper>/<name>.md`.
     pub name: String,
-    /// Matrix description.
+    /// The matrix's one-line description, printed under the report's title and in table captions.
     pub description: String,
     /// Seeds of the plan.
     pub seeds: Vec<u64>,

@@ -28,11 +28,12 @@ pub use workers::serve_worker;
 pub struct RunOptions {
     /// Where results go.
     pub store: Store,
-    /// Training device.
+    /// Device every run trains on (the resolved `--device`); `--jobs` workers are started with the
+    /// same.
     pub device: Device,
     /// Intra-op threads (recorded; set by the caller).
     pub threads: i32,
-    /// Where data is found.
+    /// Where datasets are looked for; its `--data-dir` is passed on to `--jobs` workers.
     pub locator: DataLocator,
     /// Show progress bars (they hide themselves when stderr is not a terminal).
     pub progress: bool,

@@ -12,7 +12,8 @@ use std::path::PathBuf;
 pub struct SlurmOptions {
     /// The `balms` executable on the cluster.
     pub balms: PathBuf,
-    /// The matrix file.
+    /// Matrix file the tasks run and the report job reports (`balms slurm` passes an absolute
+    /// path).
     pub matrix: PathBuf,
     /// Matrix name (job names).
     pub name: String,
@@ -26,13 +27,14 @@ pub struct SlurmOptions {
     pub memory: String,
     /// Time limit per task (`12:00:00`).
     pub time: String,
-    /// Partition, if any.
+    /// Slurm partition of the array and of the report job (`--partition`); none: the cluster's
+    /// default.
     pub partition: Option<String>,
     /// GPUs per task (then `--device cuda`).
     pub gpus: usize,
     /// Working directory of the jobs.
     pub workdir: PathBuf,
-    /// Results folder.
+    /// `--results` of every task and of the report job (`balms slurm` passes an absolute path).
     pub results: PathBuf,
     /// Tables folder for the report job.
     pub paper: PathBuf,
@@ -50,7 +52,8 @@ fn path(p: &std::path::Path) -> String {
     quote(&p.to_string_lossy())
 }
 
-/// The submit script.
+/// A bash script that `sbatch`es the matrix as an array of `o.shards` tasks (`balms run --shard`,
+/// at most `o.max_running` at once), then a report job (`afterok`); `o.shards` must be at least 1.
 #[must_use]
 pub fn script(o: &SlurmOptions) -> String {
     let mut common = format!(

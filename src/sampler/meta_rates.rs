@@ -28,13 +28,16 @@ pub struct MetaSpec {
     pub init_pow: f64,
     /// Adam learning rate of the rates' logits.
     pub lr: f64,
-    /// Adam betas.
+    /// Adam `(beta1, beta2)` of the meta optimiser (default `[0.9, 0.999]`, PyTorch's, as the
+    /// official code; the paper says (0.9, 0.99)).
     pub betas: [f64; 2],
     /// Meta batch size (one image per class visit).
     pub meta_batch: u32,
-    /// Source of the meta batches.
+    /// Where meta batches come from (default `train`; the official ImageNet-LT and Places-LT
+    /// configs use `validation`).
     pub meta_set: MetaSet,
-    /// Temperature of the Gumbel-softmax.
+    /// Temperature `tau` of the straight-through Gumbel-softmax (default 1, PyTorch's
+    /// `gumbel_softmax` default, which the official code uses; the paper gives no value).
     pub temperature: f64,
 }
 
@@ -105,8 +108,8 @@ mod tests {
 
     #[test]
     fn initial_rates_match_the_official_configs() {
-        // paper-facts 3.2 [derived]: ImageNet-LT (init_pow 0.1, counts 1280..5) gives head rate
-        // 0.3648 and tail rate 0.6352; Places-LT (0.3, 4980..5) 0.1119 and 0.8881.
+        // Derived from the official `init_learner`: ImageNet-LT (init_pow 0.1, counts 1280..5)
+        // gives head rate 0.3648 and tail rate 0.6352; Places-LT (0.3, 4980..5) 0.1119 and 0.8881.
         let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
         let spec = |p| MetaSpec { init_pow: p, ..MetaSpec::default() };
         let imagenet = spec(0.1).initial_logits(&[1280, 100, 5]);

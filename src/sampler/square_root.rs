@@ -52,7 +52,8 @@ pub struct SquareRoot {
 }
 
 impl SquareRoot {
-    /// Over training `labels`.
+    /// Over training `labels` (in `0..classes`), class `j` weighted by `n_j^power` (the
+    /// `square-root` sampler passes 0.5).
     #[must_use]
     pub fn new(labels: &[i64], classes: usize, power: f64) -> SquareRoot {
         let mut draw = ClassThenImage::new(labels, classes);

@@ -27,7 +27,8 @@ const FRESH: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Holder {
-    /// Host name.
+    /// Host name of the holder (`/proc/sys/kernel/hostname`, `unknown` if unreadable); on this
+    /// host, a holder is alive while `/proc/<pid>` exists.
     pub host: String,
     /// Process id.
     pub pid: u32,

@@ -37,18 +37,18 @@ pub enum StoreError {
     /// Reading or writing failed.
     #[error("cannot access `{path}`")]
     Io {
-        /// The file.
+        /// The file or folder that could not be read, written or created.
         path: PathBuf,
-        /// Why.
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// A record is not valid JSON of the expected shape.
     #[error("malformed record `{path}`")]
     Json {
-        /// The file.
+        /// The record that does not parse (or could not be serialised).
         path: PathBuf,
-        /// Why.
+        /// serde_json's error (with line and column).
         #[source]
         source: serde_json::Error,
     },
@@ -64,13 +64,14 @@ pub struct Provenance {
     /// Whether the binary's sources (`src/`, `build.rs`, `Cargo.toml`, `Cargo.lock`) differed
     /// from that revision when it was built.
     pub git_dirty: bool,
-    /// balms version.
+    /// Version of the balms crate that ran (`CARGO_PKG_VERSION`, e.g. `0.1.0`).
     pub balms_version: String,
     /// libtorch version it was built against.
     pub libtorch: String,
     /// Device, e.g. `cpu` or `cuda:0`.
     pub device: String,
-    /// Intra-op threads.
+    /// Intra-op CPU threads of the run (`--threads`); CPU records are byte-identical only at equal
+    /// counts.
     pub threads: i32,
     /// Where the data was read from.
     pub data_source: String,
@@ -80,11 +81,11 @@ pub struct Provenance {
 #[derive(Clone, Debug, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct RunConfig {
-    /// Record layout.
+    /// Record layout version: [`SCHEMA`] when written.
     pub schema: u32,
-    /// Matrix name.
+    /// Name of the matrix the run belongs to (its folder in the results folder).
     pub matrix: String,
-    /// Cell id.
+    /// Cell id, `<dataset>/if<IF>/<method>` ([`Cell::id`], e.g. `fashion-mnist-lt/if100/softmax`).
     pub run: String,
     /// The resolved cell.
     pub cell: Cell,
@@ -111,15 +112,17 @@ pub struct RunConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Metrics {
-    /// Record layout.
+    /// Record layout version, [`SCHEMA`] when written; a `metrics.json` of another version is
+    /// rerun.
     pub schema: u32,
-    /// Cell id.
+    /// Cell id ([`Cell::id`], e.g. `fashion-mnist-lt/if100/softmax`).
     pub run: String,
     /// Matrix seed.
     pub seed: u64,
     /// Hash of the configuration that produced it.
     pub config_sha256: String,
-    /// Model-selection rule used.
+    /// Label of the rule that chose the reported model ([`Method::selection_label`]: the selection
+    /// rule's label, or `post hoc (no training)`).
     pub selection: String,
     /// Training iterations run.
     pub iterations: u64,
@@ -155,13 +158,14 @@ pub struct Metrics {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Failure {
-    /// Record layout.
+    /// Record layout version: [`SCHEMA`] when written.
     pub schema: u32,
-    /// Cell id.
+    /// Cell id ([`Cell::id`]) of the failed run.
     pub run: String,
     /// Matrix seed.
     pub seed: u64,
-    /// Hash of the configuration.
+    /// SHA-256 (hex) of cell, stage-1 method and seeds ([`crate::matrix::Plan::config_hash`]); the
+    /// failure counts only for this configuration.
     pub config_sha256: String,
     /// The error chain.
     pub error: String,

@@ -22,7 +22,7 @@ pub struct Evaluation {
     pub per_class_accuracy: Vec<f64>,
     /// Mean softmax probability of each class over the test set.
     pub marginal_likelihood: Vec<f64>,
-    /// Test images.
+    /// Number of test images evaluated (the whole test split).
     pub test_size: u64,
 }
 

@@ -1,6 +1,8 @@
 //! Training one run: end-to-end, or stage 2 of decoupled training on a frozen backbone.
 //!
-//! The epoch loop is split into small steps (`train_epoch`, `sgd`, `evaluate`); every random
+//! The epoch loop is in [`end_to_end`]: per batch a forward pass, the epoch's loss (deferred
+//! re-weighting switches it) and `Sgd::step`, which refuses a non-finite loss; per epoch the
+//! selection rule sees the model; [`evaluate::evaluate`] scores the selected model. Every random
 //! stream comes from the run's [`RunSeeds`].
 
 mod adam;
@@ -37,7 +39,7 @@ pub enum TrainError {
         epoch: u64,
         /// 0-based global iteration.
         iteration: u64,
-        /// The loss value.
+        /// The batch loss that was not finite (NaN or +-inf).
         value: f64,
     },
     /// Pretrained weights could not be used.
@@ -52,9 +54,9 @@ pub enum TrainError {
     /// A checkpoint could not be written or read.
     #[error("checkpoint `{path}`")]
     Checkpoint {
-        /// The file.
+        /// The checkpoint file (a run's `model.ot`).
         path: String,
-        /// Why.
+        /// tch's error.
         #[source]
         source: tch::TchError,
     },

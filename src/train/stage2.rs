@@ -1,5 +1,6 @@
-//! Stage 2 of decoupled training on a frozen stage-1 backbone: its features are computed once in
-//! evaluation mode, then a classifier is trained on them (a fresh one, cRT; or learned per-class
+//! Stage 2 of decoupled training on a frozen stage-1 backbone: its features are computed in
+//! evaluation mode, once (`features = "cached"`, the default) or for every batch (`per-batch`,
+//! `augmented`), then a classifier is trained on them (a fresh one, cRT; or learned per-class
 //! scales of the stage-1 classifier, LWS), or the stage-1 classifier is adjusted post hoc
 //! (tau-normalisation, logit adjustment).
 

@@ -24,7 +24,7 @@ fn reads_the_real_fashion_mnist_files() {
     if !fashion_present() {
         return;
     }
-    // The files are the ones documented in shared/reference/datasets.md.
+    // The files are Debian's `dataset-fashion-mnist` package; the digest pins its test labels.
     let digest = |name: &str| {
         format!("{:x}", Sha256::digest(std::fs::read(format!("{FASHION}/{name}")).unwrap()))
     };
