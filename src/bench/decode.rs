@@ -27,7 +27,7 @@ pub struct DecodeOptions {
     pub images: usize,
     /// Passes over the files; the fastest counts.
     pub passes: usize,
-    /// Threads (and DataLoader workers) of the all-cores measurement.
+    /// Threads (and `DataLoader` workers) of the all-cores measurement.
     pub threads: usize,
     /// Python with torch and torchvision; none: balms alone.
     pub python: Option<PathBuf>,
@@ -45,7 +45,7 @@ pub struct DecodeOptions {
 pub struct DecodeRow {
     /// `train` or `test` transform.
     pub transform: String,
-    /// Threads (balms's decoding pool) and DataLoader workers (0: the main process).
+    /// Threads (balms's decoding pool) and `DataLoader` workers (0: the main process).
     pub threads: usize,
     /// balms, images per second.
     pub balms: f64,
@@ -137,7 +137,7 @@ fn reference_rates(
 }
 
 /// Measures balms and torchvision with one thread (one main-process loader) and with
-/// `options.threads` threads (as many DataLoader workers).
+/// `options.threads` threads (as many `DataLoader` workers).
 ///
 /// # Errors
 /// Missing data or a failing reference.

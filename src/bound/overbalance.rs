@@ -1,7 +1,7 @@
 //! Check 3, the over-balance argument (§3.2, Eqns 11-12): how strongly each class's samples push
 //! on another class's logit under Softmax + CBS, Balanced Softmax, and Balanced Softmax + CBS.
 //!
-//! On a 6-class mixture with well-separated means (radius 5) and a long-tailed sample (n_max =
+//! On a 6-class mixture with well-separated means (radius 5) and a long-tailed sample (`n_max` =
 //! 1,000, IF 100), a Balanced Softmax model is trained to convergence. For class-i samples and a
 //! logit j != i, the expected negative gradient coefficient per iteration is
 //! `pi(i) E_i[p_j]`, with `pi(i) = n_i / N` under instance sampling and `1 / k` under

@@ -4,7 +4,7 @@
 //!
 //! The paper gives no model or optimiser for the toy; here: a linear classifier (so each region is
 //! a convex polygon, computed exactly by clipping the plotted square), SGD with batch 64 and a
-//! constant learning rate of 0.05 from zeros, classes N(mu_j, I) with means on a circle of radius
+//! constant learning rate of 0.05 from zeros, classes `N(mu_j, I)` with means on a circle of radius
 //! 2. Instance sampling draws rows uniformly; CBS draws a class uniformly, then a row of it. The
 //! summary is each region's share of the square [-6, 6]^2, beside the balanced Bayes rule's
 //! (equal priors: the Voronoi cells of the means).

@@ -23,6 +23,7 @@ pub struct BenchDecodeArgs {
     #[arg(long, default_value_t = 3)]
     passes: usize,
     /// Threads (and DataLoader workers) of the all-cores row.
+    #[expect(clippy::doc_markdown, reason = "--help text, where backticks would show")]
     #[arg(long, default_value_t = 2)]
     threads: usize,
     /// Data folder holding Fashion-MNIST (also `BALMS_DATA`).

@@ -276,7 +276,7 @@ pub enum Transform {
     Test,
     /// Training transform with colour-jitter strength (0 turns it off).
     Train {
-        /// ColorJitter brightness/contrast/saturation strength.
+        /// `ColorJitter` brightness/contrast/saturation strength.
         jitter: f64,
     },
 }

@@ -48,7 +48,7 @@ pub enum StoreError {
     Json {
         /// The record that does not parse (or could not be serialised).
         path: PathBuf,
-        /// serde_json's error (with line and column).
+        /// `serde_json`'s error (with line and column).
         #[source]
         source: serde_json::Error,
     },
