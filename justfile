@@ -89,6 +89,16 @@ reproduce-from-scratch: data build jpeg-tree
     rm -rf scratch
     {{bin}} reproduce --scratch scratch
 
+# After adding a registered name: rewrite the README's listing from `balms list` (a test compares).
+readme-listing: build
+    #!/usr/bin/env python3
+    import subprocess
+    listing = subprocess.run(["{{bin}}", "list"], check=True, capture_output=True, text=True).stdout
+    text = open("README.md").read()
+    start = text.index("```text\n", text.index("generated from the registries")) + len("```text\n")
+    end = text.index("```", start)
+    open("README.md", "w").write(text[:start] + listing + text[end:])
+
 # Print the resolved plan of a matrix.
 plan FILE: build
     {{bin}} plan {{FILE}}

@@ -15,10 +15,9 @@
 //!
 //! `config`, `matrix`, `seed`, `store` and `report` do not touch tensors.
 //!
-//! Imports go one way, from the top of the pipeline down: `cli` > `bench`, `bound` > `report` >
-//! `runner` > `store` > `train` > `matrix` > `config` > the components `data`, `model`, `loss`,
-//! `sampler` > the vocabulary `vocab`, `reference`, `seed`, `device`. No two modules, and no two
-//! files, import each other (`tests/it/imports.rs`); CONTRIBUTING.md gives the layers and why.
+//! Imports go one way, from later stages to earlier ones, by the layers of CONTRIBUTING.md's
+//! table (the vocabulary at the bottom, `cli` at the top), so no two modules, and no two files,
+//! import each other; `tests/it/imports.rs` checks it.
 
 pub mod bench;
 pub mod bound;

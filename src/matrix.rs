@@ -809,7 +809,10 @@ fn resolve_settings(defaults: &SettingsWire, own: &SettingsWire) -> Result<Setti
     if settings.batch_size == 0 {
         return Err("`batch-size` must be at least 1".to_string());
     }
-    let pretrained = matches!(&settings.model, ModelSpec::Resnet(r) if r.pretrained.is_some());
+    let pretrained = match &settings.model {
+        ModelSpec::Resnet(r) => r.pretrained.is_some(),
+        ModelSpec::Mlp { .. } | ModelSpec::SmallCnn | ModelSpec::Resnet32 => false,
+    };
     if settings.length == Length::Iterations(0) && !pretrained {
         return Err(
             "`iterations` = 0 takes a pretrained model as it is: set `model.resnet.pretrained`, or train at least 1 iteration"
@@ -1087,7 +1090,9 @@ fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
                     (AugmentSpec::RandomResizedCrop { .. }, false) => {
                         Some("`random-resized-crop` is for image-list datasets (ImageNet-LT, Places-LT, image-list)")
                     }
-                    _ => None,
+                    (AugmentSpec::None, _)
+                    | (AugmentSpec::CropFlip { .. }, false)
+                    | (AugmentSpec::RandomResizedCrop { .. }, true) => None,
                 };
                 if let Some(why) = why {
                     return Err(format!(

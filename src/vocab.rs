@@ -56,7 +56,8 @@ pub enum Stage2Classifier {
     /// tau-normalisation (Kang et al., `tau_norm.py`), post hoc: logits `x . w_j / ||w_j||^tau`
     /// without the bias. `tau` is chosen on the validation split from 0, 0.1, ..., 2 unless given.
     #[strum(
-        message = "post hoc: weights divided by their norm^tau (tau chosen on validation unless given)"
+        message = "post hoc: weights divided by their norm^tau (tau chosen on validation unless given)",
+        detailed_message = "tau-norm { tau = 1.0 }"
     )]
     TauNorm {
         /// Fixed tau (default: chosen on the validation split).
@@ -81,7 +82,10 @@ impl Stage2Classifier {
     /// Whether this is a post-hoc adjustment (no training).
     #[must_use]
     pub fn is_post_hoc(&self) -> bool {
-        matches!(self, Stage2Classifier::TauNorm { .. } | Stage2Classifier::LogitAdjust { .. })
+        match self {
+            Stage2Classifier::TauNorm { .. } | Stage2Classifier::LogitAdjust { .. } => true,
+            Stage2Classifier::Retrain | Stage2Classifier::Lws => false,
+        }
     }
 
     /// Stable label used in plans.

@@ -60,17 +60,29 @@ where
 {
     let _ = writeln!(out, "{heading}:");
     for (name, variant) in T::VARIANTS.iter().zip(T::iter()) {
-        let entry = match from_bare_name::<T>(name) {
-            Ok(defaults) => form(&defaults),
-            Err(_) => variant.get_detailed_message().unwrap_or(name).to_string(),
-        };
         let about = variant.get_message().unwrap_or_default();
+        let example = example(&variant);
+        let entry = match (from_bare_name::<T>(name), example) {
+            (Ok(defaults), _) => form(&defaults),
+            (Err(_), Some(example)) => example.to_string(),
+            (Err(_), None) => (*name).to_string(),
+        };
         if entry.len() < COLUMN {
             let _ = writeln!(out, "  {entry:<COLUMN$}{about}");
         } else {
             let _ = writeln!(out, "  {entry}\n  {:<COLUMN$}{about}", "");
         }
+        // An example of what the defaults do not show (another value, an unset option).
+        if let Some(example) = example.filter(|e| *e != entry) {
+            let _ = writeln!(out, "  {:<COLUMN$}e.g. {example}", "");
+        }
     }
+}
+
+/// A variant's `#[strum(detailed_message)]`: an example in the listing's syntax (strum answers
+/// the plain message where there is none).
+fn example<T: EnumMessage>(variant: &T) -> Option<&'static str> {
+    variant.get_detailed_message().filter(|d| Some(*d) != variant.get_message())
 }
 
 /// A registry value as the listing writes it, fields in declaration order: `name`, or
@@ -97,16 +109,16 @@ fn form<T: Serialize>(value: &T) -> String {
 mod tests {
     use super::*;
 
-    /// Every example form of a variant without defaults parses as its registry's value.
+    /// Every variant has defaults or an example, and every example parses as its registry's value.
     fn examples_parse<T>()
     where
         T: VariantNames + IntoEnumIterator + EnumMessage + DeserializeOwned,
     {
         for (name, variant) in T::VARIANTS.iter().zip(T::iter()) {
-            if from_bare_name::<T>(name).is_ok() {
+            let Some(example) = example(&variant) else {
+                assert!(from_bare_name::<T>(name).is_ok(), "`{name}` needs an example form");
                 continue;
-            }
-            let example = variant.get_detailed_message().expect("an example form");
+            };
             let (head, table) = example.split_once(' ').expect("name { ... }");
             assert_eq!(head, *name, "the example of `{name}` names another variant");
             let text = format!("value = {{ {name} = {table} }}");
@@ -117,7 +129,7 @@ mod tests {
     }
 
     #[test]
-    fn examples_of_variants_without_defaults_are_valid_matrix_syntax() {
+    fn examples_are_valid_matrix_syntax() {
         examples_parse::<LossSpec>();
         examples_parse::<SamplerSpec>();
         examples_parse::<ModelSpec>();

@@ -48,7 +48,7 @@ impl Cifar {
     fn records_per_file(self, train: bool) -> usize {
         match (self, train) {
             (Cifar::Hundred, true) => 50_000,
-            _ => 10_000,
+            (Cifar::Ten, _) | (Cifar::Hundred, false) => 10_000,
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The datasets balms knows: the matrix's names ([`DatasetSpec`]), the resolved dataset
 //! ([`DatasetKind`]), and one [`Descriptor`] per dataset, the single place that says how many
 //! classes it has, its shape, its head-class count, where its files are found, how to get it and
-//! how to read it. Adding a dataset is a variant of each enum and one arm of
-//! [`DatasetKind::descriptor`]; every other question reads the descriptor.
+//! how to read it. Adding a dataset is a variant of each enum, the arm of [`DatasetSpec::split`]
+//! that maps one to the other, and one arm of [`DatasetKind::descriptor`]; every other question
+//! reads the descriptor.
 
 use serde::{Deserialize, Serialize};
 
@@ -47,7 +48,7 @@ pub enum DatasetSpec {
     /// Seeded Gaussian mixture.
     #[strum(
         message = "seeded Gaussian mixture (synthetic)",
-        detailed_message = "gaussian-lt { imbalance = [100], mixture = { classes = 10, dim = 16 } }"
+        detailed_message = "gaussian-lt { imbalance = [100], mixture = { classes = 10, dim = 16, separation = 1.5, train-per-class = 1000, test-per-class = 500, data-seed = 0 } }"
     )]
     GaussianLt(GaussianEntry),
     /// ImageNet-LT (OLTR's lists over ImageNet-2012 JPEGs), 1,000 classes, imbalance 256.
@@ -59,7 +60,7 @@ pub enum DatasetSpec {
     /// Any image-list dataset in the ImageNet-LT format (e.g. `balms jpeg-tree`'s output).
     #[strum(
         message = "any lists in the ImageNet-LT format",
-        detailed_message = "image-list { name = \"fashion-mnist-lt-jpeg\", prefix = \"FashionMNIST_LT\", classes = 10, imbalance = 100 }"
+        detailed_message = "image-list { name = \"fashion-mnist-lt-jpeg\", prefix = \"FashionMNIST_LT\", classes = 10, imbalance = 100, crop = 28, resize = 28 }"
     )]
     ImageList(ListParams),
 }
@@ -140,24 +141,24 @@ impl DatasetSpec {
 }
 
 /// A dataset, resolved (no imbalance factor). `balms data` lists every variant but
-/// `image-list`, whose folder its matrix names.
+/// `image-list` (whose folder its matrix names), in this order: embedded first.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, strum::EnumIter)]
 #[serde(rename_all = "kebab-case")]
 pub enum DatasetKind {
-    /// CIFAR-10-LT: 10 classes, 3x32x32, `n_max` 5,000 (binary CIFAR-10).
-    Cifar10Lt,
-    /// CIFAR-100-LT: 100 classes (fine labels), 3x32x32, `n_max` 500.
-    Cifar100Lt,
-    /// Fashion-MNIST-LT: 10 classes, 1x28x28, `n_max` 6,000 (IDX files).
-    FashionMnistLt,
-    /// MNIST-LT: 10 classes, 1x28x28, `n_max` 5,421 (MNIST's smallest class).
-    MnistLt,
     /// Embedded UCI digits: 10 classes, 1x8x8 (values 0..16), `n_max` 124 after 50 per class are
     /// held out for test.
     DigitsLt,
     /// The seeded Gaussian mixture with its parameters (generated, no files; `[dim]` vectors;
     /// `n_max` is `train-per-class`).
     GaussianLt(GaussianParams),
+    /// Fashion-MNIST-LT: 10 classes, 1x28x28, `n_max` 6,000 (IDX files).
+    FashionMnistLt,
+    /// MNIST-LT: 10 classes, 1x28x28, `n_max` 5,421 (MNIST's smallest class).
+    MnistLt,
+    /// CIFAR-10-LT: 10 classes, 3x32x32, `n_max` 5,000 (binary CIFAR-10).
+    Cifar10Lt,
+    /// CIFAR-100-LT: 100 classes (fine labels), 3x32x32, `n_max` 500.
+    Cifar100Lt,
     /// ImageNet-LT from OLTR's lists: 1,000 classes, `n_max` 1,280, imbalance 256; with its crop
     /// and resize.
     ImagenetLt(ImageSize),

@@ -6,8 +6,9 @@
 //! the sum of the targets' weights, not by the batch size.
 //!
 //! To add a loss: write `src/loss/<name>.rs` with a type implementing [`Loss`] and its tests,
-//! add a variant to [`LossSpec`] and its arms in `label`, `check` and `build` (no `_ =>` arms on
-//! spec enums, so the compiler lists every place to touch). The README shows a worked example.
+//! add a variant to [`LossSpec`] with its `#[strum(message)]` (its line in `balms list`) and its
+//! arms in `label`, `check` and `build` (no match on a spec enum has a `_ =>` arm, so the compiler
+//! lists every place to touch); then `just readme-listing`. The README shows a worked example.
 
 mod equalization;
 mod focal;
@@ -173,7 +174,8 @@ pub enum LossSpec {
     /// normalised to sum to C (LDAM-DRW's `Reweight` rule, beta 0.9999 by default), over softmax
     /// cross-entropy (default) or the focal loss (LDAM-DRW's form, weight inside the CE).
     #[strum(
-        message = "class weights (1 - beta)/(1 - beta^n_j) over softmax or focal (Cui et al.)"
+        message = "class weights (1 - beta)/(1 - beta^n_j) over softmax or focal (Cui et al.)",
+        detailed_message = "class-balanced-loss { base = \"focal\", gamma = 2.0 }"
     )]
     ClassBalancedLoss {
         /// beta of the effective number (default 0.9999).

@@ -298,11 +298,11 @@ fn execute(
     let data = pool.long_tailed(job.cell.column.imbalance, job.seed, options.device)?;
     let model = match (&job.cell.method.scheme, &job.stage1) {
         (Scheme::EndToEnd(settings), _) => Some(&settings.model),
-        (_, Some(stage1)) => match &stage1.method.scheme {
+        (Scheme::Decoupled(_), Some(stage1)) => match &stage1.method.scheme {
             Scheme::EndToEnd(settings) => Some(&settings.model),
             Scheme::Decoupled(_) => None,
         },
-        _ => None,
+        (Scheme::Decoupled(_), None) => None,
     };
     let pretrained = model.map(crate::model::pretrained::fingerprint).transpose()?.flatten();
     let config = RunConfig {

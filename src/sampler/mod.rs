@@ -64,11 +64,17 @@ pub enum SamplerSpec {
     /// Meta Sampler (Ren et al. §3.2): per-class rates learned by a one-step look-ahead on a
     /// class-balanced meta batch; batches drawn by a straight-through Gumbel-softmax over all
     /// training instances. Stage 2 of decoupled training only (as the paper).
-    #[strum(message = "Meta Sampler (Ren et al.), stage 2 only")]
+    #[strum(
+        message = "Meta Sampler (Ren et al.), stage 2 only",
+        detailed_message = "meta { meta-set = \"validation\", init-pow = 0.1 }"
+    )]
     Meta(MetaSpec),
     /// Meta Reweighter (Ren et al. App. B.2): the same bi-level update, but instance-balanced
     /// batches whose per-sample losses are weighted by their class's rate. Stage 2 only.
-    #[strum(message = "Meta Reweighter (Ren et al., App. B.2), stage 2 only")]
+    #[strum(
+        message = "Meta Reweighter (Ren et al., App. B.2), stage 2 only",
+        detailed_message = "meta-reweighter { meta-set = \"validation\" }"
+    )]
     MetaReweighter(MetaSpec),
 }
 
@@ -95,6 +101,20 @@ impl SamplerSpec {
             | SamplerSpec::ClassBalanced
             | SamplerSpec::SquareRoot
             | SamplerSpec::ProgressivelyBalanced => None,
+        }
+    }
+
+    /// Whether this is the Meta Reweighter: instance-balanced batches whose losses its rates
+    /// weight, where the Meta Sampler draws the batches by its rates.
+    #[must_use]
+    pub fn is_reweighter(&self) -> bool {
+        match self {
+            SamplerSpec::MetaReweighter(_) => true,
+            SamplerSpec::Meta(_)
+            | SamplerSpec::Instance
+            | SamplerSpec::ClassBalanced
+            | SamplerSpec::SquareRoot
+            | SamplerSpec::ProgressivelyBalanced => false,
         }
     }
 

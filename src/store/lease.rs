@@ -89,11 +89,16 @@ fn untouched(path: &Path) -> Duration {
 /// The live holder of `dir`'s lease, if another worker holds it.
 #[must_use]
 pub fn live_holder(dir: &Path) -> Option<Holder> {
-    let path = dir.join("lease.json");
-    let holder = read_holder(&path)?;
-    (holder.alive() && untouched(&path) < STALE_AFTER && holder.pid != std::process::id())
-        .then_some(holder)
+    [dir.join("lease.json"), dir.join(LEGACY)].into_iter().find_map(|path| {
+        let holder = read_holder(&path)?;
+        (holder.alive() && untouched(&path) < STALE_AFTER && holder.pid != std::process::id())
+            .then_some(holder)
+    })
 }
+
+/// The lease file's earlier name, `claim.json`: a worker of an older binary still training (a job
+/// array in the middle of an upgrade) holds its run by it, so a live one is honoured as a lease.
+const LEGACY: &str = "claim.json";
 
 /// Takes the lease of the run folder `dir` (created if missing).
 ///
@@ -101,6 +106,12 @@ pub fn live_holder(dir: &Path) -> Option<Holder> {
 /// Filesystem errors, naming the file.
 pub fn acquire(dir: &Path) -> Result<Outcome, StoreError> {
     std::fs::create_dir_all(dir).map_err(io(dir))?;
+    let legacy = dir.join(LEGACY);
+    if let Some(holder) = read_holder(&legacy) {
+        if holder.alive() && untouched(&legacy) < STALE_AFTER {
+            return Ok(Outcome::Busy(holder));
+        }
+    }
     let path = dir.join("lease.json");
     #[expect(clippy::cast_possible_truncation, reason = "the clock's low 64 bits make a token")]
     let token = u64::from(std::process::id()) << 32
@@ -197,6 +208,20 @@ mod tests {
         assert!(matches!(acquire(dir.path()).unwrap(), Outcome::Busy(h) if h.pid == 0));
         let old = SystemTime::now() - Duration::from_secs(60);
         std::fs::OpenOptions::new().write(true).open(&file).unwrap().set_modified(old).unwrap();
+        assert!(matches!(acquire(dir.path()).unwrap(), Outcome::Held(_)));
+    }
+
+    #[test]
+    fn a_live_claim_of_an_older_balms_is_honoured() {
+        let dir = tempfile::tempdir().unwrap();
+        let remote = Holder { host: "elsewhere".to_string(), pid: 1, token: 8 };
+        std::fs::write(dir.path().join(LEGACY), serde_json::to_string(&remote).unwrap()).unwrap();
+        assert!(matches!(acquire(dir.path()).unwrap(), Outcome::Busy(h) if h.host == "elsewhere"));
+        assert_eq!(live_holder(dir.path()).map(|h| h.host), Some("elsewhere".to_string()));
+        assert!(!dir.path().join("lease.json").exists());
+        // A dead one (this host, no such process) is ignored.
+        let dead = Holder { host: host_name(), pid: u32::MAX, token: 9 };
+        std::fs::write(dir.path().join(LEGACY), serde_json::to_string(&dead).unwrap()).unwrap();
         assert!(matches!(acquire(dir.path()).unwrap(), Outcome::Held(_)));
     }
 }

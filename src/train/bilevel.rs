@@ -30,7 +30,7 @@ use crate::loss::{BuildContext, Loss, Terms};
 use crate::matrix::{Optimizer, RunSeeds, Stage2};
 use crate::model::linear_classifier;
 use crate::sampler::gumbel_draw;
-use crate::sampler::{by_class, ClassBalanced, MetaSpec, SamplerSpec};
+use crate::sampler::{by_class, ClassBalanced, MetaSpec};
 use crate::seed::torch_seed;
 
 /// Training inputs of the bi-level loop: features (by row index) with labels for the batches and
@@ -313,7 +313,7 @@ pub(super) fn train(
     progress: &mut dyn Progress,
 ) -> Result<(nn::VarStore, nn::Linear, MetaOutcome), TrainError> {
     let (width, kind, device) = data.features;
-    let reweight = matches!(stage2.sampler, SamplerSpec::MetaReweighter(_));
+    let reweight = stage2.sampler.is_reweighter();
     tch::manual_seed(torch_seed(seeds.init));
     let vs = nn::VarStore::new(device);
     let classes = i64::try_from(data.counts.len()).expect("fits");
@@ -619,7 +619,7 @@ mod tests {
             selection: Selection::Last,
             features: crate::vocab::Features::Cached,
             loss,
-            sampler: SamplerSpec::Meta(spec.clone()),
+            sampler: crate::sampler::SamplerSpec::Meta(spec.clone()),
             iterations: 400,
             batch_size: 64,
             optimizer: Optimizer { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: false },

@@ -113,7 +113,13 @@ fn train_classifier(
             let scales = (vs.root() / "classifier").ones("scales", &[classes]);
             Head::Scaled(w.shallow_clone(), b.shallow_clone(), scales)
         }
-        _ => Head::Fresh(linear_classifier(&(vs.root() / "classifier"), frozen.width, classes)),
+        (Stage2Classifier::Lws, None)
+        | (
+            Stage2Classifier::Retrain
+            | Stage2Classifier::TauNorm { .. }
+            | Stage2Classifier::LogitAdjust { .. },
+            _,
+        ) => Head::Fresh(linear_classifier(&(vs.root() / "classifier"), frozen.width, classes)),
     };
     let loss = stage2.loss.build(&BuildContext::new(data.class_counts.clone(), device))?;
     let batch = stage2.batch_size as usize;

@@ -110,7 +110,7 @@ fn readme_shows_the_generated_listing() {
     let block = format!("```text\n{}```", balms::cli::registry_listing());
     assert!(
         readme.contains(&block),
-        "README's registry listing is not `balms list`'s output; paste this in its place:\n{block}"
+        "README's registry listing is not `balms list`'s output: run `just readme-listing`"
     );
 }
 

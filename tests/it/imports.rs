@@ -1,12 +1,14 @@
-//! The import graph of `src/`: no two top-level modules depend on each other (directly or around
-//! a loop), and neither do two files. The intended direction is written in CONTRIBUTING.md and
-//! the crate doc (`src/lib.rs`).
+//! The import graph of `src/`: top-level modules import only modules of lower layers
+//! ([`LAYERS`], the table in CONTRIBUTING.md), so no two of them depend on each other, directly or
+//! around a loop; and no two files do.
 //!
 //! A dependency of file A on file B is any path in A's code (comments and strings left out) that
 //! resolves to B: `use` trees, `crate::…`, `super::…` and `self::…` paths, and a child module's
 //! name used as a path (`stage2::stage2` in `train/mod.rs`). `mod x;` declarations are not
 //! dependencies. A path resolves to the deepest module file it names, so `super::Progress` in
-//! `train/stage2.rs` is a dependency on `train/mod.rs`, and a re-export there is its own edge.
+//! `train/stage2.rs` is a dependency on `train/mod.rs`. A name a module file re-exports from a
+//! child (`pub use locate::DataLocator` in `data/mod.rs`) resolves to that child, so
+//! `super::DataLocator` in `data/pool.rs` is an edge to `data/locate.rs`. `as` renames are read.
 //!
 //! A module's own file (`train/mod.rs`) contains its direct children: its edges down to them
 //! (declaring, re-exporting, calling `stage2::stage2`) are containment, not imports, so
@@ -48,6 +50,17 @@ fn module_files(src: &Path) -> Files {
     files
 }
 
+/// Whether the `r` at `i` starts a raw string: no identifier character before it, or only a
+/// `b` (a raw byte string, `br"…"`).
+fn starts_literal(chars: &[char], i: usize) -> bool {
+    let ident = |k: usize| chars.get(k).is_some_and(|p| p.is_alphanumeric() || *p == '_');
+    match i.checked_sub(1) {
+        None => true,
+        Some(b) if chars[b] == 'b' => b.checked_sub(1).is_none_or(|k| !ident(k)),
+        Some(p) => !ident(p),
+    }
+}
+
 /// The code of a Rust file with comments, string and character literals blanked out.
 fn code_only(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
@@ -77,9 +90,7 @@ fn code_only(text: &str) -> String {
                 }
             }
             out.push(' ');
-        } else if c == 'r'
-            && (next == Some('"') || next == Some('#'))
-            && !chars.get(i.wrapping_sub(1)).is_some_and(|p| p.is_alphanumeric() || *p == '_')
+        } else if c == 'r' && (next == Some('"') || next == Some('#')) && starts_literal(&chars, i)
         {
             // A raw string: r"…", r#"…"#, …
             let mut j = i + 1;
@@ -136,9 +147,24 @@ fn code_only(text: &str) -> String {
 
 /// The expanded paths of a `use` tree (`a::{b, c::{d, e}}` gives `a::b`, `a::c::d`, `a::c::e`).
 fn expand_use(tree: &str) -> Vec<String> {
-    let tree: String = tree.chars().filter(|c| !c.is_whitespace()).collect();
+    let tree: String = without_renames(tree).chars().filter(|c| !c.is_whitespace()).collect();
     let mut out = Vec::new();
     expand_into("", &tree, &mut out);
+    out
+}
+
+/// A use tree without its `as name` renames (`crate::data as d` is `crate::data`).
+fn without_renames(tree: &str) -> String {
+    let mut out = String::new();
+    let mut rest = tree;
+    while let Some(at) = rest.find(" as ") {
+        out.push_str(&rest[..at]);
+        let after = rest[at + 4..].trim_start();
+        let name_len =
+            after.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(after.len());
+        rest = &after[name_len..];
+    }
+    out.push_str(rest);
     out
 }
 
@@ -244,8 +270,44 @@ fn paths(code: &str, children: &BTreeSet<String>) -> Vec<(String, usize)> {
     found
 }
 
-/// The file a path in module `here` names, if any (the deepest module file along it).
-fn resolve(here: &[String], path: &str, inline: usize, files: &Files) -> Option<String> {
+/// Names that module files re-export: (module, name) -> the path re-exported, as written there.
+type Reexports = BTreeMap<(Vec<String>, String), String>;
+
+/// The paths of a file's `pub use`, `pub(crate) use` and `pub(super) use` statements.
+fn reexported_paths(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for marker in ["pub use ", "pub(crate) use ", "pub(super) use "] {
+        let mut rest = code;
+        while let Some(at) = rest.find(marker) {
+            let tree = &rest[at + marker.len()..];
+            let end = tree.find(';').unwrap_or(tree.len());
+            out.extend(expand_use(&tree[..end]));
+            rest = &tree[end..];
+        }
+    }
+    out
+}
+
+/// The file a path in module `here` names, if any: the deepest module file along it, or, where
+/// the path goes on with a name that file re-exports, the file the name comes from.
+fn resolve(
+    here: &[String],
+    path: &str,
+    inline: usize,
+    files: &Files,
+    reexports: &Reexports,
+) -> Option<String> {
+    resolve_at(here, path, inline, files, reexports, 0)
+}
+
+fn resolve_at(
+    here: &[String],
+    path: &str,
+    inline: usize,
+    files: &Files,
+    reexports: &Reexports,
+    depth: usize,
+) -> Option<String> {
     let mut segments = path.split("::").filter(|s| !s.is_empty() && *s != "*").peekable();
     let mut absolute: Vec<String> = match segments.peek().copied() {
         Some("crate") => {
@@ -279,11 +341,24 @@ fn resolve(here: &[String], path: &str, inline: usize, files: &Files) -> Option<
         None => return None,
     };
     let mut deepest = files.get(&absolute).cloned();
+    let mut deepest_module = absolute.clone();
+    let mut next = None;
     for segment in segments {
         absolute.push(segment.to_owned());
-        match files.get(&absolute) {
-            Some(file) => deepest = Some(file.clone()),
-            None => break,
+        if let Some(file) = files.get(&absolute) {
+            deepest = Some(file.clone());
+            deepest_module.clone_from(&absolute);
+        } else {
+            next = Some(segment);
+            break;
+        }
+    }
+    if let Some(name) = next.filter(|_| depth < 8) {
+        if let Some(target) = reexports.get(&(deepest_module.clone(), name.to_owned())) {
+            let origin = resolve_at(&deepest_module, target, 0, files, reexports, depth + 1);
+            if origin.is_some() {
+                return origin;
+            }
         }
     }
     deepest
@@ -293,9 +368,19 @@ fn resolve(here: &[String], path: &str, inline: usize, files: &Files) -> Option<
 fn file_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let files = module_files(src);
     let module_of: BTreeMap<&String, &Vec<String>> = files.iter().map(|(m, f)| (f, m)).collect();
+    let code_of = |file: &String| code_only(&std::fs::read_to_string(src.join(file)).unwrap());
+    let mut reexports = Reexports::new();
+    for (module, file) in &files {
+        for path in reexported_paths(&code_of(file)) {
+            let name = path.rsplit("::").next().unwrap_or_default().to_owned();
+            if name != "self" && name != "*" && !name.is_empty() {
+                reexports.insert((module.clone(), name), path);
+            }
+        }
+    }
     let mut graph = BTreeMap::new();
     for (module, file) in &files {
-        let code = code_only(&std::fs::read_to_string(src.join(file)).unwrap());
+        let code = code_of(file);
         let children: BTreeSet<String> = files
             .keys()
             .filter(|k| k.len() == module.len() + 1 && k.starts_with(module))
@@ -303,7 +388,7 @@ fn file_graph(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             .collect();
         let mut deps = BTreeSet::new();
         for (path, inline) in paths(&code, &children) {
-            if let Some(target) = resolve(module, &path, inline, &files) {
+            if let Some(target) = resolve(module, &path, inline, &files, &reexports) {
                 let to = module_of[&target];
                 let child = to.len() == module.len() + 1 && to.starts_with(module);
                 if &target != file && !child {
@@ -398,6 +483,33 @@ fn src() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
 
+/// The layers of CONTRIBUTING.md's table, bottom first. A top-level module imports only modules
+/// of lower layers: never one of its own layer, so the first layer's modules import nothing of
+/// the crate.
+const LAYERS: &[&[&str]] = &[
+    &["vocab", "reference", "seed", "device"],
+    &["data", "model", "loss", "sampler"],
+    &["config"],
+    &["matrix"],
+    &["train"],
+    &["store"],
+    &["runner", "report"],
+    &["bench", "bound"],
+    &["cli"],
+];
+
+/// Top-level module -> the top-level modules it imports (`lib.rs` left out).
+fn module_graph_of(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
+    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (file, deps) in file_graph(src) {
+        let from = top_level(&file);
+        let entry = graph.entry(from.clone()).or_default();
+        entry.extend(deps.iter().map(|d| top_level(d)).filter(|to| *to != from && to != "lib"));
+    }
+    graph.remove("lib");
+    graph
+}
+
 #[test]
 fn no_two_files_import_each_other() {
     let graph = file_graph(&src());
@@ -407,15 +519,29 @@ fn no_two_files_import_each_other() {
 
 #[test]
 fn no_two_top_level_modules_import_each_other() {
-    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (file, deps) in file_graph(&src()) {
-        let from = top_level(&file);
-        let entry = graph.entry(from.clone()).or_default();
-        entry.extend(deps.iter().map(|d| top_level(d)).filter(|to| *to != from && to != "lib"));
-    }
-    graph.remove("lib");
+    let graph = module_graph_of(&src());
     let found = loops(&graph);
     assert!(found.is_empty(), "modules that import each other:\n{}", describe(&graph, &found));
+}
+
+#[test]
+fn imports_go_down_the_layers() {
+    let layer = |m: &str| LAYERS.iter().position(|l| l.contains(&m));
+    let mut wrong = Vec::new();
+    for (from, to) in module_graph_of(&src()) {
+        let Some(a) = layer(&from) else {
+            wrong.push(format!("`{from}` is in no layer: add it to LAYERS and CONTRIBUTING.md"));
+            continue;
+        };
+        for to in to {
+            match layer(&to) {
+                Some(b) if b < a => {}
+                Some(b) => wrong.push(format!("{from} (layer {a}) imports {to} (layer {b})")),
+                None => wrong.push(format!("`{to}` is in no layer: add it to LAYERS")),
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "imports against the layers:\n{}", wrong.join("\n"));
 }
 
 #[test]
@@ -428,18 +554,34 @@ fn the_checker_sees_use_trees_super_paths_and_child_modules() {
     for (module, file) in [
         (vec![], "lib.rs"),
         (vec!["train"], "train/mod.rs"),
-        (vec!["train", "meta"], "train/meta.rs"),
+        (vec!["train", "bilevel"], "train/bilevel.rs"),
+        (vec!["train", "select"], "train/select.rs"),
         (vec!["store"], "store/mod.rs"),
     ] {
         files.insert(module.into_iter().map(str::to_owned).collect(), file.to_owned());
     }
-    let here = ["train".to_owned(), "meta".to_owned()];
-    assert_eq!(resolve(&here, "super::Progress", 0, &files).as_deref(), Some("train/mod.rs"));
-    assert_eq!(resolve(&here, "super::Progress", 1, &files).as_deref(), Some("train/meta.rs"));
-    assert_eq!(resolve(&here, "crate::store::Metrics", 0, &files).as_deref(), Some("store/mod.rs"));
-    assert_eq!(resolve(&here, "tch::Tensor", 0, &files), None);
-    let parent = ["train".to_owned()];
-    assert_eq!(resolve(&parent, "meta::train", 0, &files).as_deref(), Some("train/meta.rs"));
+    let mut reexports = Reexports::new();
+    reexports.insert((vec!["train".to_owned()], "Best".to_owned()), "select::Best".to_owned());
+    let r = |here: &[&str], path: &str, inline: usize| {
+        let here: Vec<String> = here.iter().map(|s| (*s).to_owned()).collect();
+        resolve(&here, path, inline, &files, &reexports)
+    };
+    let here = ["train", "bilevel"];
+    assert_eq!(r(&here, "super::Progress", 0).as_deref(), Some("train/mod.rs"));
+    assert_eq!(r(&here, "super::Progress", 1).as_deref(), Some("train/bilevel.rs"));
+    assert_eq!(r(&here, "crate::store::Metrics", 0).as_deref(), Some("store/mod.rs"));
+    assert_eq!(r(&here, "tch::Tensor", 0), None);
+    assert_eq!(r(&["train"], "bilevel::train", 0).as_deref(), Some("train/bilevel.rs"));
+    // A re-exported name resolves to the child it comes from.
+    assert_eq!(r(&here, "super::Best", 0).as_deref(), Some("train/select.rs"));
+    assert_eq!(r(&["store"], "crate::train::Best", 0).as_deref(), Some("train/select.rs"));
+    assert_eq!(expand_use("crate::data as d"), ["crate::data"]);
+    assert_eq!(expand_use("super::{a as b, c}"), ["super::a", "super::c"]);
+    assert_eq!(
+        reexported_paths("pub use select::{Best, Splits};"),
+        ["select::Best", "select::Splits"]
+    );
+    assert_eq!(code_only("let b = br#\"crate::x\"#; crate::y"), "let b = b\"\"; crate::y");
     let code = code_only("// crate::store::X\nlet s = \"crate::store\"; use super::{a, b};");
     let children = BTreeSet::new();
     let found: Vec<String> = paths(&code, &children).into_iter().map(|(p, _)| p).collect();
@@ -455,13 +597,7 @@ fn the_checker_sees_use_trees_super_paths_and_child_modules() {
 #[ignore = "prints the graph: cargo test -- --ignored --nocapture module_graph"]
 #[expect(clippy::print_stdout, reason = "printing the graph is this test's purpose")]
 fn module_graph() {
-    let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (file, deps) in file_graph(&src()) {
-        let from = top_level(&file);
-        let entry = graph.entry(from.clone()).or_default();
-        entry.extend(deps.iter().map(|d| top_level(d)).filter(|to| *to != from));
-    }
-    for (from, to) in graph {
+    for (from, to) in module_graph_of(&src()) {
         println!("{from} -> {}", to.into_iter().collect::<Vec<_>>().join(", "));
     }
 }
