@@ -25,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod files;
 pub mod loss;
 pub mod matrix;
 pub mod model;

@@ -5,9 +5,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::run::{run_matrix, RunArgs};
+use super::run::{interrupted, run_matrix, RunArgs};
 use crate::matrix::Plan;
 use crate::report::compare;
+use crate::runner::interrupt;
 use crate::store::Store;
 
 /// Arguments of `balms check`.
@@ -40,12 +41,16 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         std::fs::remove_dir_all(scratch)
             .with_context(|| format!("emptying `{}`", scratch.display()))?;
     }
+    interrupt::install()?;
     let options = args.options.options(scratch)?;
     let reference = Store::new(&args.options.results);
     let mut failed = false;
     for file in &args.files {
         let plan = Plan::load(file)?;
-        run_matrix(&plan, &options)?;
+        let summary = run_matrix(&plan, &options)?;
+        if let Some(code) = interrupted(&plan, &summary) {
+            return Ok(code);
+        }
         let differences =
             compare::compare_within(&plan, &options.store, &reference, args.tolerance)?;
         match args.tolerance {

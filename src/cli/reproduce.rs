@@ -6,9 +6,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::run::{run_matrix, RunArgs};
+use super::run::{held_elsewhere, interrupted, run_matrix, RunArgs};
 use crate::matrix::Plan;
 use crate::report::compare;
+use crate::runner::interrupt;
 use crate::store::Store;
 
 /// Arguments of `balms reproduce`.
@@ -37,8 +38,10 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
     let scratch = args.scratch.as_deref();
     let results = scratch.map_or_else(|| args.options.results.clone(), |s| s.join("results"));
     let paper = scratch.map_or_else(|| args.paper.clone(), |s| s.join("paper"));
+    interrupt::install()?;
     let options = args.options.options(&results)?;
     let mut skipped = Vec::new();
+    let mut held = Vec::new();
     for file in matrix_files(&args.experiments)? {
         let plan = Plan::load(&file)?;
         if let Some(missing) =
@@ -47,7 +50,13 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
             skipped.push(format!("{} ({}): {missing}", plan.name, file.display()));
             continue;
         }
-        run_matrix(&plan, &options)?;
+        let summary = run_matrix(&plan, &options)?;
+        if let Some(code) = interrupted(&plan, &summary) {
+            return Ok(code);
+        }
+        if summary.busy > 0 {
+            held.push((plan.name.clone(), summary.busy));
+        }
         let path = crate::report::write_report(&plan, &options.store, &paper)?;
         println!("wrote {}", path.display());
         if scratch.is_some() {
@@ -59,7 +68,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
     for line in &skipped {
         println!("skipped {line}");
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(held_elsewhere(&held))
 }
 
 /// The `.toml` files of `dir`, sorted.

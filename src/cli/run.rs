@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use crate::data::DataLocator;
 use crate::device::{self, DeviceChoice};
 use crate::matrix::Plan;
-use crate::runner::{self, RunOptions};
+use crate::runner::{self, interrupt, RunOptions, RunSummary};
 use crate::store::Store;
 
 /// Arguments of `balms run`.
@@ -86,17 +86,61 @@ impl RunArgs {
     }
 }
 
-/// Trains every unfinished run of each file.
+/// Exit status of an invocation that ends with runs held by other workers: `EX_TEMPFAIL`
+/// (sysexits.h), "try again later", so a script or a job array does not take it for done.
+pub const UNFINISHED: u8 = 75;
+
+/// Trains every unfinished run of each file. Exits 130 (SIGINT) or 143 (SIGTERM) when a signal
+/// stopped it, [`UNFINISHED`] when other workers still hold runs; the last line says which.
 ///
 /// # Errors
 /// A bad option or matrix file, or a failure of the runner itself (a failed run is recorded and
 /// the matrix goes on).
 pub fn run(args: RunCommandArgs) -> anyhow::Result<ExitCode> {
+    interrupt::install()?;
     let options = args.options.options(&args.options.results)?;
+    let mut held = Vec::new();
     for file in args.files {
-        run_matrix(&Plan::load(&file)?, &options)?;
+        let plan = Plan::load(&file)?;
+        let summary = run_matrix(&plan, &options)?;
+        if let Some(code) = interrupted(&plan, &summary) {
+            return Ok(code);
+        }
+        if summary.busy > 0 {
+            held.push((plan.name.clone(), summary.busy));
+        }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(held_elsewhere(&held))
+}
+
+/// After a signal: the last line, saying what is unfinished, and the exit status.
+#[must_use]
+pub fn interrupted(plan: &Plan, summary: &RunSummary) -> Option<ExitCode> {
+    let (signal, runs) = summary.interrupted?;
+    let name = if signal == signal_hook::consts::SIGINT { "SIGINT" } else { "SIGTERM" };
+    eprintln!(
+        "interrupted by {name}: {runs} run(s) of `{}` unfinished, nothing of them recorded; run the \
+         same command again to finish them",
+        plan.name
+    );
+    Some(ExitCode::from(interrupt::exit_status(signal)))
+}
+
+/// The end of an invocation: success, or the last line counting the runs other workers hold,
+/// by matrix (`held`: matrix name and count).
+#[must_use]
+pub fn held_elsewhere(held: &[(String, usize)]) -> ExitCode {
+    if held.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    let total: usize = held.iter().map(|(_, n)| n).sum();
+    let by_matrix: Vec<String> = held.iter().map(|(name, n)| format!("{n} of `{name}`")).collect();
+    eprintln!(
+        "unfinished: {total} run(s) held by other workers ({}); when they are done, run the same \
+         command again to check",
+        by_matrix.join(", ")
+    );
+    ExitCode::from(UNFINISHED)
 }
 
 /// A `--jobs` worker: trains the runs named on standard input.
@@ -104,25 +148,30 @@ pub fn run(args: RunCommandArgs) -> anyhow::Result<ExitCode> {
 /// # Errors
 /// As [`run`].
 pub fn worker(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
+    interrupt::install()?;
     let options = args.options.options(&args.options.results)?;
     runner::serve_worker(&Plan::load(&args.file)?, &options)?;
-    Ok(ExitCode::SUCCESS)
+    Ok(interrupt::received()
+        .map_or(ExitCode::SUCCESS, |s| ExitCode::from(interrupt::exit_status(s))))
 }
 
-/// Runs one matrix and says how many runs it trained, found finished and left to others.
+/// Runs one matrix and says how many runs this process trained, found finished, left to others
+/// and left unfinished after a signal.
 ///
 /// # Errors
 /// As [`runner::run_plan`].
-pub fn run_matrix(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
+pub fn run_matrix(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary> {
     let summary = runner::run_plan(plan, options)?;
     let busy = if summary.busy > 0 {
         format!(", {} held by other workers", summary.busy)
     } else {
         String::new()
     };
+    let stopped =
+        summary.interrupted.map_or_else(String::new, |(_, n)| format!(", {n} interrupted"));
     eprintln!(
-        "matrix `{}`: {} trained, {} already finished{busy}",
+        "matrix `{}`: {} trained, {} already finished{busy}{stopped}",
         plan.name, summary.trained, summary.skipped
     );
-    Ok(())
+    Ok(summary)
 }

@@ -16,9 +16,12 @@ use tch::Device;
 use crate::data::{DataLocator, Pool, RunData};
 use crate::matrix::{Cell, Plan, RunSeeds, Scheme};
 use crate::seed::Seed;
-use crate::store::{self, Failure, Metrics, Provenance, RunConfig, RunStatus, Store};
+use crate::store::{
+    self, CheckpointState, Failure, Metrics, Provenance, RunConfig, RunStatus, Store,
+};
 use crate::train::{self, Progress, Trained};
 
+pub mod interrupt;
 pub mod slurm;
 mod workers;
 pub use workers::serve_worker;
@@ -120,6 +123,17 @@ pub struct RunSummary {
     pub failed: Vec<String>,
     /// Runs another live worker was training (left to it).
     pub busy: usize,
+    /// Runs left unfinished because a SIGINT or SIGTERM arrived (the one in training stopped,
+    /// the rest not started), and the signal.
+    pub interrupted: Option<(i32, usize)>,
+}
+
+impl RunSummary {
+    /// Runs of the plan (this share of it) that are still unfinished after this invocation.
+    #[must_use]
+    pub fn unfinished(&self) -> usize {
+        self.busy + self.failed.len() + self.interrupted.map_or(0, |(_, n)| n)
+    }
 }
 
 /// One run of the plan: a cell at a seed.
@@ -172,8 +186,14 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
         drop(pools);
         workers::run_parallel(plan, &pending, options, &bars, &mut summary)?;
     } else {
-        for job in &pending {
+        for (done, job) in pending.iter().enumerate() {
             match run_job(plan, job, &mut pools, options, &bars) {
+                Ok(Done::Interrupted) => {
+                    let signal = interrupt::received().unwrap_or(signal_hook::consts::SIGTERM);
+                    summary.interrupted = Some((signal, pending.len() - done));
+                    bars.println(&format!("{}: interrupted; nothing recorded", job.id()));
+                    break;
+                }
                 Ok(Done::Trained(top1)) => {
                     summary.trained += 1;
                     bars.println(&format!("{}: top-1 {top1:.4}", job.id()));
@@ -182,15 +202,23 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
                     summary.busy += 1;
                     bars.println(&format!("{}: being trained by {holder}; left to it", job.id()));
                 }
+                Ok(Done::AlreadyFinished) => summary.skipped += 1,
                 Err(err) => {
                     bars.println(&format!("{}: FAILED: {err:#}", job.id()));
                     summary.failed.push(job.id());
+                    if crate::files::is_storage_full(err.as_ref()) {
+                        bars.matrix.finish_and_clear();
+                        return Err(disk_full(plan, options, &job.id(), &err));
+                    }
                 }
             }
             bars.matrix.inc(1);
         }
     }
     bars.matrix.finish_and_clear();
+    if summary.interrupted.is_some() {
+        return Ok(summary);
+    }
     if !summary.failed.is_empty() {
         bail!(
             "{} run(s) of `{}` failed (see their failed.json): {}",
@@ -200,6 +228,17 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
         );
     }
     Ok(summary)
+}
+
+/// The error that stops a matrix when the disk is full: what to free, and that a rerun resumes.
+fn disk_full(plan: &Plan, options: &RunOptions, run: &str, err: &anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!(
+        "the disk holding `{}` is full (run {run}: {err:#}); matrix `{}` stopped. Free space there \
+         (a run's `model.ot` checkpoints are the largest files), then run the same command again: \
+         finished runs are kept, and the interrupted ones start over",
+        options.store.root().display(),
+        plan.name,
+    )
 }
 
 /// The plan's runs, end-to-end cells first.
@@ -241,6 +280,18 @@ pub(crate) enum Done {
     Trained(f64),
     /// Another live worker holds the run (`host pid N`).
     Busy(String),
+    /// Another process finished it while this one waited for its lease: nothing trained here.
+    AlreadyFinished,
+    /// A SIGINT or SIGTERM stopped it (or came before it started): nothing recorded, lease
+    /// released.
+    Interrupted,
+}
+
+/// Whether `err` is a training stopped by a signal.
+fn is_interrupted(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        matches!(e.downcast_ref::<train::TrainError>(), Some(train::TrainError::Interrupted))
+    })
 }
 
 /// Takes one run's lease, trains it in this process and records it: its top-1, or the error (also
@@ -252,6 +303,9 @@ fn run_job(
     options: &RunOptions,
     bars: &Bars,
 ) -> anyhow::Result<Done> {
+    if interrupt::received().is_some() {
+        return Ok(Done::Interrupted);
+    }
     if let Some(stage1) = &job.stage1 {
         let dir = options.store.run_dir(&plan.name, stage1, job.seed.0);
         let finished = matches!(
@@ -268,9 +322,9 @@ fn run_job(
             return Ok(Done::Busy(format!("{} pid {}", h.host, h.pid)))
         }
     };
-    // A worker that finished it while we waited for the lease.
-    if let RunStatus::Finished(m) = Store::status(&job.dir, &job.hash)? {
-        return Ok(Done::Trained(m.evaluation.top1));
+    // Another process finished it while we waited for the lease.
+    if let RunStatus::Finished(_) = Store::status(&job.dir, &job.hash)? {
+        return Ok(Done::AlreadyFinished);
     }
     let outcome = pools.get(plan, job, &options.locator).and_then(|pool| {
         let provenance = Provenance { data_source: pool.source.clone(), ..provenance(options) };
@@ -278,10 +332,14 @@ fn run_job(
     });
     match outcome {
         Ok(metrics) => Ok(Done::Trained(metrics.evaluation.top1)),
-        Err(err) => {
-            record_failure(job, &err)?;
-            Err(err)
-        }
+        Err(err) if is_interrupted(&err) => Ok(Done::Interrupted),
+        Err(err) => match record_failure(job, &err) {
+            Ok(()) => Err(err),
+            // A full disk may refuse `failed.json` too: keep the first error, say both.
+            Err(also) => {
+                Err(err.context(format!("(its failed.json could not be written: {also:#})")))
+            }
+        },
     }
 }
 
@@ -324,14 +382,18 @@ fn execute(
     let mut progress =
         RunProgress { bar: bars.run(&job.id()), log: Some(job.dir.clone()), lease: Some(lease) };
     let trained = match &job.cell.method.scheme {
-        Scheme::EndToEnd(settings) => train::end_to_end(
-            settings,
-            &data,
-            &job.seeds,
-            options.device,
-            &job.dir.join("model.ot"),
-            &mut progress,
-        )?,
+        Scheme::EndToEnd(settings) => {
+            let trained = train::end_to_end(
+                settings,
+                &data,
+                &job.seeds,
+                options.device,
+                &job.dir.join("model.ot"),
+                &mut progress,
+            )?;
+            Store::record_checkpoint(&job.dir)?;
+            trained
+        }
         Scheme::Decoupled(stage2) => {
             let stage1 = job.stage1.as_ref().expect("decoupled cells have a stage 1");
             let (checkpoint, settings) =
@@ -380,9 +442,16 @@ fn stage1_checkpoint(
             stage1.id()
         )
     };
-    if !checkpoint.is_file() {
+    let state = Store::checkpoint_state(&dir);
+    if state != CheckpointState::Intact {
+        let why = match state {
+            CheckpointState::Mismatch(why) => {
+                format!("`{}` is not the one recorded ({why})", checkpoint.display())
+            }
+            CheckpointState::Missing | CheckpointState::Intact => "missing".to_string(),
+        };
         bars.println(&format!(
-            "{} seed {seed}: stage-1 checkpoint missing; retraining it",
+            "{} seed {seed}: stage-1 checkpoint {why}; retraining it (deterministic: same seeds)",
             stage1.id()
         ));
         let mut progress = RunProgress {
@@ -392,6 +461,7 @@ fn stage1_checkpoint(
         };
         let retrained =
             train::end_to_end(settings, data, &seeds, options.device, &checkpoint, &mut progress)?;
+        Store::record_checkpoint(&dir)?;
         progress.bar.finish_and_clear();
         if retrained.evaluation != stored.evaluation {
             bars.println(&format!("warning: retrained stage 1 `{} seed {seed}` differs from its stored metrics (top-1 {} vs {})", stage1.id(), retrained.evaluation.top1, stored.evaluation.top1));
@@ -504,6 +574,10 @@ struct RunProgress<'a> {
 }
 
 impl Progress for RunProgress<'_> {
+    fn stop_requested(&self) -> bool {
+        interrupt::received().is_some()
+    }
+
     fn epoch(&mut self, epoch: u64, epochs: u64, mean_loss: f64, lr: f64) {
         if let Some(lease) = self.lease {
             lease.touch();
@@ -514,7 +588,14 @@ impl Progress for RunProgress<'_> {
         if let Some(dir) = &self.log {
             let line = serde_json::json!({"type": "epoch", "epoch": epoch, "epochs": epochs, "loss": mean_loss, "lr": lr});
             if let Err(err) = Store::log(dir, &line) {
-                self.bar.println(format!("warning: {err}"));
+                // The log is not a result: the run goes on, but says so (on stderr when the
+                // bars are hidden, where a bar's println would print nothing).
+                let warning = format!("warning: {:#}", anyhow::Error::new(err));
+                if self.bar.is_hidden() {
+                    eprintln!("{warning}");
+                } else {
+                    self.bar.println(warning);
+                }
             }
         }
     }

@@ -13,15 +13,17 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::Context;
 
 use super::{jobs, record_failure, run_job, Bars, Job, Pools, RunOptions, RunSummary};
 use crate::matrix::{Plan, Scheme};
-use crate::store::{RunStatus, Store};
+use crate::store::{CheckpointState, RunStatus, Store};
 
 /// A run's name on the wire: cell id, seed and configuration hash, tab-separated.
 fn key(job: &Job) -> String {
@@ -36,6 +38,12 @@ enum Answer {
     Busy(String),
     /// Failed (the error's one-line text).
     Failed(String),
+    /// Failed because the disk is full (the error's one-line text): the matrix stops.
+    DiskFull(String),
+    /// Finished by another process while the worker waited for its lease.
+    AlreadyFinished,
+    /// Stopped by a signal: nothing recorded.
+    Interrupted,
 }
 
 struct Worker {
@@ -62,6 +70,7 @@ pub(super) fn run_parallel(
     }
     drop(tx);
     let mut state = Schedule::new(plan, pending, &options.store);
+    let mut stops = Stops::default();
     loop {
         for (index, worker) in workers.iter_mut().enumerate() {
             if worker.alive && worker.busy.is_none() {
@@ -76,30 +85,40 @@ pub(super) fn run_parallel(
         if workers.iter().all(|w| w.busy.is_none()) {
             break;
         }
-        let Ok((index, answer)) = rx.recv() else { break };
+        if let (Some(signal), None) = (super::interrupt::received(), stops.signal) {
+            // Start nothing more, and pass the signal on once (workers have their own group).
+            stops.signal = Some(signal);
+            state.stop();
+            for worker in workers.iter().filter(|w| w.alive) {
+                super::interrupt::terminate(worker.child.id());
+            }
+        }
+        let (index, answer) = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(message) => message,
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         if answer.is_none() {
             workers[index].alive = false;
         }
         let Some(done) = workers[index].busy.take() else { continue };
-        let job = &pending[done];
-        match answer.unwrap_or_else(|| Answer::Failed("its worker process exited".to_string())) {
-            Answer::Trained(top1) => {
-                summary.trained += 1;
-                bars.println(&format!("{}: top-1 {top1:.4}", job.id()));
-                state.finished(done);
-            }
-            Answer::Busy(holder) => {
-                summary.busy += 1;
-                bars.println(&format!("{}: being trained by {holder}; left to it", job.id()));
-                state.busy(done);
-            }
-            Answer::Failed(err) => {
-                bars.println(&format!("{}: FAILED: {err}", job.id()));
-                summary.failed.push(job.id());
-                state.failed(done);
-            }
-        }
+        let exited = if stops.signal.is_some() {
+            Answer::Interrupted
+        } else {
+            Answer::Failed("its worker process exited".to_string())
+        };
+        let booked = Booked { job: &pending[done], index: done, bars };
+        booked.book(answer.unwrap_or(exited), &mut state, &mut stops, summary);
         bars.matrix.inc(1);
+    }
+    if let Some(signal) = stops.signal {
+        wait_all(workers);
+        summary.interrupted = Some((signal, stops.interrupted + state.unreachable().len()));
+        return Ok(());
+    }
+    if let Some((run, err)) = stops.full {
+        wait_all(workers);
+        return Err(super::disk_full(plan, options, &run, &anyhow::anyhow!(err)));
     }
     for i in state.unreachable() {
         let job = &pending[i];
@@ -116,11 +135,81 @@ pub(super) fn run_parallel(
         bars.println(&format!("{}: NOT RUN: {why}", job.id()));
         summary.failed.push(job.id());
     }
+    wait_all(workers);
+    Ok(())
+}
+
+/// What ended a `--jobs` matrix early, if anything.
+#[derive(Default)]
+struct Stops {
+    /// The first run that found the disk full, and its error: no run starts after it.
+    full: Option<(String, String)>,
+    /// The signal that stopped the matrix.
+    signal: Option<i32>,
+    /// Runs a signal stopped in their workers.
+    interrupted: usize,
+}
+
+/// A pending run whose worker answered.
+struct Booked<'a> {
+    job: &'a Job,
+    /// Its index among the pending runs.
+    index: usize,
+    bars: &'a Bars,
+}
+
+impl Booked<'_> {
+    /// Books the answer in the schedule, the early stops and the summary, and says it.
+    fn book(
+        &self,
+        answer: Answer,
+        state: &mut Schedule,
+        stops: &mut Stops,
+        summary: &mut RunSummary,
+    ) {
+        let (job, done, bars) = (self.job, self.index, self.bars);
+        match answer {
+            Answer::Interrupted => {
+                stops.interrupted += 1;
+                bars.println(&format!("{}: interrupted; nothing recorded", job.id()));
+                state.release(done);
+            }
+            Answer::Trained(top1) => {
+                summary.trained += 1;
+                bars.println(&format!("{}: top-1 {top1:.4}", job.id()));
+                state.finished(done);
+            }
+            Answer::Busy(holder) => {
+                summary.busy += 1;
+                bars.println(&format!("{}: being trained by {holder}; left to it", job.id()));
+                state.busy(done);
+            }
+            Answer::Failed(err) => {
+                bars.println(&format!("{}: FAILED: {err}", job.id()));
+                summary.failed.push(job.id());
+                state.failed(done);
+            }
+            Answer::DiskFull(err) => {
+                bars.println(&format!("{}: FAILED: {err}", job.id()));
+                summary.failed.push(job.id());
+                state.failed(done);
+                stops.full.get_or_insert((job.id(), err));
+                state.stop();
+            }
+            Answer::AlreadyFinished => {
+                summary.skipped += 1;
+                state.finished(done);
+            }
+        }
+    }
+}
+
+/// Closes every worker's input and waits for it to end.
+fn wait_all(workers: Vec<Worker>) {
     for mut worker in workers {
         drop(worker.stdin);
         let _ = worker.child.wait();
     }
-    Ok(())
 }
 
 /// Starts worker `index` and a thread forwarding its answers to `tx`.
@@ -143,7 +232,10 @@ fn spawn(
         .args(["--threads", &options.threads.to_string()])
         .args(["--device", if options.device.is_cuda() { "cuda" } else { "cpu" }])
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
+        .stdout(Stdio::piped())
+        // Its own process group: a terminal's Ctrl-C reaches the parent, which passes it on.
+        .process_group(0)
+        .env(PARENT_ENV, std::process::id().to_string());
     if let Some(dir) = &options.locator.data_dir {
         command.arg("--data-dir").arg(dir);
     }
@@ -161,6 +253,9 @@ fn spawn(
                 ),
                 Some(("busy", holder)) => Answer::Busy(holder.to_string()),
                 Some(("failed", message)) => Answer::Failed(message.to_string()),
+                Some(("full", message)) => Answer::DiskFull(message.to_string()),
+                Some(("finished", _)) => Answer::AlreadyFinished,
+                Some(("interrupted", _)) => Answer::Interrupted,
                 _ => continue,
             };
             if tx.send((index, Some(answer))).is_err() {
@@ -187,6 +282,8 @@ struct Schedule {
     /// Run folders another worker holds.
     busy: HashSet<PathBuf>,
     in_flight: HashMap<usize, PathBuf>,
+    /// Set by a full disk or a signal: nothing more starts.
+    stopped: bool,
 }
 
 impl Schedule {
@@ -213,18 +310,22 @@ impl Schedule {
             dirs: pending.iter().map(|j| j.dir.clone()).collect(),
             busy: HashSet::new(),
             in_flight: HashMap::new(),
+            stopped: false,
         }
     }
 
     /// The next run that may start, removed from the waiting list.
     fn next(&mut self) -> Option<usize> {
+        if self.stopped {
+            return None;
+        }
         let position = self.waiting.iter().position(|&i| match &self.stage1[i] {
             None => true,
             Some(dir) => self.finished.contains(dir) && !self.exclusive.contains(dir),
         })?;
         let job = self.waiting.remove(position);
         if let Some(dir) = &self.stage1[job] {
-            if !dir.join("model.ot").is_file() {
+            if Store::checkpoint_state(dir) != CheckpointState::Intact {
                 self.exclusive.insert(dir.clone());
                 self.in_flight.insert(job, dir.clone());
             }
@@ -257,6 +358,11 @@ impl Schedule {
         }
     }
 
+    /// Starts nothing more: the runs still waiting stay unfinished ([`Schedule::unreachable`]).
+    fn stop(&mut self) {
+        self.stopped = true;
+    }
+
     /// Runs still waiting when nothing is in flight: their stage-1 run failed, or no worker is
     /// left.
     fn unreachable(&self) -> Vec<usize> {
@@ -264,12 +370,17 @@ impl Schedule {
     }
 }
 
+/// The environment variable that tells a worker its parent's process id.
+const PARENT_ENV: &str = "BALMS_WORKER_PARENT";
+
 /// The hidden `balms worker` command: trains the runs named on standard input, one per line,
 /// answering `ok<TAB>top-1` or `failed<TAB>message` on standard output.
 ///
 /// # Errors
 /// Reading standard input, or a run the plan does not have (the matrix file changed).
 pub fn serve_worker(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
+    let parent = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok());
+    super::interrupt::die_with_parent(parent)?;
     let by_key: HashMap<String, Job> =
         jobs(plan, &options.store).into_iter().map(|j| (key(&j), j)).collect();
     let bars = Bars::new(0, false);
@@ -282,11 +393,20 @@ pub fn serve_worker(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
         let answer = match run_job(plan, job, &mut pools, options, &bars) {
             Ok(super::Done::Trained(top1)) => format!("ok\t{top1}"),
             Ok(super::Done::Busy(holder)) => format!("busy\t{holder}"),
-            Err(err) => format!("failed\t{}", format!("{err:#}").replace(['\n', '\t'], " ")),
+            Ok(super::Done::AlreadyFinished) => "finished\t-".to_string(),
+            Ok(super::Done::Interrupted) => "interrupted\t-".to_string(),
+            Err(err) => {
+                let kind =
+                    if crate::files::is_storage_full(err.as_ref()) { "full" } else { "failed" };
+                format!("{kind}\t{}", format!("{err:#}").replace(['\n', '\t'], " "))
+            }
         };
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "{answer}")?;
         stdout.flush()?;
+        if super::interrupt::received().is_some() {
+            break;
+        }
     }
     Ok(())
 }

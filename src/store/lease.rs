@@ -120,6 +120,7 @@ pub fn acquire(dir: &Path) -> Result<Outcome, StoreError> {
             .map_or(0, |d| d.as_nanos() as u64);
     let me = Holder::me(token);
     let text = serde_json::to_string(&me).expect("serialisable");
+    crate::files::before_write(&path).map_err(io(&path))?;
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
         Ok(mut file) => {
             use std::io::Write as _;
@@ -143,6 +144,7 @@ pub fn acquire(dir: &Path) -> Result<Outcome, StoreError> {
 /// Replaces a stale lease and checks, after a moment, that ours is the one that stayed.
 fn take_over(path: PathBuf, me: Holder, text: &str) -> Result<Outcome, StoreError> {
     let temporary = path.with_extension(format!("json.{}.tmp", me.token));
+    crate::files::before_write(&temporary).map_err(io(&temporary))?;
     std::fs::write(&temporary, text).map_err(io(&temporary))?;
     std::fs::rename(&temporary, &path).map_err(io(&path))?;
     std::thread::sleep(Duration::from_millis(50));

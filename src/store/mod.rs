@@ -190,6 +190,29 @@ pub enum RunStatus {
     Absent,
 }
 
+/// `checkpoint.json`: the SHA-256 of the run's `model.ot` as written, so that a decoupled run
+/// can tell a whole checkpoint from a truncated or replaced one. It lies beside `model.ot` and,
+/// like it, stays out of git (a fresh clone retrains the stage-1 models it needs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct CheckpointRecord {
+    /// The checkpoint's file name in the run folder (`model.ot`).
+    pub file: String,
+    /// Lower-case hex SHA-256 of its bytes.
+    pub sha256: String,
+}
+
+/// What a run folder's checkpoint is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckpointState {
+    /// `model.ot` is the file `checkpoint.json` records.
+    Intact,
+    /// No `model.ot`.
+    Missing,
+    /// `model.ot` is there but not what was recorded (truncated, replaced), or has no record.
+    Mismatch(String),
+}
+
 /// The results store rooted at a folder (normally `results/`).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -259,13 +282,44 @@ impl Store {
     pub fn begin(dir: &Path, config: &RunConfig) -> Result<(), StoreError> {
         std::fs::create_dir_all(dir)
             .map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
-        for name in ["metrics.json", "failed.json", "log.jsonl"] {
+        for name in ["metrics.json", "failed.json", "log.jsonl", "checkpoint.json"] {
             let path = dir.join(name);
             if path.exists() {
                 std::fs::remove_file(&path).map_err(|source| StoreError::Io { path, source })?;
             }
         }
         write_json(&dir.join("config.json"), config)
+    }
+
+    /// Records the SHA-256 of `dir`'s freshly written `model.ot` in `checkpoint.json`.
+    ///
+    /// # Errors
+    /// [`StoreError::Io`] naming the file that could not be read or written.
+    pub fn record_checkpoint(dir: &Path) -> Result<(), StoreError> {
+        let checkpoint = dir.join("model.ot");
+        let sha256 = crate::files::sha256_file(&checkpoint)
+            .map_err(|source| StoreError::Io { path: checkpoint, source })?;
+        let record = CheckpointRecord { file: "model.ot".to_string(), sha256 };
+        write_json(&dir.join("checkpoint.json"), &record)
+    }
+
+    /// Whether `dir`'s `model.ot` is there and is the file its `checkpoint.json` records.
+    #[must_use]
+    pub fn checkpoint_state(dir: &Path) -> CheckpointState {
+        let checkpoint = dir.join("model.ot");
+        if !checkpoint.is_file() {
+            return CheckpointState::Missing;
+        }
+        let recorded = read_json::<CheckpointRecord>(&dir.join("checkpoint.json"));
+        match (recorded, crate::files::sha256_file(&checkpoint)) {
+            (Ok(record), Ok(found)) if record.sha256 == found => CheckpointState::Intact,
+            (Ok(record), Ok(found)) => CheckpointState::Mismatch(format!(
+                "its SHA-256 is {found}, `checkpoint.json` records {}",
+                record.sha256
+            )),
+            (Err(_), _) => CheckpointState::Mismatch("it has no `checkpoint.json`".to_string()),
+            (_, Err(e)) => CheckpointState::Mismatch(format!("it cannot be read: {e}")),
+        }
     }
 
     /// Appends one JSON line to `log.jsonl`.
@@ -275,6 +329,7 @@ impl Store {
     pub fn log(dir: &Path, line: &serde_json::Value) -> Result<(), StoreError> {
         let path = dir.join("log.jsonl");
         let io = |source| StoreError::Io { path: path.clone(), source };
+        crate::files::before_write(&path).map_err(io)?;
         let mut file =
             std::fs::OpenOptions::new().create(true).append(true).open(&path).map_err(io)?;
         writeln!(file, "{line}").map_err(io)
@@ -298,15 +353,8 @@ pub fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<(), S
 /// # Errors
 /// [`StoreError::Io`] naming the file.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(io)?;
-    }
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
-    file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::files::write_atomic(path, bytes)
+        .map_err(|source| StoreError::Io { path: path.to_path_buf(), source })
 }
 
 /// Reads a JSON record.

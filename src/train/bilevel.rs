@@ -351,6 +351,9 @@ pub(super) fn train(
     let mut rates = Vec::new();
     let (splits, best) = selection;
     for iteration in 0..u64::from(stage2.iterations) {
+        if progress.stop_requested() {
+            return Err(TrainError::Interrupted);
+        }
         let lr = plan.at(iteration);
         // (1) the batch and its per-sample multipliers, connected to phi.
         let (index, scale) = if reweight {

@@ -60,10 +60,28 @@ pub enum TrainError {
         #[source]
         source: tch::TchError,
     },
+    /// Stopped at a step by request ([`Progress::stop_requested`]): not a result, not a failure.
+    #[error("interrupted")]
+    Interrupted,
+    /// A checkpoint's bytes could not be written (a full disk, say); the file is left as it was.
+    #[error("cannot write checkpoint `{path}`")]
+    CheckpointWrite {
+        /// The checkpoint file (a run's `model.ot`).
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// What a training reports as it goes.
 pub trait Progress {
+    /// Whether training should stop at its next step (a SIGINT or SIGTERM arrived): it then
+    /// returns [`TrainError::Interrupted`] and writes nothing. Checked before every batch.
+    fn stop_requested(&self) -> bool {
+        false
+    }
+
     /// An epoch (or a block of stage-2 iterations) ended.
     fn epoch(&mut self, epoch: u64, epochs: u64, mean_loss: f64, lr: f64);
 }
@@ -132,6 +150,9 @@ pub fn end_to_end(
         batches.truncate(usize::try_from(plan.total - iteration).unwrap_or(usize::MAX));
         let inputs = data.train_x.train_batches(&batches, &settings.augment, &mut augment);
         for (indices, x) in batches.iter().zip(inputs) {
+            if progress.stop_requested() {
+                return Err(TrainError::Interrupted);
+            }
             let index = Tensor::from_slice(indices).to_device(device);
             let mut x = x.map_err(|e| TrainError::Data(e.to_string()))?;
             if settings.channels_last {
@@ -155,10 +176,7 @@ pub fn end_to_end(
         progress.epoch(epoch, epochs, mean, plan.at(iteration - 1));
     }
     let selected_iteration = best.restore(&vs, iteration);
-    vs.save(checkpoint).map_err(|source| TrainError::Checkpoint {
-        path: checkpoint.display().to_string(),
-        source,
-    })?;
+    save_checkpoint(&vs, checkpoint)?;
     let logits = |x: &Tensor| network.logits(x, Phase::Eval);
     Ok(Trained {
         evaluation: evaluate::evaluate(logits, &data.test_x, &data.test_y, &data.class_counts),
@@ -169,6 +187,18 @@ pub fn end_to_end(
         tau: None,
         meta_rates: None,
     })
+}
+
+/// Saves `vs` to `checkpoint` atomically. libtorch serialises into memory and the bytes are
+/// written with [`crate::files::write_atomic`]: libtorch's own file writer aborts the process
+/// when the disk fills (its zip writer throws from a destructor), where this gives an error.
+fn save_checkpoint(vs: &nn::VarStore, checkpoint: &Path) -> Result<(), TrainError> {
+    let path = || checkpoint.display().to_string();
+    let mut bytes = Vec::new();
+    vs.save_to_stream(&mut bytes)
+        .map_err(|source| TrainError::Checkpoint { path: path(), source })?;
+    crate::files::write_atomic(checkpoint, &bytes)
+        .map_err(|source| TrainError::CheckpointWrite { path: path(), source })
 }
 
 /// The loss of each epoch: with deferred re-weighting, unweighted before the switch and with

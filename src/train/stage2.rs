@@ -140,6 +140,9 @@ fn train_classifier(
     let mut best = select::Best::new(stage2.selection);
     let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
     for (iteration, indices) in (0u64..).zip(&batches) {
+        if progress.stop_requested() {
+            return Err(TrainError::Interrupted);
+        }
         let index = Tensor::from_slice(indices).to_device(device);
         let value = loss.forward(
             &head.forward(&frozen.train_rows(&data.train_x, &index)),

@@ -487,7 +487,7 @@ fn src() -> std::path::PathBuf {
 /// of lower layers: never one of its own layer, so the first layer's modules import nothing of
 /// the crate.
 const LAYERS: &[&[&str]] = &[
-    &["vocab", "reference", "seed", "device"],
+    &["vocab", "reference", "seed", "device", "files"],
     &["data", "model", "loss", "sampler"],
     &["config"],
     &["matrix"],

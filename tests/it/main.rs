@@ -2,6 +2,7 @@
 
 mod cli;
 mod data;
+mod faults;
 mod images;
 mod imports;
 mod plan;

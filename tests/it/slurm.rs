@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::util::{
-    balms, digits_matrix, files_named, matrix, metrics_files, run_matrix_with, stderr,
+    balms, children, digits_matrix, files_named, matrix, metrics_files, run_matrix_with, stderr,
 };
 
 fn run_args(matrix_path: &Path, results: &Path, extra: &[&str]) -> std::process::Output {
@@ -39,23 +39,6 @@ fn shards_cover_the_matrix_exactly_once() {
     assert_eq!(count_files(&sharded, "lease.json"), 0);
     let bad = run_args(&path, &sharded, &["--shard", "3/3"]);
     assert!(stderr(&bad).contains("`3/3` is not I/N with 0 <= I < N"), "{}", stderr(&bad));
-}
-
-/// Process ids whose parent is `parent`.
-fn children(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().is_some_and(|stat| {
-                // pid (comm) state ppid ...: comm may hold spaces, so split after the last ')'.
-                stat.rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok())
-                    == Some(parent)
-            })
-        })
-        .collect()
 }
 
 /// The process ids in the `lease.json` files under `dir`.

@@ -1,0 +1,118 @@
+//! Files a reader never sees half of: every record and checkpoint is written to a temporary file
+//! in the same folder, synced, then renamed over its name, so a crash, a signal or a full disk
+//! leaves either the old file or the new one (and no temporary: it is removed on failure).
+//!
+//! For tests of those failures, `BALMS_FAIL_WRITE=N` makes the N-th write of this process (1 is
+//! the first; atomic writes, log appends and lease files all count) fail as a full disk would.
+
+use std::io::{self, Write as _};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use sha2::{Digest, Sha256};
+
+/// Writes so far in this process, for `BALMS_FAIL_WRITE`.
+static WRITES: AtomicUsize = AtomicUsize::new(0);
+
+/// Counts a write about to happen and fails it when `BALMS_FAIL_WRITE` names it.
+///
+/// # Errors
+/// [`io::ErrorKind::StorageFull`] for the write `BALMS_FAIL_WRITE` names.
+pub fn before_write(path: &Path) -> io::Result<()> {
+    let n = WRITES.fetch_add(1, Ordering::SeqCst) + 1;
+    let fail = std::env::var("BALMS_FAIL_WRITE").ok().and_then(|v| v.parse::<usize>().ok());
+    if fail == Some(n) {
+        return Err(io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!("no space left on device (BALMS_FAIL_WRITE={n}, `{}`)", path.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, flushed and synced, renamed
+/// over `path`; the parent folder is created if missing.
+///
+/// # Errors
+/// The I/O error; the temporary file is removed and `path` is left as it was.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    before_write(path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(bytes)?;
+        file.sync_all()
+    });
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path));
+    if renamed.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    renamed
+}
+
+/// Lower-case hex SHA-256 of `bytes`.
+#[must_use]
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Lower-case hex SHA-256 of the file at `path`.
+///
+/// # Errors
+/// The file cannot be read.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut hasher = Sha256::new();
+    io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok(format!("{:x}", hasher.finalize()))
+}
+
+/// Whether `error`, or any error it was caused by, is a full disk (or quota).
+#[must_use]
+pub fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<io::Error>() {
+            if matches!(io.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_write_leaves_the_old_file_and_no_temporary() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.json");
+        write_atomic(&path, b"old").unwrap();
+        // A folder where the temporary file should go makes the write fail after `before_write`.
+        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+        std::fs::create_dir(&tmp).unwrap();
+        assert!(write_atomic(&path, b"new").is_err());
+        std::fs::remove_dir(&tmp).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap()).collect();
+        assert_eq!(names.len(), 1);
+        assert_eq!(sha256_file(&path).unwrap(), sha256(b"old"));
+        assert_eq!(
+            sha256(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn storage_full_is_found_anywhere_in_the_chain() {
+        let full = io::Error::from(io::ErrorKind::StorageFull);
+        let wrapped = anyhow::Error::new(full).context("writing `x`").context("run y");
+        assert!(is_storage_full(wrapped.as_ref()));
+        let other = anyhow::Error::new(io::Error::from(io::ErrorKind::NotFound));
+        assert!(!is_storage_full(other.as_ref()));
+    }
+}
