@@ -40,7 +40,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let tmp = path.with_extension(format!("{}.tmp", unique()));
     let written = std::fs::File::create(&tmp).and_then(|mut file| {
         file.write_all(bytes)?;
         file.sync_all()
@@ -49,7 +49,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if renamed.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    // The rename itself is durable once the folder is synced (best effort: not every filesystem
+    // lets a folder be opened for it).
+    if let Some(parent) = path.parent().filter(|_| renamed.is_ok()) {
+        let _ = std::fs::File::open(parent).and_then(|folder| folder.sync_all());
+    }
     renamed
+}
+
+/// A temporary-file name part no other writer uses at the same time: this process's id, the
+/// clock's nanoseconds and a count (processes on other hosts share a folder over NFS).
+fn unique() -> String {
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{}-{nanos}-{}", std::process::id(), COUNT.fetch_add(1, Ordering::SeqCst))
 }
 
 /// Lower-case hex SHA-256 of `bytes`.
@@ -88,18 +103,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_failed_write_leaves_the_old_file_and_no_temporary() {
+    fn a_failed_write_leaves_no_temporary() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("a.json");
         write_atomic(&path, b"old").unwrap();
-        // A folder where the temporary file should go makes the write fail after `before_write`.
-        let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-        std::fs::create_dir(&tmp).unwrap();
-        assert!(write_atomic(&path, b"new").is_err());
-        std::fs::remove_dir(&tmp).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap()).collect();
-        assert_eq!(names.len(), 1);
+        // A non-empty folder in the way: the temporary is written, the rename fails (even as
+        // root), and the temporary is removed.
+        let blocked = dir.path().join("blocked");
+        std::fs::create_dir(&blocked).unwrap();
+        std::fs::write(blocked.join("inside"), b"x").unwrap();
+        assert!(write_atomic(&blocked, b"new").is_err());
+        let mut names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["a.json", "blocked"]);
         assert_eq!(sha256_file(&path).unwrap(), sha256(b"old"));
         assert_eq!(
             sha256(b"abc"),

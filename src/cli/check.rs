@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::run::{interrupted, run_matrix, RunArgs};
+use super::run::{held_elsewhere, interrupted, run_matrix, RunArgs};
 use crate::matrix::Plan;
 use crate::report::compare;
 use crate::runner::interrupt;
@@ -45,11 +45,17 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let options = args.options.options(scratch)?;
     let reference = Store::new(&args.options.results);
     let mut failed = false;
+    let mut held = Vec::new();
     for file in &args.files {
         let plan = Plan::load(file)?;
         let summary = run_matrix(&plan, &options)?;
         if let Some(code) = interrupted(&plan, &summary) {
             return Ok(code);
+        }
+        if summary.busy > 0 {
+            // Another process reruns into the same scratch folder: nothing to compare yet.
+            held.push((plan.name.clone(), summary.busy));
+            continue;
         }
         let differences =
             compare::compare_within(&plan, &options.store, &reference, args.tolerance)?;
@@ -62,5 +68,5 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         }
         failed |= !differences.is_empty();
     }
-    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    Ok(if failed { ExitCode::FAILURE } else { held_elsewhere(&held) })
 }

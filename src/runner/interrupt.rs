@@ -1,4 +1,4 @@
-//! SIGINT and SIGTERM as requests to stop. The first one is remembered ([`received`]): the run in
+//! SIGINT and SIGTERM as requests to stop. A signal is remembered ([`received`]): the run in
 //! training stops before its next batch (`train::Progress::stop_requested`), writes nothing
 //! that counts as a result, releases its lease, and the command exits with the conventional
 //! status, 130 or 143. A second Ctrl-C (SIGINT) ends the process at once, with status 130; a
@@ -17,7 +17,7 @@ use nix::sys::signal::{self, Signal};
 use nix::unistd::Pid;
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-/// The first signal received (0: none).
+/// The signal received, the latest if both came (0: none).
 static RECEIVED: AtomicUsize = AtomicUsize::new(0);
 /// Set by the first signal: a SIGINT then ends the process at once.
 static ARMED: AtomicBool = AtomicBool::new(false);
@@ -46,7 +46,7 @@ pub fn install() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The signal received, if any (SIGINT 2, SIGTERM 15).
+/// The signal received, if any (SIGINT 2, SIGTERM 15; the latest if both came).
 #[must_use]
 pub fn received() -> Option<i32> {
     match RECEIVED.load(Ordering::SeqCst) {
@@ -66,10 +66,10 @@ pub fn exit_status(signal: i32) -> u8 {
 ///
 /// # Errors
 /// The kernel refused the request.
-pub fn die_with_parent(parent: Option<u32>) -> anyhow::Result<()> {
+pub fn die_with_parent(parent: u32) -> anyhow::Result<()> {
     nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).context("prctl(PR_SET_PDEATHSIG)")?;
     let parent_now = nix::unistd::getppid().as_raw();
-    if parent.is_some_and(|p| i64::from(p) != i64::from(parent_now)) {
+    if i64::from(parent) != i64::from(parent_now) {
         signal::raise(Signal::SIGTERM).context("raising SIGTERM")?;
     }
     Ok(())

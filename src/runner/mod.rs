@@ -157,10 +157,14 @@ impl Job {
 /// # Errors
 /// Missing data (before anything trains), store errors, or failed runs (after all others ran).
 pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary> {
-    store::write_atomic(
-        &options.store.matrix_dir(&plan.name).join("plan.txt"),
-        plan.render().as_bytes(),
-    )?;
+    let plan_file = options.store.matrix_dir(&plan.name).join("plan.txt");
+    if let Err(err) = store::write_atomic(&plan_file, plan.render().as_bytes()) {
+        let err = anyhow::Error::new(err);
+        if crate::files::is_storage_full(err.as_ref()) {
+            return Err(disk_full(plan, options, "none yet", &err));
+        }
+        return Err(err);
+    }
     let mut summary = RunSummary::default();
     let mut pending = Vec::new();
     for job in in_shard(jobs(plan, &options.store), options.shard) {
@@ -179,6 +183,10 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
     // Every dataset is read (and its format checked) before anything trains.
     let mut pools = Pools::default();
     for job in &pending {
+        if let Some(signal) = interrupt::received() {
+            summary.interrupted = Some((signal, pending.len()));
+            return Ok(summary);
+        }
         pools.get(plan, job, &options.locator)?;
     }
     let bars = Bars::new(pending.len(), options.progress);
@@ -326,6 +334,10 @@ fn run_job(
     if let RunStatus::Finished(_) = Store::status(&job.dir, &job.hash)? {
         return Ok(Done::AlreadyFinished);
     }
+    // A signal while the lease was taken: stop before `Store::begin` clears anything.
+    if interrupt::received().is_some() {
+        return Ok(Done::Interrupted);
+    }
     let outcome = pools.get(plan, job, &options.locator).and_then(|pool| {
         let provenance = Provenance { data_source: pool.source.clone(), ..provenance(options) };
         execute(plan, job, pool, options, provenance, bars, &lease)
@@ -379,8 +391,12 @@ fn execute(
     };
     Store::begin(&job.dir, &config)?;
     let started = Instant::now();
-    let mut progress =
-        RunProgress { bar: bars.run(&job.id()), log: Some(job.dir.clone()), lease: Some(lease) };
+    let mut progress = RunProgress {
+        bar: bars.run(&job.id()),
+        log: Some(job.dir.clone()),
+        lease: Some(lease),
+        disk_full: None,
+    };
     let trained = match &job.cell.method.scheme {
         Scheme::EndToEnd(settings) => {
             let trained = train::end_to_end(
@@ -390,15 +406,16 @@ fn execute(
                 options.device,
                 &job.dir.join("model.ot"),
                 &mut progress,
-            )?;
-            Store::record_checkpoint(&job.dir)?;
+            );
+            let trained = progress.outcome(trained)?;
+            Store::record_checkpoint(&job.dir, trained.checkpoint_sha256.as_deref())?;
             trained
         }
         Scheme::Decoupled(stage2) => {
             let stage1 = job.stage1.as_ref().expect("decoupled cells have a stage 1");
             let (checkpoint, settings) =
                 stage1_checkpoint(plan, stage1, job.seed, &data, options, bars, lease)?;
-            train::stage2(
+            let trained = train::stage2(
                 stage2,
                 &settings,
                 &data,
@@ -406,7 +423,8 @@ fn execute(
                 options.device,
                 &checkpoint,
                 &mut progress,
-            )?
+            );
+            progress.outcome(trained)?
         }
     };
     progress.bar.finish_and_clear();
@@ -458,10 +476,11 @@ fn stage1_checkpoint(
             bar: bars.run(&format!("{} seed {seed} (stage 1)", stage1.id())),
             log: None,
             lease: Some(lease),
+            disk_full: None,
         };
         let retrained =
             train::end_to_end(settings, data, &seeds, options.device, &checkpoint, &mut progress)?;
-        Store::record_checkpoint(&dir)?;
+        Store::record_checkpoint(&dir, retrained.checkpoint_sha256.as_deref())?;
         progress.bar.finish_and_clear();
         if retrained.evaluation != stored.evaluation {
             bars.println(&format!("warning: retrained stage 1 `{} seed {seed}` differs from its stored metrics (top-1 {} vs {})", stage1.id(), retrained.evaluation.top1, stored.evaluation.top1));
@@ -571,11 +590,24 @@ struct RunProgress<'a> {
     log: Option<PathBuf>,
     /// The run's lease, kept fresh at every epoch.
     lease: Option<&'a store::lease::Lease>,
+    /// A log line the full disk refused: the run stops at its next batch and fails with it.
+    disk_full: Option<store::StoreError>,
+}
+
+impl RunProgress<'_> {
+    /// The training's outcome, or the full disk that refused one of its log lines (which
+    /// stopped it, or came with its last epoch).
+    fn outcome<T>(&mut self, trained: Result<T, train::TrainError>) -> anyhow::Result<T> {
+        match self.disk_full.take() {
+            Some(full) => Err(full.into()),
+            None => Ok(trained?),
+        }
+    }
 }
 
 impl Progress for RunProgress<'_> {
     fn stop_requested(&self) -> bool {
-        interrupt::received().is_some()
+        interrupt::received().is_some() || self.disk_full.is_some()
     }
 
     fn epoch(&mut self, epoch: u64, epochs: u64, mean_loss: f64, lr: f64) {
@@ -588,6 +620,10 @@ impl Progress for RunProgress<'_> {
         if let Some(dir) = &self.log {
             let line = serde_json::json!({"type": "epoch", "epoch": epoch, "epochs": epochs, "loss": mean_loss, "lr": lr});
             if let Err(err) = Store::log(dir, &line) {
+                if crate::files::is_storage_full(&err) {
+                    self.disk_full = Some(err);
+                    return;
+                }
                 // The log is not a result: the run goes on, but says so (on stderr when the
                 // bars are hidden, where a bar's println would print nothing).
                 let warning = format!("warning: {:#}", anyhow::Error::new(err));

@@ -72,19 +72,6 @@ pub(super) fn run_parallel(
     let mut state = Schedule::new(plan, pending, &options.store);
     let mut stops = Stops::default();
     loop {
-        for (index, worker) in workers.iter_mut().enumerate() {
-            if worker.alive && worker.busy.is_none() {
-                if let Some(next) = state.next() {
-                    writeln!(worker.stdin, "{}", key(&pending[next]))
-                        .and_then(|()| worker.stdin.flush())
-                        .with_context(|| format!("writing to worker {index}"))?;
-                    worker.busy = Some(next);
-                }
-            }
-        }
-        if workers.iter().all(|w| w.busy.is_none()) {
-            break;
-        }
         if let (Some(signal), None) = (super::interrupt::received(), stops.signal) {
             // Start nothing more, and pass the signal on once (workers have their own group).
             stops.signal = Some(signal);
@@ -92,6 +79,21 @@ pub(super) fn run_parallel(
             for worker in workers.iter().filter(|w| w.alive) {
                 super::interrupt::terminate(worker.child.id());
             }
+        }
+        for worker in workers.iter_mut().filter(|w| w.alive && w.busy.is_none()) {
+            let Some(next) = state.next() else { break };
+            let sent = writeln!(worker.stdin, "{}", key(&pending[next]))
+                .and_then(|()| worker.stdin.flush());
+            if sent.is_ok() {
+                worker.busy = Some(next);
+            } else {
+                // The worker has exited (its answers will say why): the run waits for another.
+                worker.alive = false;
+                state.requeue(next);
+            }
+        }
+        if workers.iter().all(|w| w.busy.is_none()) {
+            break;
         }
         let (index, answer) = match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(message) => message,
@@ -170,6 +172,10 @@ impl Booked<'_> {
         let (job, done, bars) = (self.job, self.index, self.bars);
         match answer {
             Answer::Interrupted => {
+                // A signal to the worker alone (a scheduler signalling every process) stops the
+                // matrix as one to this process would.
+                stops.signal.get_or_insert(signal_hook::consts::SIGTERM);
+                state.stop();
                 stops.interrupted += 1;
                 bars.println(&format!("{}: interrupted; nothing recorded", job.id()));
                 state.release(done);
@@ -358,6 +364,12 @@ impl Schedule {
         }
     }
 
+    /// Puts run `job` back in the waiting list (its worker could not be given it).
+    fn requeue(&mut self, job: usize) {
+        self.release(job);
+        self.waiting.insert(0, job);
+    }
+
     /// Starts nothing more: the runs still waiting stay unfinished ([`Schedule::unreachable`]).
     fn stop(&mut self) {
         self.stopped = true;
@@ -379,7 +391,10 @@ const PARENT_ENV: &str = "BALMS_WORKER_PARENT";
 /// # Errors
 /// Reading standard input, or a run the plan does not have (the matrix file changed).
 pub fn serve_worker(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
-    let parent = std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok());
+    let parent =
+        std::env::var(PARENT_ENV).ok().and_then(|p| p.parse().ok()).with_context(|| {
+            format!("`balms worker` is started by `balms run --jobs N`, which sets `{PARENT_ENV}`")
+        })?;
     super::interrupt::die_with_parent(parent)?;
     let by_key: HashMap<String, Job> =
         jobs(plan, &options.store).into_iter().map(|j| (key(&j), j)).collect();

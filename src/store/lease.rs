@@ -124,7 +124,11 @@ pub fn acquire(dir: &Path) -> Result<Outcome, StoreError> {
     match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
         Ok(mut file) => {
             use std::io::Write as _;
-            file.write_all(text.as_bytes()).map_err(io(&path))?;
+            if let Err(e) = file.write_all(text.as_bytes()) {
+                // An empty lease would read as "being written" for a while: leave none.
+                let _ = std::fs::remove_file(&path);
+                return Err(io(&path)(e));
+            }
             return Ok(Outcome::Held(Lease { path, holder: me }));
         }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -143,10 +147,7 @@ pub fn acquire(dir: &Path) -> Result<Outcome, StoreError> {
 
 /// Replaces a stale lease and checks, after a moment, that ours is the one that stayed.
 fn take_over(path: PathBuf, me: Holder, text: &str) -> Result<Outcome, StoreError> {
-    let temporary = path.with_extension(format!("json.{}.tmp", me.token));
-    crate::files::before_write(&temporary).map_err(io(&temporary))?;
-    std::fs::write(&temporary, text).map_err(io(&temporary))?;
-    std::fs::rename(&temporary, &path).map_err(io(&path))?;
+    crate::files::write_atomic(&path, text.as_bytes()).map_err(io(&path))?;
     std::thread::sleep(Duration::from_millis(50));
     match read_holder(&path) {
         Some(holder) if holder == me => Ok(Outcome::Held(Lease { path, holder: me })),

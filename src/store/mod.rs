@@ -291,14 +291,18 @@ impl Store {
         write_json(&dir.join("config.json"), config)
     }
 
-    /// Records the SHA-256 of `dir`'s freshly written `model.ot` in `checkpoint.json`.
+    /// Records in `checkpoint.json` the SHA-256 of `dir`'s freshly written `model.ot`: `written`,
+    /// that of the bytes as they were written, or else the file's as it is now.
     ///
     /// # Errors
     /// [`StoreError::Io`] naming the file that could not be read or written.
-    pub fn record_checkpoint(dir: &Path) -> Result<(), StoreError> {
+    pub fn record_checkpoint(dir: &Path, written: Option<&str>) -> Result<(), StoreError> {
         let checkpoint = dir.join("model.ot");
-        let sha256 = crate::files::sha256_file(&checkpoint)
-            .map_err(|source| StoreError::Io { path: checkpoint, source })?;
+        let sha256 = match written {
+            Some(sha) => sha.to_string(),
+            None => crate::files::sha256_file(&checkpoint)
+                .map_err(|source| StoreError::Io { path: checkpoint, source })?,
+        };
         let record = CheckpointRecord { file: "model.ot".to_string(), sha256 };
         write_json(&dir.join("checkpoint.json"), &record)
     }

@@ -103,6 +103,8 @@ pub struct Trained {
     pub tau: Option<f64>,
     /// Meta Sampler/Reweighter: the rates `sigmoid(phi)` after each tenth of stage 2.
     pub meta_rates: Option<Vec<Vec<f64>>>,
+    /// End-to-end: the SHA-256 of the checkpoint's bytes as written.
+    pub checkpoint_sha256: Option<String>,
 }
 
 /// Trains a network end to end and saves the selected model to `checkpoint`.
@@ -176,7 +178,7 @@ pub fn end_to_end(
         progress.epoch(epoch, epochs, mean, plan.at(iteration - 1));
     }
     let selected_iteration = best.restore(&vs, iteration);
-    save_checkpoint(&vs, checkpoint)?;
+    let checkpoint_sha256 = save_checkpoint(&vs, checkpoint)?;
     let logits = |x: &Tensor| network.logits(x, Phase::Eval);
     Ok(Trained {
         evaluation: evaluate::evaluate(logits, &data.test_x, &data.test_y, &data.class_counts),
@@ -186,19 +188,22 @@ pub fn end_to_end(
         final_train_loss: (iteration > 0).then_some(last_loss),
         tau: None,
         meta_rates: None,
+        checkpoint_sha256: Some(checkpoint_sha256),
     })
 }
 
-/// Saves `vs` to `checkpoint` atomically. libtorch serialises into memory and the bytes are
+/// Saves `vs` to `checkpoint` atomically and returns the SHA-256 of the bytes written. libtorch
+/// serialises into memory and the bytes are
 /// written with [`crate::files::write_atomic`]: libtorch's own file writer aborts the process
 /// when the disk fills (its zip writer throws from a destructor), where this gives an error.
-fn save_checkpoint(vs: &nn::VarStore, checkpoint: &Path) -> Result<(), TrainError> {
+fn save_checkpoint(vs: &nn::VarStore, checkpoint: &Path) -> Result<String, TrainError> {
     let path = || checkpoint.display().to_string();
     let mut bytes = Vec::new();
     vs.save_to_stream(&mut bytes)
         .map_err(|source| TrainError::Checkpoint { path: path(), source })?;
     crate::files::write_atomic(checkpoint, &bytes)
-        .map_err(|source| TrainError::CheckpointWrite { path: path(), source })
+        .map_err(|source| TrainError::CheckpointWrite { path: path(), source })?;
+    Ok(crate::files::sha256(&bytes))
 }
 
 /// The loss of each epoch: with deferred re-weighting, unweighted before the switch and with

@@ -256,6 +256,7 @@ fn finish(
         final_train_loss: None,
         tau,
         meta_rates: None,
+        checkpoint_sha256: None,
     }
 }
 

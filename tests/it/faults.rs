@@ -4,7 +4,7 @@
 //! counts as a result, no lease is left, and a rerun gives the uninterrupted run's bytes.
 
 use std::path::Path;
-use std::process::{Child, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
@@ -73,16 +73,25 @@ fn running(pid: u32) -> bool {
         .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| !rest.starts_with(" Z")))
 }
 
-/// Waits up to 10 s for every process of `pids` to end.
+/// Waits up to 30 s for every process of `pids` to end.
 fn all_gone(pids: &[u32]) -> bool {
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(10) {
+    while started.elapsed() < Duration::from_secs(30) {
         if !pids.iter().any(|&p| running(p)) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// `balms run` (CPU, one thread) whose `n`-th write fails as on a full disk, in every process.
+fn run_failing(matrix_path: &Path, results: &Path, n: usize, extra: &[&str]) -> Output {
+    let (matrix, results) = (matrix_path.to_str().unwrap(), results.to_str().unwrap());
+    let mut args = vec!["run", matrix, "--device", "cpu", "--no-progress", "--results", results];
+    args.extend_from_slice(&["--threads", "1"]);
+    args.extend_from_slice(extra);
+    balms(&args).env("BALMS_FAIL_WRITE", n.to_string()).output().unwrap()
 }
 
 /// The reference: the matrix run without faults into its own folder.
@@ -233,7 +242,7 @@ fn a_full_disk_stops_the_matrix_naming_the_file_and_what_to_do() {
     let output = run_matrix_with(&path, &results, &[]);
     let err = stderr(&output);
     let leases = files_named(&results, "lease.json").len();
-    let temporaries = files_named(&disk, "model.ot").len();
+    let temporaries = count_temporaries(&disk);
     let failed = files_named(&results, "failed.json").len();
     let _ = std::process::Command::new("umount").arg(&disk).status();
     assert_eq!(output.status.code(), Some(2), "{err}");
@@ -247,7 +256,7 @@ fn a_full_disk_stops_the_matrix_naming_the_file_and_what_to_do() {
         "{err}"
     );
     assert_eq!(leases, 0, "a lease was left");
-    assert_eq!(temporaries, 0, "a partial checkpoint was left");
+    assert_eq!(temporaries, 0, "a temporary file was left");
     assert_eq!(failed, 1, "the failed run is recorded, and nothing after it ran");
 }
 
@@ -258,20 +267,7 @@ fn every_write_can_fail_and_the_rerun_gives_the_uninterrupted_bytes() {
     let expected = reference(dir.path(), &path);
     for n in 1..=200 {
         let results = dir.path().join(format!("fail-{n}"));
-        let output = balms(&[
-            "run",
-            path.to_str().unwrap(),
-            "--device",
-            "cpu",
-            "--no-progress",
-            "--threads",
-            "1",
-            "--results",
-            results.to_str().unwrap(),
-        ])
-        .env("BALMS_FAIL_WRITE", n.to_string())
-        .output()
-        .unwrap();
+        let output = run_failing(&path, &results, n, &[]);
         let err = stderr(&output);
         assert!(!err.contains("panicked") && !err.contains("terminate called"), "write {n}: {err}");
         if !err.contains("BALMS_FAIL_WRITE") {
@@ -283,6 +279,8 @@ fn every_write_can_fail_and_the_rerun_gives_the_uninterrupted_bytes() {
             eprintln!("{failures} writes failed one at a time; every rerun gave the same bytes");
             return;
         }
+        assert_eq!(output.status.code(), Some(2), "write {n}: {err}");
+        assert!(err.contains("Free space there"), "write {n}: not reported as a full disk: {err}");
         assert!(files_named(&results, "lease.json").is_empty(), "write {n}: a lease was left");
         assert_eq!(count_temporaries(&results), 0, "write {n}: a temporary file was left\n{err}");
         let rerun = run_matrix_with(&path, &results, &["--threads", "1"]);
@@ -290,6 +288,24 @@ fn every_write_can_fail_and_the_rerun_gives_the_uninterrupted_bytes() {
         assert_eq!(metrics_files(&results), expected, "write {n}: the rerun differs");
     }
     panic!("200 writes and still failing: the hook counts something unbounded");
+}
+
+#[test]
+fn a_full_disk_in_a_jobs_worker_stops_the_matrix_and_a_rerun_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "m.toml", &slow_matrix("jobsfull", "[1, 2]", 2));
+    let expected = reference(dir.path(), &path);
+    let results = dir.path().join("results");
+    // Each worker's third write (a log line of its first run) fails; the parent writes one.
+    let output = run_failing(&path, &results, 3, &["--jobs", "2"]);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("Free space there") && err.contains("BALMS_FAIL_WRITE"), "{err}");
+    assert!(files_named(&results, "lease.json").is_empty(), "a lease was left");
+    assert_eq!(count_temporaries(&results), 0);
+    let rerun = run_matrix_with(&path, &results, &["--threads", "1", "--jobs", "2"]);
+    assert!(rerun.status.success(), "{}", stderr(&rerun));
+    assert_eq!(metrics_files(&results), expected);
 }
 
 /// Temporary files (`*.tmp`) under `dir`.
