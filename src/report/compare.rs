@@ -68,10 +68,10 @@ pub fn compare_within(
 #[must_use]
 pub fn render(matrix: &str, differences: &[Difference]) -> String {
     if differences.is_empty() {
-        return format!("`{matrix}`: every run matches the reference results exactly");
+        return format!("`{matrix}`: every run matches the committed results exactly");
     }
     let mut out =
-        format!("`{matrix}`: {} run(s) differ from the reference results:", differences.len());
+        format!("`{matrix}`: {} run(s) differ from the committed results:", differences.len());
     let show = |v: Option<f64>| v.map_or_else(|| "missing".to_string(), |v| format!("{v:.4}"));
     for d in differences {
         let _ = write!(

