@@ -128,14 +128,6 @@ pub struct RunSummary {
     pub interrupted: Option<(i32, usize)>,
 }
 
-impl RunSummary {
-    /// Runs of the plan (this share of it) that are still unfinished after this invocation.
-    #[must_use]
-    pub fn unfinished(&self) -> usize {
-        self.busy + self.failed.len() + self.interrupted.map_or(0, |(_, n)| n)
-    }
-}
-
 /// One run of the plan: a cell at a seed.
 struct Job {
     cell: Cell,
@@ -408,7 +400,7 @@ fn execute(
                 &mut progress,
             );
             let trained = progress.outcome(trained)?;
-            Store::record_checkpoint(&job.dir, trained.checkpoint_sha256.as_deref())?;
+            Store::record_checkpoint(&job.dir, checkpoint_hash(&trained))?;
             trained
         }
         Scheme::Decoupled(stage2) => {
@@ -480,13 +472,18 @@ fn stage1_checkpoint(
         };
         let retrained =
             train::end_to_end(settings, data, &seeds, options.device, &checkpoint, &mut progress)?;
-        Store::record_checkpoint(&dir, retrained.checkpoint_sha256.as_deref())?;
+        Store::record_checkpoint(&dir, checkpoint_hash(&retrained))?;
         progress.bar.finish_and_clear();
         if retrained.evaluation != stored.evaluation {
             bars.println(&format!("warning: retrained stage 1 `{} seed {seed}` differs from its stored metrics (top-1 {} vs {})", stage1.id(), retrained.evaluation.top1, stored.evaluation.top1));
         }
     }
     Ok((checkpoint, settings.clone()))
+}
+
+/// The SHA-256 of the checkpoint an end-to-end training wrote.
+fn checkpoint_hash(trained: &Trained) -> &str {
+    trained.checkpoint_sha256.as_deref().expect("end-to-end training saves a checkpoint")
 }
 
 fn to_metrics(job: &Job, data: &RunData, trained: Trained) -> Metrics {

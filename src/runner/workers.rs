@@ -109,8 +109,14 @@ pub(super) fn run_parallel(
         } else {
             Answer::Failed("its worker process exited".to_string())
         };
-        let booked = Booked { job: &pending[done], index: done, bars };
-        booked.book(answer.unwrap_or(exited), &mut state, &mut stops, summary);
+        book(
+            answer.unwrap_or(exited),
+            (&pending[done], done),
+            &mut state,
+            &mut stops,
+            summary,
+            bars,
+        );
         bars.matrix.inc(1);
     }
     if let Some(signal) = stops.signal {
@@ -152,60 +158,51 @@ struct Stops {
     interrupted: usize,
 }
 
-/// A pending run whose worker answered.
-struct Booked<'a> {
-    job: &'a Job,
-    /// Its index among the pending runs.
-    index: usize,
-    bars: &'a Bars,
-}
-
-impl Booked<'_> {
-    /// Books the answer in the schedule, the early stops and the summary, and says it.
-    fn book(
-        &self,
-        answer: Answer,
-        state: &mut Schedule,
-        stops: &mut Stops,
-        summary: &mut RunSummary,
-    ) {
-        let (job, done, bars) = (self.job, self.index, self.bars);
-        match answer {
-            Answer::Interrupted => {
-                // A signal to the worker alone (a scheduler signalling every process) stops the
-                // matrix as one to this process would.
-                stops.signal.get_or_insert(signal_hook::consts::SIGTERM);
-                state.stop();
-                stops.interrupted += 1;
-                bars.println(&format!("{}: interrupted; nothing recorded", job.id()));
-                state.release(done);
-            }
-            Answer::Trained(top1) => {
-                summary.trained += 1;
-                bars.println(&format!("{}: top-1 {top1:.4}", job.id()));
-                state.finished(done);
-            }
-            Answer::Busy(holder) => {
-                summary.busy += 1;
-                bars.println(&format!("{}: being trained by {holder}; left to it", job.id()));
-                state.busy(done);
-            }
-            Answer::Failed(err) => {
-                bars.println(&format!("{}: FAILED: {err}", job.id()));
-                summary.failed.push(job.id());
-                state.failed(done);
-            }
-            Answer::DiskFull(err) => {
-                bars.println(&format!("{}: FAILED: {err}", job.id()));
-                summary.failed.push(job.id());
-                state.failed(done);
-                stops.full.get_or_insert((job.id(), err));
-                state.stop();
-            }
-            Answer::AlreadyFinished => {
-                summary.skipped += 1;
-                state.finished(done);
-            }
+/// Books worker's `answer` for pending run `job` (index `done`) in the schedule, the early stops
+/// and the summary, and says it.
+fn book(
+    answer: Answer,
+    (job, done): (&Job, usize),
+    state: &mut Schedule,
+    stops: &mut Stops,
+    summary: &mut RunSummary,
+    bars: &Bars,
+) {
+    match answer {
+        Answer::Interrupted => {
+            // A signal to the worker alone (a scheduler signalling every process) stops the
+            // matrix as one to this process would.
+            stops.signal.get_or_insert(signal_hook::consts::SIGTERM);
+            state.stop();
+            stops.interrupted += 1;
+            bars.println(&format!("{}: interrupted; nothing recorded", job.id()));
+            state.release(done);
+        }
+        Answer::Trained(top1) => {
+            summary.trained += 1;
+            bars.println(&format!("{}: top-1 {top1:.4}", job.id()));
+            state.finished(done);
+        }
+        Answer::Busy(holder) => {
+            summary.busy += 1;
+            bars.println(&format!("{}: being trained by {holder}; left to it", job.id()));
+            state.busy(done);
+        }
+        Answer::Failed(err) => {
+            bars.println(&format!("{}: FAILED: {err}", job.id()));
+            summary.failed.push(job.id());
+            state.failed(done);
+        }
+        Answer::DiskFull(err) => {
+            bars.println(&format!("{}: FAILED: {err}", job.id()));
+            summary.failed.push(job.id());
+            state.failed(done);
+            stops.full.get_or_insert((job.id(), err));
+            state.stop();
+        }
+        Answer::AlreadyFinished => {
+            summary.skipped += 1;
+            state.finished(done);
         }
     }
 }
@@ -288,6 +285,8 @@ struct Schedule {
     /// Run folders another worker holds.
     busy: HashSet<PathBuf>,
     in_flight: HashMap<usize, PathBuf>,
+    /// Stage-1 folders whose checkpoint was found intact (it changes only under `exclusive`).
+    intact: HashSet<PathBuf>,
     /// Set by a full disk or a signal: nothing more starts.
     stopped: bool,
 }
@@ -316,6 +315,7 @@ impl Schedule {
             dirs: pending.iter().map(|j| j.dir.clone()).collect(),
             busy: HashSet::new(),
             in_flight: HashMap::new(),
+            intact: HashSet::new(),
             stopped: false,
         }
     }
@@ -330,10 +330,15 @@ impl Schedule {
             Some(dir) => self.finished.contains(dir) && !self.exclusive.contains(dir),
         })?;
         let job = self.waiting.remove(position);
-        if let Some(dir) = &self.stage1[job] {
-            if Store::checkpoint_state(dir) != CheckpointState::Intact {
-                self.exclusive.insert(dir.clone());
-                self.in_flight.insert(job, dir.clone());
+        if let Some(dir) = self.stage1[job].clone() {
+            // Hashing a checkpoint reads it whole (230 MB for a ResNet-152): once per backbone.
+            if !self.intact.contains(&dir) {
+                if Store::checkpoint_state(&dir) == CheckpointState::Intact {
+                    self.intact.insert(dir);
+                } else {
+                    self.exclusive.insert(dir.clone());
+                    self.in_flight.insert(job, dir);
+                }
             }
         }
         Some(job)

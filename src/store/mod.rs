@@ -291,19 +291,12 @@ impl Store {
         write_json(&dir.join("config.json"), config)
     }
 
-    /// Records in `checkpoint.json` the SHA-256 of `dir`'s freshly written `model.ot`: `written`,
-    /// that of the bytes as they were written, or else the file's as it is now.
+    /// Records in `checkpoint.json` the SHA-256 of the bytes just written to `dir`'s `model.ot`.
     ///
     /// # Errors
-    /// [`StoreError::Io`] naming the file that could not be read or written.
-    pub fn record_checkpoint(dir: &Path, written: Option<&str>) -> Result<(), StoreError> {
-        let checkpoint = dir.join("model.ot");
-        let sha256 = match written {
-            Some(sha) => sha.to_string(),
-            None => crate::files::sha256_file(&checkpoint)
-                .map_err(|source| StoreError::Io { path: checkpoint, source })?,
-        };
-        let record = CheckpointRecord { file: "model.ot".to_string(), sha256 };
+    /// [`StoreError::Io`] naming the file that could not be written.
+    pub fn record_checkpoint(dir: &Path, sha256: &str) -> Result<(), StoreError> {
+        let record = CheckpointRecord { file: "model.ot".to_string(), sha256: sha256.to_string() };
         write_json(&dir.join("checkpoint.json"), &record)
     }
 

@@ -11,7 +11,8 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 use crate::util::{
-    balms, children, digits_matrix, files_named, matrix, metrics_files, run_matrix_with, stderr,
+    children, digits_matrix, files_named, files_where, matrix, metrics_files, run_command,
+    run_matrix_with, stderr,
 };
 
 /// A digits matrix slow enough to be caught training (wide MLP, many epochs): one end-to-end
@@ -41,11 +42,13 @@ sampler = "class-balanced"
 
 /// `balms run` started in the background (CPU, one thread, no bars), `extra` appended.
 fn start(matrix_path: &Path, results: &Path, extra: &[&str]) -> Child {
-    let (matrix, results) = (matrix_path.to_str().unwrap(), results.to_str().unwrap());
-    let mut args = vec!["run", matrix, "--device", "cpu", "--no-progress", "--results", results];
+    let mut args = vec!["--threads", "1"];
     args.extend_from_slice(extra);
-    args.extend_from_slice(&["--threads", "1"]);
-    balms(&args).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+    run_command(matrix_path, results, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
 }
 
 /// Waits until some run under `results` has logged an epoch (it is training).
@@ -87,11 +90,10 @@ fn all_gone(pids: &[u32]) -> bool {
 
 /// `balms run` (CPU, one thread) whose `n`-th write fails as on a full disk, in every process.
 fn run_failing(matrix_path: &Path, results: &Path, n: usize, extra: &[&str]) -> Output {
-    let (matrix, results) = (matrix_path.to_str().unwrap(), results.to_str().unwrap());
-    let mut args = vec!["run", matrix, "--device", "cpu", "--no-progress", "--results", results];
-    args.extend_from_slice(&["--threads", "1"]);
+    let mut args = vec!["--threads", "1"];
     args.extend_from_slice(extra);
-    balms(&args).env("BALMS_FAIL_WRITE", n.to_string()).output().unwrap()
+    let mut command = run_command(matrix_path, results, &args);
+    command.env("BALMS_FAIL_WRITE", n.to_string()).output().unwrap()
 }
 
 /// The reference: the matrix run without faults into its own folder.
@@ -310,17 +312,5 @@ fn a_full_disk_in_a_jobs_worker_stops_the_matrix_and_a_rerun_completes() {
 
 /// Temporary files (`*.tmp`) under `dir`.
 fn count_temporaries(dir: &Path) -> usize {
-    let mut n = 0;
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = entry.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.extension().is_some_and(|e| e == "tmp") {
-                n += 1;
-            }
-        }
-    }
-    n
+    files_where(dir, |path| path.extension().is_some_and(|e| e == "tmp")).len()
 }

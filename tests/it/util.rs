@@ -61,16 +61,21 @@ loss = "balanced-softmax"
     )
 }
 
-/// `balms run` on the CPU without progress bars, with `extra` arguments.
-pub fn run_matrix_with(matrix_path: &Path, results: &Path, extra: &[&str]) -> Output {
+/// The `balms run` command on the CPU without progress bars, with `extra` arguments.
+pub fn run_command(matrix_path: &Path, results: &Path, extra: &[&str]) -> Command {
     let (matrix, results) = (matrix_path.to_str().unwrap(), results.to_str().unwrap());
     let mut args = vec!["run", matrix, "--device", "cpu", "--no-progress", "--results", results];
     args.extend_from_slice(extra);
-    run(&args)
+    balms(&args)
 }
 
-/// Files named `name` anywhere under `dir`.
-pub fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+/// `balms run` on the CPU without progress bars, with `extra` arguments, run to the end.
+pub fn run_matrix_with(matrix_path: &Path, results: &Path, extra: &[&str]) -> Output {
+    run_command(matrix_path, results, extra).output().expect("balms runs")
+}
+
+/// Files under `dir` (at any depth) whose path satisfies `keep`.
+pub fn files_where(dir: &Path, keep: impl Fn(&Path) -> bool) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -78,12 +83,17 @@ pub fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.file_name().is_some_and(|n| n == name) {
+            } else if keep(&path) {
                 out.push(path);
             }
         }
     }
     out
+}
+
+/// Files named `name` anywhere under `dir`.
+pub fn files_named(dir: &Path, name: &str) -> Vec<PathBuf> {
+    files_where(dir, |path| path.file_name().is_some_and(|n| n == name))
 }
 
 /// Every `metrics.json` under `dir`, as (path relative to `dir`, bytes), sorted.
