@@ -4,6 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gumbel_draw::NoiseDraw;
+
 /// Where meta batches come from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -19,7 +21,7 @@ pub enum MetaSet {
 /// paper's differing values in brackets): `init-pow` 0 (all rates 0.5), meta Adam lr 0.01,
 /// betas (0.9, 0.999) [paper (0.9, 0.99)], meta batch 512 class-balanced from the training set
 /// [the paper says the same; the official ImageNet-LT/Places-LT configs use the validation
-/// split], Gumbel temperature 1 [paper: unstated].
+/// split], Gumbel temperature 1 [paper: unstated], the exact draw of the Gumbel noise.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct MetaSpec {
@@ -39,6 +41,11 @@ pub struct MetaSpec {
     /// Temperature `tau` of the straight-through Gumbel-softmax (default 1, PyTorch's
     /// `gumbel_softmax` default, which the official code uses; the paper gives no value).
     pub temperature: f64,
+    /// How the Meta Sampler draws its `B x N` Gumbel noise (default `exact`; `order-statistics`
+    /// costs `O(B x C)` instead of `O(B x N)`, see [`NoiseDraw`]). Omitted from records when
+    /// exact. The Meta Reweighter draws no noise and takes only `exact`.
+    #[serde(skip_serializing_if = "NoiseDraw::is_exact")]
+    pub draw: NoiseDraw,
 }
 
 impl Default for MetaSpec {
@@ -50,6 +57,7 @@ impl Default for MetaSpec {
             meta_batch: 512,
             meta_set: MetaSet::Train,
             temperature: 1.0,
+            draw: NoiseDraw::Exact,
         }
     }
 }
@@ -62,8 +70,12 @@ impl MetaSpec {
             MetaSet::Train => "train",
             MetaSet::Validation => "validation",
         };
+        let draw = match self.draw {
+            NoiseDraw::Exact => "",
+            NoiseDraw::OrderStatistics => ", order-statistics draw",
+        };
         format!(
-            "init-pow {}, adam lr {} betas ({}, {}), meta batch {} class-balanced from {set}, temperature {}",
+            "init-pow {}, adam lr {} betas ({}, {}), meta batch {} class-balanced from {set}, temperature {}{draw}",
             self.init_pow, self.lr, self.betas[0], self.betas[1], self.meta_batch, self.temperature
         )
     }
@@ -87,6 +99,13 @@ impl MetaSpec {
         }
         if !(self.temperature.is_finite() && self.temperature > 0.0) {
             return Err(format!("`temperature` = {} must be positive", self.temperature));
+        }
+        #[expect(clippy::float_cmp, reason = "the tail sum's moments are those of temperature 1")]
+        if self.draw == NoiseDraw::OrderStatistics && self.temperature != 1.0 {
+            return Err(format!(
+                "`draw` = \"order-statistics\" needs `temperature` = 1 (its tail sum uses the moments of 1 / (a + X)), not {}",
+                self.temperature
+            ));
         }
         Ok(())
     }

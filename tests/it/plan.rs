@@ -215,6 +215,25 @@ fn meta_samplers_belong_to_stage2_and_take_parameters() {
         "{HEAD}{stage1}[[methods]]\nname = \"m\"\nstage1 = \"ce\"\nsampler = \"meta\"\nstage2 = {{ classifier = \"lws\" }}\n"
     ));
     assert!(e.contains("fresh classifier"), "{e}");
+    // The order-statistics draw: shown in the plan, temperature 1 only, the Meta Sampler's only.
+    let rendered = plan_ok(&format!(
+        "{HEAD}{stage1}[[methods]]\nname = \"m\"\nstage1 = \"ce\"\nsampler = {{ meta = {{ draw = \"order-statistics\" }} }}\n"
+    ));
+    assert!(rendered.contains("temperature 1, order-statistics draw)"), "{rendered}");
+    let e = plan_error(&format!(
+        "{HEAD}{stage1}[[methods]]\nname = \"m\"\nstage1 = \"ce\"\nsampler = {{ meta = {{ draw = \"order-statistics\", temperature = 0.5 }} }}\n"
+    ));
+    assert!(e.contains("needs `temperature` = 1"), "{e}");
+    let e = plan_error(&format!(
+        "{HEAD}{stage1}[[methods]]\nname = \"m\"\nstage1 = \"ce\"\nsampler = {{ meta-reweighter = {{ draw = \"order-statistics\" }} }}\n"
+    ));
+    assert!(e.contains("draws no Gumbel noise"), "{e}");
+    let text = format!(
+        "{HEAD}{stage1}[[methods]]\nname = \"m\"\nstage1 = \"ce\"\nsampler = {{ meta = {{ draw = \"renyi\" }} }}\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let e = stderr(&run(&["plan", matrix(dir.path(), "x.toml", &text).to_str().unwrap()]));
+    assert!(e.contains("`exact`") && e.contains("`order-statistics`"), "{e}");
 }
 
 #[test]
