@@ -1,24 +1,38 @@
 //! Cost of the Meta Sampler and Meta Reweighter: the time of a stage-2 iteration relative to a
 //! plain stage-2 iteration (Balanced Softmax, instance sampling), measured in one process on the
-//! same frozen features. Run with `just bench` (or `cargo bench --bench stage2_meta`).
+//! same frozen features. Run with `just bench` (or `cargo bench --bench stage2_meta`); on a GPU
+//! with `BALMS_BENCH_DEVICE=cuda` (and `BALMS_BENCH_THREADS`, default 2), writing
+//! `stage2-meta-cuda.md` instead of `stage2-meta.md` (`BALMS_BENCH_OUT` overrides the folder).
 //!
-//! The data is the seeded Gaussian mixture at the size of the Fashion-MNIST-LT stand-in at IF 10
-//! (10 classes, 24,516 training instances), behind the stand-in's MLP (256-d features); stage 2
-//! uses the official CIFAR batch of 512. Reported: seconds per iteration of each method (wall
-//! time of the whole stage-2 run, features included, divided by its iterations) and the ratio to
-//! the plain method, and the speed-up of computing the frozen backbone's features once instead of
-//! for every batch (`stage2.features = "per-batch"`, the official code's way). A ratio is the
-//! result; absolute times depend on the machine.
+//! Two sizes, each with its own plain baseline:
+//! - the Fashion-MNIST-LT stand-in at IF 10 (seeded Gaussian mixture, 10 classes, N = 24,516,
+//!   MLP 256-256, 256-d features), 200 iterations; also the speed-up of computing the frozen
+//!   backbone's features once instead of for every batch (`stage2.features = "per-batch"`, the
+//!   official code's way);
+//! - ImageNet-LT's (1,000 classes, N = 115,740 from 540 to 5 per class, MLP 512, 512-d
+//!   features), 30 iterations.
+//!
+//! Stage 2 uses the official batch of 512. Reported: milliseconds per iteration of each method
+//! (wall time of the whole stage-2 run, features included, divided by its iterations) and the
+//! ratio to the plain method; and the exact draw's cost per exponential variate beside the cost
+//! of one raw 64-bit word from its generator. A ratio is the result; absolute times depend on the
+//! machine.
 
 use std::fmt::Write as _;
 use std::path::Path;
 
+use std::time::Instant;
+
 use balms::data::DataLocator;
+use balms::device::DeviceChoice;
 use balms::matrix::Plan;
 use balms::runner::{run_plan, RunOptions};
+use balms::sampler::gumbel_draw::{summaries, NoiseDraw};
 use balms::store::Store;
+use rand::{RngCore, SeedableRng};
 
-const MATRIX: &str = r#"
+/// The Fashion-MNIST-LT-sized matrix.
+const SMALL: &str = r#"
 name = "bench"
 seeds = [1]
 datasets = [{ gaussian-lt = { imbalance = [10], mixture = { classes = 10, dim = 64, train-per-class = 6000, test-per-class = 100 } } }]
@@ -44,6 +58,12 @@ loss = "balanced-softmax"
 sampler = "meta"
 
 [[methods]]
+name = "meta-sampler-order-statistics"
+stage1 = "softmax"
+loss = "balanced-softmax"
+sampler = { meta = { draw = "order-statistics" } }
+
+[[methods]]
 name = "meta-reweighter"
 stage1 = "softmax"
 loss = "balanced-softmax"
@@ -63,9 +83,48 @@ sampler = "meta"
 stage2 = { features = "per-batch" }
 "#;
 
+/// The ImageNet-LT-sized matrix.
+const LARGE: &str = r#"
+name = "bench-large"
+seeds = [1]
+datasets = [{ gaussian-lt = { imbalance = [100], mixture = { classes = 1000, dim = 64, train-per-class = 540, test-per-class = 5 } } }]
+
+[defaults]
+model = { mlp = { hidden = [512] } }
+epochs = 1
+batch-size = 512
+stage2 = { iterations = 30, batch-size = 512, optimizer = { lr = 0.1 } }
+
+[[methods]]
+name = "softmax"
+
+[[methods]]
+name = "plain"
+stage1 = "softmax"
+loss = "balanced-softmax"
+
+[[methods]]
+name = "meta-sampler"
+stage1 = "softmax"
+loss = "balanced-softmax"
+sampler = "meta"
+
+[[methods]]
+name = "meta-sampler-order-statistics"
+stage1 = "softmax"
+loss = "balanced-softmax"
+sampler = { meta = { draw = "order-statistics" } }
+
+[[methods]]
+name = "meta-reweighter"
+stage1 = "softmax"
+loss = "balanced-softmax"
+sampler = "meta-reweighter"
+"#;
+
 /// Seconds per iteration of a finished run, from its log's end record and metrics.
-fn per_iteration(results: &Path, method: &str) -> f64 {
-    let dir = results.join(format!("bench/gaussian-lt.if10.{method}/seed-1"));
+fn per_iteration(results: &Path, cell: &str, method: &str) -> f64 {
+    let dir = results.join(format!("{cell}.{method}/seed-1"));
     let log = std::fs::read_to_string(dir.join("log.jsonl")).expect("log");
     let end: serde_json::Value = log
         .lines()
@@ -79,51 +138,129 @@ fn per_iteration(results: &Path, method: &str) -> f64 {
     end["seconds"].as_f64().expect("seconds") / iterations
 }
 
+/// Runs `matrix` in `dir` and returns the milliseconds per iteration of each method, and the
+/// plain method's.
+fn iteration_costs(
+    dir: &Path,
+    matrix: &str,
+    cell: &str,
+    methods: &[&str],
+    options: &RunOptions,
+) -> anyhow::Result<Vec<(String, f64)>> {
+    let path = dir.join(format!("{}.toml", cell.replace('/', "-")));
+    std::fs::write(&path, matrix)?;
+    run_plan(&Plan::load(&path)?, options)?;
+    let results = dir.join("results");
+    Ok(methods.iter().map(|m| ((*m).to_string(), 1e3 * per_iteration(&results, cell, m))).collect())
+}
+
+/// The exact draw alone at the small size: nanoseconds per exponential variate on 1 and on
+/// `threads` threads (the best of 3), and per raw 64-bit word of Xoshiro256++ (its generator) on one thread.
+fn draw_costs(threads: usize) -> (f64, f64, f64) {
+    let sizes = balms::data::longtail::profile(6000, 10.0, 10);
+    let variates = (sizes.iter().sum::<usize>() * 512) as f64;
+    let time = |threads| {
+        let start = Instant::now();
+        let rows = summaries(&sizes, 512, (1, 0), 1.0, NoiseDraw::Exact, threads);
+        assert_eq!(rows.len(), 512);
+        start.elapsed().as_secs_f64() * 1e9 / variates
+    };
+    let best = |threads| (0..3).map(|_| time(threads)).fold(f64::INFINITY, f64::min);
+    let (one, many) = (best(1), best(threads));
+    let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
+    let start = Instant::now();
+    let words = 50_000_000u64;
+    let mut acc = 0u64;
+    for _ in 0..words {
+        acc = acc.wrapping_add(rng.next_u64());
+    }
+    std::hint::black_box(acc);
+    (one, many, start.elapsed().as_secs_f64() * 1e9 / words as f64)
+}
+
 #[expect(clippy::print_stdout, reason = "a benchmark prints its table")]
 fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let path = dir.path().join("bench.toml");
-    std::fs::write(&path, MATRIX)?;
-    let plan = Plan::load(&path)?;
-    let threads = 2;
-    tch::set_num_threads(threads);
+    let device = std::env::var("BALMS_BENCH_DEVICE").unwrap_or_else(|_| "cpu".to_string());
+    let threads: usize =
+        std::env::var("BALMS_BENCH_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
+    tch::set_num_threads(i32::try_from(threads)?);
+    balms::device::register_cuda();
+    let choice = if device == "cpu" { DeviceChoice::Cpu } else { DeviceChoice::Cuda };
     let options = RunOptions {
         store: Store::new(dir.path().join("results")),
-        device: tch::Device::Cpu,
-        threads,
+        device: balms::device::resolve(choice)?,
+        threads: i32::try_from(threads)?,
         locator: DataLocator::default(),
         progress: false,
         jobs: 1,
         worker_exe: None,
         shard: None,
     };
-    run_plan(&plan, &options)?;
-    let results = dir.path().join("results");
-    let plain_cost = per_iteration(&results, "plain");
+    let small = iteration_costs(
+        dir.path(),
+        SMALL,
+        "bench/gaussian-lt.if10",
+        &[
+            "plain",
+            "meta-sampler",
+            "meta-sampler-order-statistics",
+            "meta-reweighter",
+            "plain-per-batch",
+            "meta-sampler-per-batch",
+        ],
+        &options,
+    )?;
+    let large = iteration_costs(
+        dir.path(),
+        LARGE,
+        "bench-large/gaussian-lt.if100",
+        &["plain", "meta-sampler", "meta-sampler-order-statistics", "meta-reweighter"],
+        &options,
+    )?;
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
     let mut report = format!(
-        "# Stage-2 iteration cost ({})\n\nbatch 512, N = 24,516, 10 classes, 256-d features, {threads} threads, CPU, {}\n\n| method | ms/iteration | vs plain |\n|---|---:|---:|\n",
-        balms::bench::utc_date(),
-        std::fs::read_to_string("/proc/cpuinfo")
-            .ok()
-            .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-            .unwrap_or_default()
+        "# Stage-2 iteration cost ({}, {device}, {threads} threads, {cpu})\n",
+        balms::bench::utc_date()
     );
-    for method in
-        ["plain", "meta-sampler", "meta-reweighter", "plain-per-batch", "meta-sampler-per-batch"]
-    {
-        let t = per_iteration(&results, method);
-        let _ = writeln!(report, "| {method} | {:.2} | {:.2}x |", 1e3 * t, t / plain_cost);
+    for (title, rows) in [
+        ("Fashion-MNIST-LT IF 10 size: N = 24,516, 10 classes, 256-d features, batch 512", &small),
+        ("ImageNet-LT size: N = 115,740, 1,000 classes, 512-d features, batch 512", &large),
+    ] {
+        let _ = write!(
+            report,
+            "\n## {title}\n\n| method | ms/iteration | vs plain |\n|---|---:|---:|\n"
+        );
+        let plain = rows[0].1;
+        for (method, ms) in rows {
+            let _ = writeln!(report, "| {method} | {ms:.2} | {:.2}x |", ms / plain);
+        }
     }
-    let cache =
-        |m: &str| per_iteration(&results, &format!("{m}-per-batch")) / per_iteration(&results, m);
+    let cost = |m: &str| small.iter().find(|(n, _)| n == m).expect("measured").1;
     let _ = writeln!(
         report,
         "\nFeatures computed once instead of per batch: {:.2}x faster (plain), {:.2}x (meta sampler).",
-        cache("plain"),
-        cache("meta-sampler")
+        cost("plain-per-batch") / cost("plain"),
+        cost("meta-sampler-per-batch") / cost("meta-sampler")
+    );
+    let (one, many, word) = draw_costs(threads);
+    let _ = writeln!(
+        report,
+        "\nThe exact draw alone (host, small size, 12.55M exponentials per iteration): {one:.2} ns per \
+         exponential on 1 thread, {many:.2} ns on {threads}; one raw 64-bit word of its generator \
+         (Xoshiro256++) costs {word:.2} ns. The draw reads and writes no memory per variate, so \
+         the generator and the ziggurat's arithmetic bound it, not memory bandwidth."
     );
     print!("{report}");
-    let out = Path::new("results/bench/stage2-meta.md");
-    balms::store::write_atomic(out, report.as_bytes())?;
+    let folder = std::env::var("BALMS_BENCH_OUT").unwrap_or_else(|_| "results/bench".to_string());
+    let name = if device == "cpu" { "stage2-meta.md" } else { "stage2-meta-cuda.md" };
+    balms::store::write_atomic(&Path::new(&folder).join(name), report.as_bytes())?;
     Ok(())
 }

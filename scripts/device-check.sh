@@ -8,10 +8,14 @@
 #   bench-{bf16,cl,bf16-cl}.{json,md}   ResNet-32 again with bf16 autocast, channels-last, both
 #   stage2.md              one BALMS stage 2 (and its plain Balanced Softmax + DT baseline) on
 #                          Fashion-MNIST-LT IF 100: top-1 beside the committed CPU results, seconds
+#   stage2-meta-cuda.md    the Meta Sampler's iteration cost against a plain stage-2 iteration
+#                          (`cargo bench --bench stage2_meta` on the device), both draws, two sizes
 # Environment: BALMS (binary, default target/release/balms), TORCH_LIB (libtorch folder, default
 # that of `python3 -c 'import torch'`), BALMS_DATA (Fashion-MNIST folder), PYTHON (default python3),
 # DEVICE (cuda; `cpu` dry-runs the script with short timings), THREADS (default 8), PARTS (default
-# "bench stage2": which parts to run; a partial run logs to log-<parts>.txt).
+# "bench stage2 meta": which parts to run; a partial run logs to log-<parts>.txt), BENCH (the
+# stage2_meta bench binary, default the newest target/release/deps/stage2_meta-*; build it with
+# `cargo bench --bench stage2_meta --no-run`).
 set -euo pipefail
 
 out=${1:-results/device}
@@ -19,10 +23,10 @@ balms=${BALMS:-target/release/balms}
 python=${PYTHON:-python3}
 device=${DEVICE:-cuda}
 threads=${THREADS:-8}
-parts=${PARTS:-bench stage2}
+parts=${PARTS:-bench stage2 meta}
 mkdir -p "$out"
 log="$out/log.txt"
-if [ "$parts" != "bench stage2" ]; then log="$out/log-${parts// /-}.txt"; fi
+if [ "$parts" != "bench stage2 meta" ]; then log="$out/log-${parts// /-}.txt"; fi
 : >"$log"
 say() { echo "$@" | tee -a "$log"; }
 
@@ -89,5 +93,11 @@ print(f"\nprovenance: {json.dumps(config['provenance'])}")
 EOF
 cat "$out/stage2.md" | tee -a "$log"
 rm -rf "$results"
+fi
+if [[ " $parts " == *" meta "* ]]; then
+say "== the Meta Sampler's iteration cost"
+bench=${BENCH:-$(find target/release/deps -maxdepth 1 -type f -executable -name 'stage2_meta-*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)}
+test -x "$bench" || { echo "no stage2_meta bench binary (cargo bench --bench stage2_meta --no-run)" >&2; exit 1; }
+BALMS_BENCH_DEVICE="$device" BALMS_BENCH_THREADS="$threads" BALMS_BENCH_OUT="$out" "$bench" --bench 2>&1 | tee -a "$log"
 fi
 say "device check finished: $out"
