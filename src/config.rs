@@ -63,7 +63,8 @@ pub struct PaperWire {
 /// A claim of the paper as a comparison of two methods of the matrix: `better` has the higher
 /// top-1 than `than` (at every imbalance factor, or those listed), or, with
 /// `grows-with-imbalance`, its gain over `than` is larger at the highest imbalance factor than at
-/// the lowest.
+/// the lowest. With `equivalence-margin`, the claim is instead that the two are equivalent: their
+/// paired difference lies within the margin (two one-sided tests; see `report::claims`).
 #[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ClaimWire {
@@ -82,6 +83,25 @@ pub struct ClaimWire {
     /// The claim is about the gain growing with the imbalance factor.
     #[serde(default)]
     pub grows_with_imbalance: bool,
+    /// The claim is that `better` and `than` are equivalent within this margin, in the metric's
+    /// units (points of top-1; rates for `meta-rates`); positive.
+    #[serde(default)]
+    pub equivalence_margin: Option<f64>,
+    /// What is compared (default `top1`).
+    #[serde(default)]
+    pub metric: ClaimMetric,
+}
+
+/// The per-run value a claim compares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClaimMetric {
+    /// Top-1 accuracy on the test set, in points.
+    #[default]
+    Top1,
+    /// The Meta Sampler's or Reweighter's final learned rate of each class (one comparison per
+    /// class); equivalence claims only.
+    MetaRates,
 }
 
 /// A method's settings, or the defaults: every field optional so that methods override the

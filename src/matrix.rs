@@ -773,6 +773,34 @@ fn check_claims(
         if claim.grows_with_imbalance && distinct.len() < 2 {
             return Err(format!("{field}: `grows-with-imbalance` needs two imbalance factors"));
         }
+        if let Some(margin) = claim.equivalence_margin {
+            if !(margin.is_finite() && margin > 0.0) {
+                return Err(format!("{field}: `equivalence-margin` = {margin} must be positive"));
+            }
+            if claim.grows_with_imbalance {
+                return Err(format!(
+                    "{field}: a claim tests either equivalence or a growing gain, not both"
+                ));
+            }
+        }
+        if claim.metric == crate::config::ClaimMetric::MetaRates {
+            if claim.equivalence_margin.is_none() {
+                return Err(format!(
+                    "{field}: `metric = \"meta-rates\"` needs `equivalence-margin`"
+                ));
+            }
+            for name in [&claim.better, &claim.than] {
+                let learns_rates = methods.iter().any(|m| {
+                    &m.name == name
+                        && matches!(&m.scheme, Scheme::Decoupled(s) if s.sampler.meta().is_some())
+                });
+                if !learns_rates {
+                    return Err(format!(
+                        "{field}: `metric = \"meta-rates\"` compares learned rates, and `{name}` uses neither the Meta Sampler nor the Reweighter"
+                    ));
+                }
+            }
+        }
     }
     Ok(())
 }

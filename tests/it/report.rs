@@ -64,6 +64,11 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
 fn write_run(store: &Store, plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) {
     let run_dir = store.run_dir(&plan.name, cell, seed);
     store::write_json(&run_dir.join("metrics.json"), &metrics(plan, cell, seed, top1)).unwrap();
+    write_config(&run_dir);
+}
+
+/// A `config.json` with provenance.
+fn write_config(run_dir: &std::path::Path) {
     let provenance = serde_json::json!({"provenance": {"git-revision": "0123456789abcdef", "git-dirty": false, "balms-version": "0.1.0", "libtorch": "2.11.0", "device": "cpu", "threads": 2, "data-source": "embedded"}});
     store::write_json(&run_dir.join("config.json"), &provenance).unwrap();
 }
@@ -200,6 +205,105 @@ fn a_claim_naming_an_unknown_method_or_factor_is_refused() {
         "[[claims]]\nclaim = \"z\"\nbetter = \"a\"\nthan = \"a\"\ngrows-with-imbalance = true\n",
     );
     assert!(trend.contains("needs two imbalance factors"), "{trend}");
+}
+
+#[test]
+fn equivalence_claims_use_two_one_sided_tests_on_top1_and_on_learned_rates() {
+    let text = r#"name = "equivalence"
+seeds = [1, 2, 3, 4]
+datasets = [{ digits-lt = { imbalance = [10] } }]
+[[methods]]
+name = "ce"
+[[methods]]
+name = "exact"
+stage1 = "ce"
+sampler = "meta"
+[[methods]]
+name = "fast"
+stage1 = "ce"
+sampler = { meta = { draw = "order-statistics" } }
+[[claims]]
+claim = "the draws agree"
+better = "fast"
+than = "exact"
+equivalence-margin = 0.5
+[[claims]]
+claim = "tight margin"
+better = "fast"
+than = "exact"
+equivalence-margin = 0.1
+[[claims]]
+claim = "far apart"
+better = "fast"
+than = "ce"
+equivalence-margin = 0.5
+[[claims]]
+claim = "rates agree"
+better = "fast"
+than = "exact"
+equivalence-margin = 0.02
+metric = "meta-rates"
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let plan =
+        Plan::from_file(MatrixFile::parse(text, "e.toml".as_ref()).unwrap(), "e.toml".as_ref())
+            .unwrap();
+    let store = Store::new(dir.path());
+    // Top-1 (%): exact 84 + s; fast differs by +0.1, -0.1, +0.2, 0 (mean 0.05, s 0.1291,
+    // t(3) at 95% 2.3534: 90% interval [-0.102, 0.202]); ce is 2 points lower.
+    let offsets = [0.1, -0.1, 0.2, 0.0];
+    for cell in plan.cells() {
+        for seed in 1..=4u64 {
+            let s = seed as f64;
+            let (top1, rates) = match cell.method.name.as_str() {
+                "ce" => (82.0 + s, None),
+                "exact" => (84.0 + s, Some(vec![0.4, 0.5, 0.6])),
+                _ => (
+                    84.0 + s + offsets[usize::try_from(seed).unwrap() - 1],
+                    Some(vec![0.4 + 0.001 * s, 0.5 - 0.001 * s, 0.6 + 0.1]),
+                ),
+            };
+            let mut m = metrics(&plan, &cell, seed, top1 / 100.0);
+            m.meta_rates = rates.map(|r| vec![vec![0.5; 3], r]);
+            let run_dir = store.run_dir(&plan.name, &cell, seed);
+            store::write_json(&run_dir.join("metrics.json"), &m).unwrap();
+            write_config(&run_dir);
+        }
+    }
+    let report = balms::report::collect(&plan, &store).unwrap();
+    let verdicts: Vec<(String, String)> =
+        report.claims.iter().map(|r| (r.what.clone(), format!("{:?}", r.verdict))).collect();
+    let e = report.claims[0].estimate.unwrap();
+    assert!((e.mean - 0.05).abs() < 1e-9 && (e.lower + 0.1019).abs() < 1e-3, "{e:?}");
+    assert!((e.upper - 0.2019).abs() < 1e-3, "{e:?}");
+    assert_eq!(
+        verdicts,
+        [
+            ("top-1", "Equivalent"),
+            ("top-1", "Inconclusive"),
+            ("top-1", "Different"),
+            ("rate of class 0", "Equivalent"),
+            ("rate of class 1", "Equivalent"),
+            ("rate of class 2", "Different"),
+        ]
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+    );
+    insta::assert_snapshot!("equivalence_markdown", balms::report::claims::render(&report.claims));
+    // The rules: a margin is positive; rates need rates on both sides and a margin.
+    let head = "name = \"x\"\nseeds = [1, 2]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n[[methods]]\nname = \"a\"\n[[methods]]\nname = \"m\"\nstage1 = \"a\"\nsampler = \"meta\"\n";
+    let refuse = |claim: &str| {
+        let text =
+            format!("{head}[[claims]]\nclaim = \"z\"\nbetter = \"m\"\nthan = \"a\"\n{claim}");
+        Plan::from_file(MatrixFile::parse(&text, "x.toml".as_ref()).unwrap(), "x.toml".as_ref())
+            .unwrap_err()
+            .to_string()
+    };
+    let e = refuse("equivalence-margin = 0\n");
+    assert!(e.contains("`equivalence-margin` = 0 must be positive"), "{e}");
+    let e = refuse("metric = \"meta-rates\"\n");
+    assert!(e.contains("needs `equivalence-margin`"), "{e}");
+    let e = refuse("metric = \"meta-rates\"\nequivalence-margin = 0.1\n");
+    assert!(e.contains("`a` uses neither the Meta Sampler nor the Reweighter"), "{e}");
 }
 
 #[test]
