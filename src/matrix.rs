@@ -1021,10 +1021,10 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
     };
     stage2.loss.check().map_err(|e| format!("`loss` {}: {e}", stage2.loss.label()))?;
     if let Some(meta) = stage2.sampler.meta() {
-        meta.check().map_err(|e| format!("`sampler`: {e}"))?;
         if stage2.sampler.is_reweighter() && !meta.draw.is_exact() {
             return Err("`sampler`: the Meta Reweighter draws no Gumbel noise; `draw` is the Meta Sampler's".to_string());
         }
+        meta.check().map_err(|e| format!("`sampler`: {e}"))?;
         if stage2.classifier != Stage2Classifier::Retrain {
             return Err("the Meta Sampler and Reweighter train a fresh classifier (`stage2.classifier = \"retrain\"`)".to_string());
         }

@@ -66,7 +66,7 @@ pub enum SamplerSpec {
     /// training instances. Stage 2 of decoupled training only (as the paper).
     #[strum(
         message = "Meta Sampler (Ren et al.), stage 2 only",
-        detailed_message = "meta { meta-set = \"validation\", init-pow = 0.1 }"
+        detailed_message = "meta { meta-set = \"validation\", init-pow = 0.1, draw = \"order-statistics\" }"
     )]
     Meta(MetaSpec),
     /// Meta Reweighter (Ren et al. App. B.2): the same bi-level update, but instance-balanced
