@@ -83,10 +83,11 @@ pub struct ClaimResult {
     /// The paired difference in points (better minus than; for trends, the gain's growth; for
     /// rates, in rates), with its 95% interval (90% for equivalence claims).
     pub estimate: Option<Estimate>,
-    /// Percentile bootstrap interval of the mean difference, resampling the paired seeds.
+    /// Percentile bootstrap interval of the mean difference, resampling the paired seeds
+    /// (difference claims only).
     pub bootstrap: Option<(f64, f64)>,
     /// P(better's run > than's run) over all pairs of their runs (rliable's probability of
-    /// improvement); none for trends.
+    /// improvement); none for trends and equivalence claims.
     pub improvement: Option<f64>,
     /// Seeds paired.
     pub pairs: usize,
@@ -96,11 +97,13 @@ pub struct ClaimResult {
     pub verdict: Verdict,
 }
 
-/// What a claim compares, per run: top-1 in points, or the final rate of class `c`.
+/// What a claim compares, per run: top-1 in points, or the final rate of class `c`; `NoRates`
+/// stands for a rates claim none of whose runs has finished (one "not run" row).
 #[derive(Clone, Copy)]
 enum Value {
     Top1,
     Rate(usize),
+    NoRates,
 }
 
 impl Value {
@@ -108,6 +111,7 @@ impl Value {
         match self {
             Value::Top1 => "top-1".to_string(),
             Value::Rate(c) => format!("rate of class {c}"),
+            Value::NoRates => "learned rates".to_string(),
         }
     }
 }
@@ -124,6 +128,7 @@ fn by_seed(cells: &[CellResults], column: &str, method: &str, value: Value) -> B
                 Value::Rate(class) => {
                     m.meta_rates.as_ref().and_then(|r| r.last()).and_then(|r| r.get(class)).copied()
                 }
+                Value::NoRates => None,
             };
             v.map(|v| (m.seed, v))
         })
@@ -145,7 +150,7 @@ fn paired(
 }
 
 /// The values a claim compares in `column`: top-1, or each class's rate (as many classes as
-/// the runs of `better` have rates for).
+/// the runs of `better` have rates for; a single "not run" row before any has finished).
 fn values(cells: &[CellResults], column: &str, claim: &ClaimWire) -> Vec<Value> {
     match claim.metric {
         ClaimMetric::Top1 => vec![Value::Top1],
@@ -156,7 +161,11 @@ fn values(cells: &[CellResults], column: &str, claim: &ClaimWire) -> Vec<Value> 
                 .flat_map(|c| c.runs.iter())
                 .find_map(|m| m.meta_rates.as_ref().and_then(|r| r.last()).map(Vec::len))
                 .unwrap_or(0);
-            (0..classes).map(Value::Rate).collect()
+            if classes == 0 {
+                vec![Value::NoRates]
+            } else {
+                (0..classes).map(Value::Rate).collect()
+            }
         }
     }
 }
@@ -168,14 +177,16 @@ fn result(
     improvement: Option<f64>,
 ) -> ClaimResult {
     let pairs = differences.len();
+    let equivalence = claim.equivalence_margin.is_some();
+    // The bootstrap and P(improvement) accompany difference claims only.
     let stream = format!("report/claims/{}/{}/{scope}", claim.better, claim.than);
-    let bootstrap = super::bootstrap::mean_interval(
-        &differences,
-        LEVEL,
-        &mut crate::seed::Seed(0).rng(&stream),
-    )
-    .ok();
-    let level = if claim.equivalence_margin.is_some() { EQUIVALENCE_LEVEL } else { LEVEL };
+    let bootstrap = (!equivalence)
+        .then(|| {
+            let rng = &mut crate::seed::Seed(0).rng(&stream);
+            super::bootstrap::mean_interval(&differences, LEVEL, rng).ok()
+        })
+        .flatten();
+    let level = if equivalence { EQUIVALENCE_LEVEL } else { LEVEL };
     let estimate = Sample::new(differences).ok().and_then(|s| Estimate::t_interval(&s, level).ok());
     let verdict = match claim.equivalence_margin {
         Some(margin) => Verdict::of_equivalence(estimate.as_ref(), margin),
@@ -188,7 +199,7 @@ fn result(
         verdict,
         estimate,
         bootstrap,
-        improvement: improvement.filter(|_| pairs >= 2),
+        improvement: improvement.filter(|_| pairs >= 2 && !equivalence),
         pairs,
     }
 }
@@ -283,19 +294,20 @@ pub fn render(results: &[ClaimResult]) -> String {
              different when it lies entirely beyond it, inconclusive otherwise.\n\n\
              | claim | source | where | what | difference | 90% interval | margin | n | verdict |\n|---|---|---|---|---:|---|---:|---:|---|\n",
         );
-        for r in equivalences {
+        for (r, margin) in
+            equivalences.iter().filter_map(|r| Some((r, r.claim.equivalence_margin?)))
+        {
             let digits = if r.claim.metric == ClaimMetric::Top1 { 2 } else { 4 };
             let (mean, interval) = mean_and_interval(r, digits);
             let _ = writeln!(
                 out,
-                "| {} (`{}` vs `{}`) | {} | {} | {} | {mean} | {interval} | ±{} | {} | {} |",
+                "| {} (`{}` vs `{}`) | {} | {} | {} | {mean} | {interval} | ±{margin} | {} | {} |",
                 r.claim.claim,
                 r.claim.better,
                 r.claim.than,
                 r.claim.source,
                 r.scope,
                 r.what,
-                r.claim.equivalence_margin.unwrap_or(f64::NAN),
                 r.pairs,
                 r.verdict.label()
             );

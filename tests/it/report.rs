@@ -289,6 +289,13 @@ metric = "meta-rates"
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );
     insta::assert_snapshot!("equivalence_markdown", balms::report::claims::render(&report.claims));
+    // Before any run: every claim says so, the rates claim in one row.
+    let empty = balms::report::collect(&plan, &Store::new(dir.path().join("none"))).unwrap();
+    let rows: Vec<(String, String)> =
+        empty.claims.iter().map(|r| (r.what.clone(), format!("{:?}", r.verdict))).collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows[3], ("learned rates".to_string(), "NotRun".to_string()));
+    assert!(empty.claims.iter().all(|r| r.bootstrap.is_none() && r.improvement.is_none()));
     // The rules: a margin is positive; rates need rates on both sides and a margin.
     let head = "name = \"x\"\nseeds = [1, 2]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n[[methods]]\nname = \"a\"\n[[methods]]\nname = \"m\"\nstage1 = \"a\"\nsampler = \"meta\"\n";
     let refuse = |claim: &str| {
