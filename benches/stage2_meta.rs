@@ -6,7 +6,8 @@
 //!
 //! Two sizes, each with its own plain baseline:
 //! - the Fashion-MNIST-LT stand-in at IF 10 (seeded Gaussian mixture, 10 classes, N = 24,516,
-//!   MLP 256-256, 256-d features), 200 iterations; also the speed-up of computing the frozen
+//!   MLP 256-256, 256-d features), 200 iterations with the exact draw and 1,000 for the others
+//!   (timed over a second or more); also the speed-up of computing the frozen
 //!   backbone's features once instead of for every batch (`stage2.features = "per-batch"`, the
 //!   official code's way);
 //! - ImageNet-LT's (1,000 classes, N = 115,740 from 540 to 5 per class, MLP 512, 512-d
@@ -31,7 +32,27 @@ use balms::sampler::gumbel_draw::{summaries, NoiseDraw};
 use balms::store::Store;
 use rand::{RngCore, SeedableRng};
 
-/// The Fashion-MNIST-LT-sized matrix.
+/// The methods both sizes time: the end-to-end backbone, plain stage 2, the Meta Sampler with
+/// each draw and the Meta Reweighter; the exact draw runs `exact` stage-2 iterations, the others
+/// `cheap` (more, so that their short iterations are timed over a second or more).
+fn methods(cheap: u32, exact: u32) -> String {
+    let mut toml = String::from("\n[[methods]]\nname = \"softmax\"\n");
+    for (name, sampler, iterations) in [
+        ("plain", "\"instance\"", cheap),
+        ("meta-sampler", "\"meta\"", exact),
+        ("meta-sampler-order-statistics", "{ meta = { draw = \"order-statistics\" } }", cheap),
+        ("meta-reweighter", "\"meta-reweighter\"", cheap),
+    ] {
+        let _ = write!(
+            toml,
+            "\n[[methods]]\nname = \"{name}\"\nstage1 = \"softmax\"\nloss = \"balanced-softmax\"\nsampler = {sampler}\nstage2 = {{ iterations = {iterations} }}\n"
+        );
+    }
+    toml
+}
+
+/// The Fashion-MNIST-LT-sized matrix, before [`methods`]`(1000, 200)`; it adds the per-batch
+/// features.
 const SMALL: &str = r#"
 name = "bench"
 seeds = [1]
@@ -44,36 +65,10 @@ batch-size = 256
 stage2 = { iterations = 200, batch-size = 512, optimizer = { lr = 0.1 } }
 
 [[methods]]
-name = "softmax"
-
-[[methods]]
-name = "plain"
-stage1 = "softmax"
-loss = "balanced-softmax"
-
-[[methods]]
-name = "meta-sampler"
-stage1 = "softmax"
-loss = "balanced-softmax"
-sampler = "meta"
-
-[[methods]]
-name = "meta-sampler-order-statistics"
-stage1 = "softmax"
-loss = "balanced-softmax"
-sampler = { meta = { draw = "order-statistics" } }
-
-[[methods]]
-name = "meta-reweighter"
-stage1 = "softmax"
-loss = "balanced-softmax"
-sampler = "meta-reweighter"
-
-[[methods]]
 name = "plain-per-batch"
 stage1 = "softmax"
 loss = "balanced-softmax"
-stage2 = { features = "per-batch" }
+stage2 = { features = "per-batch", iterations = 1000 }
 
 [[methods]]
 name = "meta-sampler-per-batch"
@@ -83,7 +78,7 @@ sampler = "meta"
 stage2 = { features = "per-batch" }
 "#;
 
-/// The ImageNet-LT-sized matrix.
+/// The ImageNet-LT-sized matrix, before [`methods`]`(30, 30)`.
 const LARGE: &str = r#"
 name = "bench-large"
 seeds = [1]
@@ -94,32 +89,6 @@ model = { mlp = { hidden = [512] } }
 epochs = 1
 batch-size = 512
 stage2 = { iterations = 30, batch-size = 512, optimizer = { lr = 0.1 } }
-
-[[methods]]
-name = "softmax"
-
-[[methods]]
-name = "plain"
-stage1 = "softmax"
-loss = "balanced-softmax"
-
-[[methods]]
-name = "meta-sampler"
-stage1 = "softmax"
-loss = "balanced-softmax"
-sampler = "meta"
-
-[[methods]]
-name = "meta-sampler-order-statistics"
-stage1 = "softmax"
-loss = "balanced-softmax"
-sampler = { meta = { draw = "order-statistics" } }
-
-[[methods]]
-name = "meta-reweighter"
-stage1 = "softmax"
-loss = "balanced-softmax"
-sampler = "meta-reweighter"
 "#;
 
 /// Seconds per iteration of a finished run, from its log's end record and metrics.
@@ -156,7 +125,7 @@ fn iteration_costs(
 
 /// The exact draw alone at the small size: nanoseconds per exponential variate on 1 and on
 /// `threads` threads (the best of 3), and per raw 64-bit word of Xoshiro256++ (its generator) on one thread.
-fn draw_costs(threads: usize) -> (f64, f64, f64) {
+fn draw_costs(threads: usize) -> (f64, f64, f64, f64) {
     let sizes = balms::data::longtail::profile(6000, 10.0, 10);
     let variates = (sizes.iter().sum::<usize>() * 512) as f64;
     let time = |threads| {
@@ -175,7 +144,7 @@ fn draw_costs(threads: usize) -> (f64, f64, f64) {
         acc = acc.wrapping_add(rng.next_u64());
     }
     std::hint::black_box(acc);
-    (one, many, start.elapsed().as_secs_f64() * 1e9 / words as f64)
+    (variates, one, many, start.elapsed().as_secs_f64() * 1e9 / words as f64)
 }
 
 #[expect(clippy::print_stdout, reason = "a benchmark prints its table")]
@@ -186,7 +155,11 @@ fn main() -> anyhow::Result<()> {
         std::env::var("BALMS_BENCH_THREADS").ok().and_then(|t| t.parse().ok()).unwrap_or(2);
     tch::set_num_threads(i32::try_from(threads)?);
     balms::device::register_cuda();
-    let choice = if device == "cpu" { DeviceChoice::Cpu } else { DeviceChoice::Cuda };
+    let choice = match device.as_str() {
+        "cpu" => DeviceChoice::Cpu,
+        "cuda" => DeviceChoice::Cuda,
+        other => anyhow::bail!("BALMS_BENCH_DEVICE = `{other}`: expected `cpu` or `cuda`"),
+    };
     let options = RunOptions {
         store: Store::new(dir.path().join("results")),
         device: balms::device::resolve(choice)?,
@@ -199,7 +172,7 @@ fn main() -> anyhow::Result<()> {
     };
     let small = iteration_costs(
         dir.path(),
-        SMALL,
+        &format!("{SMALL}{}", methods(1000, 200)),
         "bench/gaussian-lt.if10",
         &[
             "plain",
@@ -213,7 +186,7 @@ fn main() -> anyhow::Result<()> {
     )?;
     let large = iteration_costs(
         dir.path(),
-        LARGE,
+        &format!("{LARGE}{}", methods(30, 30)),
         "bench-large/gaussian-lt.if100",
         &["plain", "meta-sampler", "meta-sampler-order-statistics", "meta-reweighter"],
         &options,
@@ -250,13 +223,14 @@ fn main() -> anyhow::Result<()> {
         cost("plain-per-batch") / cost("plain"),
         cost("meta-sampler-per-batch") / cost("meta-sampler")
     );
-    let (one, many, word) = draw_costs(threads);
+    let (variates, one, many, word) = draw_costs(threads);
     let _ = writeln!(
         report,
-        "\nThe exact draw alone (host, small size, 12.55M exponentials per iteration): {one:.2} ns per \
+        "\nThe exact draw alone (host, small size, {:.2}M exponentials per iteration): {one:.2} ns per \
          exponential on 1 thread, {many:.2} ns on {threads}; one raw 64-bit word of its generator \
          (Xoshiro256++) costs {word:.2} ns. The draw reads and writes no memory per variate, so \
-         the generator and the ziggurat's arithmetic bound it, not memory bandwidth."
+         the generator and the ziggurat's arithmetic bound it, not memory bandwidth.",
+        variates / 1e6
     );
     print!("{report}");
     let folder = std::env::var("BALMS_BENCH_OUT").unwrap_or_else(|_| "results/bench".to_string());

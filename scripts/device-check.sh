@@ -96,8 +96,8 @@ rm -rf "$results"
 fi
 if [[ " $parts " == *" meta "* ]]; then
 say "== the Meta Sampler's iteration cost"
-bench=${BENCH:-$(find target/release/deps -maxdepth 1 -type f -executable -name 'stage2_meta-*' -printf '%T@ %p\n' | sort -n | tail -1 | cut -d' ' -f2)}
-test -x "$bench" || { echo "no stage2_meta bench binary (cargo bench --bench stage2_meta --no-run)" >&2; exit 1; }
+bench=${BENCH:-$(find target/release/deps -maxdepth 1 -type f -executable -name 'stage2_meta-*' -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2 || true)}
+test -n "$bench" && test -x "$bench" || { echo "no stage2_meta bench binary: build it with 'cargo bench --bench stage2_meta --no-run' and pass BENCH=<path>" >&2; exit 1; }
 BALMS_BENCH_DEVICE="$device" BALMS_BENCH_THREADS="$threads" BALMS_BENCH_OUT="$out" "$bench" --bench 2>&1 | tee -a "$log"
 fi
 say "device check finished: $out"
