@@ -9,7 +9,8 @@
 #   stage2.md              one BALMS stage 2 (and its plain Balanced Softmax + DT baseline) on
 #                          Fashion-MNIST-LT IF 100: top-1 beside the committed CPU results, seconds
 #   stage2-meta-cuda.md    the Meta Sampler's iteration cost against a plain stage-2 iteration
-#                          (`cargo bench --bench stage2_meta` on the device), both draws, two sizes
+#                          (the stage2_meta bench binary built here, run there), both draws, two
+#                          sizes; skipped with a warning when no bench binary is there
 # Environment: BALMS (binary, default target/release/balms), TORCH_LIB (libtorch folder, default
 # that of `python3 -c 'import torch'`), BALMS_DATA (Fashion-MNIST folder), PYTHON (default python3),
 # DEVICE (cuda; `cpu` dry-runs the script with short timings), THREADS (default 8), PARTS (default
@@ -97,7 +98,10 @@ fi
 if [[ " $parts " == *" meta "* ]]; then
 say "== the Meta Sampler's iteration cost"
 bench=${BENCH:-$(find target/release/deps -maxdepth 1 -type f -executable -name 'stage2_meta-*' -printf '%T@ %p\n' 2>/dev/null | sort -n | tail -1 | cut -d' ' -f2 || true)}
-test -n "$bench" && test -x "$bench" || { echo "no stage2_meta bench binary: build it with 'cargo bench --bench stage2_meta --no-run' and pass BENCH=<path>" >&2; exit 1; }
-BALMS_BENCH_DEVICE="$device" BALMS_BENCH_THREADS="$threads" BALMS_BENCH_OUT="$out" "$bench" --bench 2>&1 | tee -a "$log"
+if [ -n "$bench" ] && [ -x "$bench" ]; then
+    BALMS_BENCH_DEVICE="$device" BALMS_BENCH_THREADS="$threads" BALMS_BENCH_OUT="$out" "$bench" --bench 2>&1 | tee -a "$log"
+else
+    say "WARNING: no stage2_meta bench binary, part skipped: build it with 'cargo bench --bench stage2_meta --no-run' and pass BENCH=<path>"
+fi
 fi
 say "device check finished: $out"

@@ -10,8 +10,9 @@
 //!   ziggurat method from Xoshiro256++; cost `O(B x N)`.
 //! - **order statistics**: the largest value and its position exactly, the log-sum-exp from the
 //!   [`TOP`] smallest exponentials drawn exactly (Renyi's representation) plus a draw of the sum
-//!   over the rest from a shifted gamma with its exact first three moments; cost `O(B x C x TOP)` whatever `N` (classes of at most `2 TOP` instances
-//!   are drawn exactly). See [`NoiseDraw::OrderStatistics`].
+//!   over the rest from a shifted gamma with its exact first three moments; cost `O(B x C x TOP)`
+//!   whatever `N` (classes of at most `2 TOP` instances are drawn exactly). See
+//!   [`NoiseDraw::OrderStatistics`].
 //!
 //! Every row has its own seeded generator, so the result does not depend on the number of
 //! threads.
@@ -182,7 +183,10 @@ fn order_statistics(rng: &mut Xoshiro256PlusPlus, n: usize) -> (f64, usize, f64)
 
 /// The summaries of `rows` rows of noise over classes of sizes `sizes`, row `b` drawn from
 /// Xoshiro256++ seeded by deriving `row/<first_stream + b>` from `seed`, by `draw`, split over up
-/// to `threads` threads. The order-statistics draw assumes `tau = 1` (the matrix checks it).
+/// to `threads` threads.
+///
+/// # Panics
+/// If `draw` is the order-statistics draw and `tau` is not 1 (the matrix refuses that).
 #[must_use]
 pub fn summaries(
     sizes: &[usize],
@@ -192,6 +196,12 @@ pub fn summaries(
     draw: NoiseDraw,
     threads: usize,
 ) -> Vec<RowSummary> {
+    #[expect(clippy::float_cmp, reason = "the tail sum's moments are those of temperature 1")]
+    let temperature_one = tau == 1.0;
+    assert!(
+        draw.is_exact() || temperature_one,
+        "the order-statistics draw is for temperature 1 (the matrix checks it), not {tau}"
+    );
     let row = |b: usize| {
         let stream = format!("row/{}", first_stream + b as u64);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(crate::seed::Seed(seed).derive(&stream));

@@ -42,7 +42,8 @@ pub struct MetaSpec {
     /// `gumbel_softmax` default, which the official code uses; the paper gives no value).
     pub temperature: f64,
     /// How the Meta Sampler draws its `B x N` Gumbel noise (default `exact`; `order-statistics`
-    /// costs `O(B x C x 16)` instead of `O(B x N)`, see [`NoiseDraw`]). Omitted from records when
+    /// costs `O(B x C x TOP)` instead of `O(B x N)`, see [`NoiseDraw`] and
+    /// [`TOP`](super::gumbel_draw::TOP)). Omitted from records when
     /// exact. The Meta Reweighter draws no noise and takes only `exact`.
     #[serde(skip_serializing_if = "NoiseDraw::is_exact")]
     pub draw: NoiseDraw,
