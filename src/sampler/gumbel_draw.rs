@@ -235,6 +235,7 @@ pub fn summaries(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sampler::testing::ks_distance;
 
     #[test]
     fn summary_matches_the_materialised_gumbel_noise() {
@@ -317,15 +318,10 @@ mod tests {
         let shift = 0.01;
         let (mean, variance, third) = reciprocal_moments(shift);
         let mut rng = Xoshiro256PlusPlus::seed_from_u64(3);
-        let mut direct: Vec<f64> = (0..20_000)
+        let direct: Vec<f64> = (0..20_000)
             .map(|_| (0..200).map(|_| 1.0 / (shift + rng.sample::<f64, _>(Exp1))).sum())
             .collect();
-        direct.sort_by(f64::total_cmp);
-        let distance_to = |mut other: Vec<f64>| {
-            other.sort_by(f64::total_cmp);
-            let below = |s: &[f64], v: f64| s.partition_point(|w| *w <= v) as f64 / s.len() as f64;
-            direct.iter().map(|&v| (below(&direct, v) - below(&other, v)).abs()).fold(0.0, f64::max)
-        };
+        let distance_to = |other: Vec<f64>| ks_distance(&direct, &other);
         let (sum_mean, sum_variance) = (200.0 * mean, 200.0 * variance);
         let gamma: Vec<f64> = (0..20_000)
             .map(|_| three_moment_draw(&mut rng, sum_mean, sum_variance, 200.0 * third))

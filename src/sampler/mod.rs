@@ -184,4 +184,26 @@ pub(crate) mod testing {
         let total: usize = hits.iter().sum();
         hits.iter().map(|&h| h as f64 / total as f64).collect()
     }
+
+    /// Two-sample Kolmogorov-Smirnov distance: the largest gap between the two empirical
+    /// distribution functions, over every point of either sample.
+    pub fn ks_distance(first: &[f64], second: &[f64]) -> f64 {
+        let (mut first, mut second) = (first.to_vec(), second.to_vec());
+        first.sort_by(f64::total_cmp);
+        second.sort_by(f64::total_cmp);
+        let (mut below_first, mut below_second, mut distance) = (0, 0, 0.0f64);
+        while below_first < first.len() && below_second < second.len() {
+            let x = first[below_first].min(second[below_second]);
+            while below_first < first.len() && first[below_first] <= x {
+                below_first += 1;
+            }
+            while below_second < second.len() && second[below_second] <= x {
+                below_second += 1;
+            }
+            let gap =
+                below_first as f64 / first.len() as f64 - below_second as f64 / second.len() as f64;
+            distance = distance.max(gap.abs());
+        }
+        distance
+    }
 }

@@ -436,6 +436,7 @@ impl Classifier {
 mod tests {
     use super::*;
     use crate::loss::LossSpec;
+    use crate::sampler::testing::ks_distance as ks;
     use crate::seed::Seed;
     use crate::vocab::Selection;
     use crate::vocab::Stage2Classifier;
@@ -717,27 +718,6 @@ mod tests {
         let mut next = 0i64..;
         let lists = counts.iter().map(|&n| next.by_ref().take(n).collect()).collect();
         Members::new(lists, Device::Cpu)
-    }
-
-    /// Two-sample Kolmogorov-Smirnov distance.
-    fn ks(first: &[f64], second: &[f64]) -> f64 {
-        let (mut first, mut second) = (first.to_vec(), second.to_vec());
-        first.sort_by(f64::total_cmp);
-        second.sort_by(f64::total_cmp);
-        let (mut below_first, mut below_second, mut distance) = (0, 0, 0.0f64);
-        while below_first < first.len() && below_second < second.len() {
-            let x = first[below_first].min(second[below_second]);
-            while below_first < first.len() && first[below_first] <= x {
-                below_first += 1;
-            }
-            while below_second < second.len() && second[below_second] <= x {
-                below_second += 1;
-            }
-            let gap =
-                below_first as f64 / first.len() as f64 - below_second as f64 / second.len() as f64;
-            distance = distance.max(gap.abs());
-        }
-        distance
     }
 
     /// Per row of a draw: the soft value at the chosen instance, and its derivative in each
