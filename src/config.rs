@@ -90,6 +90,10 @@ pub struct ClaimWire {
     /// What is compared (default `top1`).
     #[serde(default)]
     pub metric: ClaimMetric,
+    /// Paired seeds a verdict needs (default 3, the reporter's `MIN_RUNS`; at least 2): with
+    /// fewer, the claim is inconclusive whatever its interval.
+    #[serde(default)]
+    pub min_seeds: Option<usize>,
 }
 
 /// The per-run value a claim compares.

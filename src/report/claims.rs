@@ -2,9 +2,18 @@
 //!
 //! A claim (matrix `[[claims]]`) says that one method's top-1 is higher than another's, or that
 //! this gain grows with the imbalance factor. Per seed, the difference is taken between runs of
-//! the same seed, which trained on the same long-tailed subset; its mean gets a Student-t
-//! interval. The verdict: supported when the interval lies above 0, contradicted when below,
-//! inconclusive otherwise, not run with fewer than two shared seeds.
+//! the same seed, which trained on the same long-tailed subset; its mean gets the interval of
+//! [`Estimate::with_test_noise`], whose variance also carries a lower bound of the test set's
+//! sampling noise (see [`test_variance`]) and which is never narrower than the seeds' own
+//! Student-t interval. The verdict: supported
+//! when the interval lies above 0, contradicted when below, inconclusive otherwise, not run with
+//! fewer than two shared seeds.
+//!
+//! A verdict needs evidence that can carry it. The claim is inconclusive, with the reason, when
+//! a run of either method failed in its columns (the seeds that finished need not be a fair
+//! sample), when fewer seeds than `min-seeds` (default [`MIN_RUNS`]) are paired, when every
+//! seed gives the same difference, or when the mean difference is smaller than one test image
+//! can move the metric.
 //!
 //! An equivalence claim (`equivalence-margin = m`) says that two methods agree within `m`, on
 //! top-1 or on each class's learned meta rate. It is tested by two one-sided t-tests at 5%
@@ -15,8 +24,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::estimate::{Estimate, Sample};
-use super::{CellResults, LEVEL};
+use super::estimate::{self, Estimate, Sample};
+use super::{CellResults, LEVEL, MIN_RUNS};
 use crate::config::{ClaimMetric, ClaimWire};
 
 /// Level of the interval of an equivalence claim: two one-sided tests at 5% each.
@@ -37,17 +46,49 @@ pub enum Verdict {
     Equivalent,
     /// Equivalence claims: the 90% interval lies entirely beyond the margin.
     Different,
+    /// The evidence cannot carry a verdict, whatever the interval says.
+    Withheld(Shortfall),
+}
+
+/// Why a claim's verdict is withheld.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shortfall {
+    /// This many runs of the two methods failed in the claim's columns.
+    FailedRuns(usize),
+    /// Only `pairs` seeds are paired; the claim needs `needed`.
+    FewSeeds {
+        /// Paired seeds.
+        pairs: usize,
+        /// The claim's `min-seeds`.
+        needed: usize,
+    },
+    /// Every paired seed gives the same difference: no spread to judge by.
+    SeedsTie,
+    /// The mean difference is smaller than one test image can move the metric.
+    BelowResolution,
 }
 
 impl Verdict {
-    fn label(self) -> &'static str {
+    /// Label in the claims tables.
+    #[must_use]
+    pub fn label(self) -> String {
         match self {
-            Verdict::Supported => "supported",
-            Verdict::Contradicted => "**contradicted**",
-            Verdict::Inconclusive => "inconclusive",
-            Verdict::NotRun => "not run",
-            Verdict::Equivalent => "equivalent",
-            Verdict::Different => "**different**",
+            Verdict::Supported => "supported".to_string(),
+            Verdict::Contradicted => "**contradicted**".to_string(),
+            Verdict::Inconclusive => "inconclusive".to_string(),
+            Verdict::NotRun => "not run".to_string(),
+            Verdict::Equivalent => "equivalent".to_string(),
+            Verdict::Different => "**different**".to_string(),
+            Verdict::Withheld(Shortfall::FailedRuns(n)) => {
+                format!("inconclusive ({n} runs failed)")
+            }
+            Verdict::Withheld(Shortfall::FewSeeds { pairs, needed }) => {
+                format!("inconclusive ({pairs} paired seeds; needs {needed})")
+            }
+            Verdict::Withheld(Shortfall::SeedsTie) => "inconclusive (seeds tie)".to_string(),
+            Verdict::Withheld(Shortfall::BelowResolution) => {
+                "inconclusive (below one test image)".to_string()
+            }
         }
     }
 
@@ -81,7 +122,8 @@ pub struct ClaimResult {
     /// What is compared: `top-1`, or `rate of class 3` for a `meta-rates` claim.
     pub what: String,
     /// The paired difference in points (better minus than; for trends, the gain's growth; for
-    /// rates, in rates), with its 95% interval (90% for equivalence claims).
+    /// rates, in rates), with its 95% interval (90% for equivalence claims); for top-1, the
+    /// interval also carries the test set's sampling noise.
     pub estimate: Option<Estimate>,
     /// Percentile bootstrap interval of the mean difference, resampling the paired seeds
     /// (difference claims only).
@@ -91,9 +133,10 @@ pub struct ClaimResult {
     pub improvement: Option<f64>,
     /// Seeds paired.
     pub pairs: usize,
-    /// Supported, contradicted or inconclusive by where `estimate`'s Student-t interval lies
-    /// relative to 0 (equivalence claims: equivalent, different or inconclusive by where it
-    /// lies relative to the margin); not run with fewer than two shared seeds.
+    /// Supported, contradicted or inconclusive by where `estimate`'s interval lies relative to 0
+    /// (equivalence claims: equivalent, different or inconclusive by where it lies relative to
+    /// the margin); not run with fewer than two shared seeds; withheld, with the reason, when
+    /// the evidence cannot carry a verdict (see the module doc).
     pub verdict: Verdict,
 }
 
@@ -116,37 +159,98 @@ impl Value {
     }
 }
 
-/// `value` per seed of `method` in column `column` (runs without it are left out).
-fn by_seed(cells: &[CellResults], column: &str, method: &str, value: Value) -> BTreeMap<u64, f64> {
+/// One run of a claim: the value compared and the run's per-class test accuracies.
+type Run<'a> = (f64, &'a [f64]);
+
+/// `value` per seed of `method` in column `column` (runs without it are left out); top-1 is the
+/// cell's headline metric (the mean per-class accuracy on an unbalanced test set), in points.
+fn by_seed<'a>(
+    cells: &'a [CellResults],
+    column: &str,
+    method: &str,
+    value: Value,
+) -> BTreeMap<u64, Run<'a>> {
     cells
         .iter()
         .filter(|c| c.cell.column.id() == column && c.cell.method.name == method)
-        .flat_map(|c| c.runs.iter())
-        .filter_map(|m| {
+        .flat_map(|c| c.runs.iter().map(move |m| (c, m)))
+        .filter_map(|(c, m)| {
             let v = match value {
-                Value::Top1 => Some(m.evaluation.top1 * 100.0),
+                Value::Top1 => c.headline().of(m).map(|v| 100.0 * v),
                 Value::Rate(class) => {
                     m.meta_rates.as_ref().and_then(|r| r.last()).and_then(|r| r.get(class)).copied()
                 }
                 Value::NoRates => None,
             };
-            v.map(|v| (m.seed, v))
+            v.map(|v| (m.seed, (v, m.evaluation.per_class_accuracy.as_slice())))
         })
         .collect()
 }
 
 /// `(better, than)` per shared seed in `column`.
-fn paired(
-    cells: &[CellResults],
+fn paired<'a>(
+    cells: &'a [CellResults],
     column: &str,
     claim: &ClaimWire,
     value: Value,
-) -> BTreeMap<u64, (f64, f64)> {
+) -> BTreeMap<u64, (Run<'a>, Run<'a>)> {
     let than = by_seed(cells, column, &claim.than, value);
     by_seed(cells, column, &claim.better, value)
         .into_iter()
         .filter_map(|(seed, b)| than.get(&seed).map(|t| (seed, (b, *t))))
         .collect()
+}
+
+/// Runs of the claim's two methods that failed in `column`.
+fn failed(cells: &[CellResults], column: &str, claim: &ClaimWire) -> usize {
+    cells
+        .iter()
+        .filter(|c| {
+            c.cell.column.id() == column
+                && (c.cell.method.name == claim.better || c.cell.method.name == claim.than)
+        })
+        .map(|c| c.failures.len())
+        .sum()
+}
+
+/// The test set's sampling variance (points squared) of a mean paired top-1 difference in
+/// `column`, and the metric's resolution (points one test image moves it by).
+///
+/// Per class, the two methods' runs disagree on at least `|d_c|` of its test images, `d_c` the
+/// mean difference of their class accuracies (discordant pairs of a paired test: `b + c >= |b - c|`);
+/// that fraction, as an Agresti-Coull proportion on the class's test images, gives the class's
+/// variance, weighted as the headline metric weighs the class. The records keep no per-image
+/// predictions, so this is the least noise the per-class accuracies allow: the term keeps a
+/// difference from looking exact when the seeds tie, and adds little where they do not.
+fn test_variance(
+    cells: &[CellResults],
+    column: &str,
+    claim: &ClaimWire,
+    pairs: &[(Run<'_>, Run<'_>)],
+) -> (f64, f64) {
+    let Some(cell) =
+        cells.iter().find(|c| c.cell.column.id() == column && c.cell.method.name == claim.better)
+    else {
+        return (0.0, 0.0);
+    };
+    let Some(first) = cell.runs.first() else { return (0.0, 0.0) };
+    let weights = cell.headline().weights(&first.class_counts, &cell.test);
+    let z = estimate::normal_quantile(LEVEL);
+    let n = pairs.len().max(1) as f64;
+    let (mut variance, mut resolution) = (0.0, f64::INFINITY);
+    for (c, w) in weights.iter().enumerate().filter(|(_, w)| **w > 0.0) {
+        let images = cell.test.per_class.get(c).copied().unwrap_or(0);
+        let d = pairs
+            .iter()
+            .map(|((_, b), (_, t))| b.get(c).unwrap_or(&0.0) - t.get(c).unwrap_or(&0.0))
+            .sum::<f64>()
+            / n;
+        variance += w * w * estimate::agresti_coull_variance(d.abs(), images, z);
+        if images > 0 {
+            resolution = resolution.min(100.0 * w / images as f64);
+        }
+    }
+    (1e4 * variance, if resolution.is_finite() { resolution } else { 0.0 })
 }
 
 /// The values a claim compares in `column`: top-1, or each class's rate (as many classes as
@@ -170,11 +274,23 @@ fn values(cells: &[CellResults], column: &str, claim: &ClaimWire) -> Vec<Value> 
     }
 }
 
+/// What besides the paired differences a verdict rests on.
+#[derive(Clone, Copy, Default)]
+struct Evidence {
+    /// The test set's variance of the mean difference (points squared; top-1 claims only).
+    test_variance: Option<f64>,
+    /// Points one test image moves the metric by (top-1 claims only).
+    resolution: Option<f64>,
+    /// Failed runs of the two methods in the claim's columns.
+    failed: usize,
+}
+
 fn result(
     claim: &ClaimWire,
     (scope, what): (String, String),
     differences: Vec<f64>,
     improvement: Option<f64>,
+    evidence: Evidence,
 ) -> ClaimResult {
     let pairs = differences.len();
     let equivalence = claim.equivalence_margin.is_some();
@@ -187,10 +303,22 @@ fn result(
         })
         .flatten();
     let level = if equivalence { EQUIVALENCE_LEVEL } else { LEVEL };
-    let estimate = Sample::new(differences).ok().and_then(|s| Estimate::t_interval(&s, level).ok());
-    let verdict = match claim.equivalence_margin {
-        Some(margin) => Verdict::of_equivalence(estimate.as_ref(), margin),
-        None => Verdict::of(estimate.as_ref()),
+    let tie = differences.iter().all(|d| d.to_bits() == differences[0].to_bits());
+    let estimate = Sample::new(differences).ok().and_then(|s| match evidence.test_variance {
+        Some(v) => Estimate::with_test_noise(&s, v, level, (f64::NEG_INFINITY, f64::INFINITY)).ok(),
+        None => Estimate::t_interval(&s, level).ok(),
+    });
+    let needed = claim.min_seeds.unwrap_or(MIN_RUNS);
+    let verdict = match (&estimate, claim.equivalence_margin) {
+        _ if evidence.failed > 0 => Verdict::Withheld(Shortfall::FailedRuns(evidence.failed)),
+        (None, _) => Verdict::NotRun,
+        (Some(_), _) if pairs < needed => Verdict::Withheld(Shortfall::FewSeeds { pairs, needed }),
+        (Some(_), _) if tie => Verdict::Withheld(Shortfall::SeedsTie),
+        (Some(e), None) if evidence.resolution.is_some_and(|r| e.mean.abs() < r) => {
+            Verdict::Withheld(Shortfall::BelowResolution)
+        }
+        (Some(_), Some(margin)) => Verdict::of_equivalence(estimate.as_ref(), margin),
+        (Some(_), None) => Verdict::of(estimate.as_ref()),
     };
     ClaimResult {
         claim: claim.clone(),
@@ -218,13 +346,21 @@ pub fn evaluate(
         if !claim.grows_with_imbalance {
             for (dataset, imbalance, id) in chosen {
                 for value in values(cells, id, claim) {
-                    let pairs: Vec<(f64, f64)> =
+                    let pairs: Vec<(Run<'_>, Run<'_>)> =
                         paired(cells, id, claim, value).into_values().collect();
-                    let (x, y): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
-                    let d = pairs.iter().map(|(b, t)| b - t).collect();
+                    let (x, y): (Vec<f64>, Vec<f64>) =
+                        pairs.iter().map(|(b, t)| (b.0, t.0)).unzip();
+                    let d = pairs.iter().map(|(b, t)| b.0 - t.0).collect();
                     let improvement = super::bootstrap::probability_of_improvement(&x, &y);
+                    let mut evidence =
+                        Evidence { failed: failed(cells, id, claim), ..Evidence::default() };
+                    if let Value::Top1 = value {
+                        let (variance, resolution) = test_variance(cells, id, claim, &pairs);
+                        evidence.test_variance = Some(variance);
+                        evidence.resolution = Some(resolution);
+                    }
                     let scope = (format!("{dataset} IF {imbalance}"), value.label());
-                    out.push(result(claim, scope, d, Some(improvement)));
+                    out.push(result(claim, scope, d, Some(improvement), evidence));
                 }
             }
             continue;
@@ -237,12 +373,36 @@ pub fn evaluate(
             let high = mine.iter().max_by(|a, b| a.1.total_cmp(&b.1)).expect("a column");
             let low = mine.iter().min_by(|a, b| a.1.total_cmp(&b.1)).expect("a column");
             let at_low = paired(cells, &low.2, claim, Value::Top1);
-            let d = paired(cells, &high.2, claim, Value::Top1)
-                .into_iter()
-                .filter_map(|(seed, (b, t))| at_low.get(&seed).map(|(lb, lt)| (b - t) - (lb - lt)))
+            let at_high = paired(cells, &high.2, claim, Value::Top1);
+            let shared: Vec<u64> =
+                at_high.keys().filter(|s| at_low.contains_key(s)).copied().collect();
+            let d = shared
+                .iter()
+                .map(|s| {
+                    let ((hb, ht), (lb, lt)) = (at_high[s], at_low[s]);
+                    (hb.0 - ht.0) - (lb.0 - lt.0)
+                })
                 .collect();
+            // The gain's growth is a difference of two columns' gains: their test terms add.
+            let (v_high, r_high) = test_variance(
+                cells,
+                &high.2,
+                claim,
+                &shared.iter().map(|s| at_high[s]).collect::<Vec<_>>(),
+            );
+            let (v_low, r_low) = test_variance(
+                cells,
+                &low.2,
+                claim,
+                &shared.iter().map(|s| at_low[s]).collect::<Vec<_>>(),
+            );
+            let evidence = Evidence {
+                test_variance: Some(v_high + v_low),
+                resolution: Some(r_high.max(r_low)),
+                failed: failed(cells, &high.2, claim) + failed(cells, &low.2, claim),
+            };
             let scope = format!("{dataset} IF {} vs IF {}", high.1, low.1);
-            out.push(result(claim, (scope, Value::Top1.label()), d, None));
+            out.push(result(claim, (scope, Value::Top1.label()), d, None, evidence));
         }
     }
     out
@@ -259,8 +419,14 @@ pub fn render(results: &[ClaimResult]) -> String {
             "## The paper's claims, paired over shared seeds\n\nPer seed, the top-1 difference (points) \
              between two methods' runs of that seed, which trained on the same long-tailed subset; \
              for a trend, the difference of that gain between the highest and the lowest imbalance \
-             factor. Mean and 95% Student-t interval over the seeds; supported when the interval lies \
-             above 0, contradicted when below, inconclusive otherwise. Beside it, a percentile \
+             factor. Mean and 95% interval: the seeds' spread plus the test set's sampling noise (per \
+             class, the fewest test images on which the two methods' class accuracies say they \
+             disagree, as an Agresti-Coull proportion: a lower bound, as no per-image predictions \
+             are kept), Student's t with Satterthwaite's degrees of freedom, never narrower than the \
+             seeds' own Student-t interval. Supported when the interval lies above 0, contradicted when below, \
+             inconclusive otherwise, and inconclusive with the reason when a run of either method \
+             failed, fewer seeds are paired than the claim's `min-seeds` (default 3), the seeds \
+             tie, or the difference is smaller than one test image. Beside it, a percentile \
              bootstrap interval over the seeds and the probability of improvement (the chance that a \
              run of the first method beats a run of the second, over all pairs of their runs).\n\n\
              | claim | source | where | difference | 95% interval | bootstrap 95% | P(improvement) | n | verdict |\n|---|---|---|---:|---|---|---:|---:|---|\n",
@@ -289,8 +455,9 @@ pub fn render(results: &[ClaimResult]) -> String {
         out.push_str(
             "## Equivalence, paired over shared seeds\n\nPer seed, the difference between two methods' \
              runs of that seed (top-1 in points, or a class's final learned meta rate), which trained on \
-             the same long-tailed subset. Mean and 90% Student-t interval over the seeds: two one-sided \
-             t-tests at 5% (Schuirmann 1987). Equivalent when the interval lies inside the margin, \
+             the same long-tailed subset. Mean and 90% interval over the seeds (for top-1 with the test set's \
+             noise, as above): two one-sided tests at 5% (Schuirmann 1987), withheld for the same \
+             reasons as a difference. Equivalent when the interval lies inside the margin, \
              different when it lies entirely beyond it, inconclusive otherwise.\n\n\
              | claim | source | where | what | difference | 90% interval | margin | n | verdict |\n|---|---|---|---|---:|---|---:|---:|---|\n",
         );

@@ -6,8 +6,9 @@
 use std::fmt::Write as _;
 
 use super::estimate::Estimate;
-use super::{estimate_of, MatrixReport};
+use super::{MatrixReport, Metric, MIN_RUNS};
 use crate::config::PaperWire;
+use crate::data::longtail::Shot;
 use crate::reference::{Table, Value};
 
 /// How our interval relates to the paper's value.
@@ -19,6 +20,10 @@ pub enum Verdict {
     Above,
     /// Our whole interval lies below it.
     Below,
+    /// Fewer runs than [`MIN_RUNS`] finished (the count), or some failed: too little to judge.
+    Inconclusive(Shortfall),
+    /// Every run that ran failed.
+    Failed,
     /// No finished run.
     NotRun,
     /// One run: no interval.
@@ -27,17 +32,33 @@ pub enum Verdict {
     NoPaperValue,
 }
 
+/// Why a verdict is withheld.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shortfall {
+    /// Only this many runs finished.
+    FewRuns(usize),
+    /// This many runs failed; the finished ones need not be a fair sample.
+    FailedRuns(usize),
+}
+
 impl Verdict {
     /// Label in tables.
     #[must_use]
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            Verdict::Consistent => "consistent",
-            Verdict::Above => "above",
-            Verdict::Below => "below",
-            Verdict::NotRun => "not run",
-            Verdict::OneRun => "one run",
-            Verdict::NoPaperValue => "-",
+            Verdict::Consistent => "consistent".to_string(),
+            Verdict::Above => "above".to_string(),
+            Verdict::Below => "below".to_string(),
+            Verdict::Inconclusive(Shortfall::FewRuns(n)) => {
+                format!("inconclusive ({n} runs; a verdict needs {MIN_RUNS})")
+            }
+            Verdict::Inconclusive(Shortfall::FailedRuns(n)) => {
+                format!("inconclusive ({n} failed)")
+            }
+            Verdict::Failed => "failed".to_string(),
+            Verdict::NotRun => "not run".to_string(),
+            Verdict::OneRun => "one run".to_string(),
+            Verdict::NoPaperValue => "-".to_string(),
         }
     }
 }
@@ -54,6 +75,10 @@ pub struct LayoutCell {
     pub bootstrap: Option<(f64, f64)>,
     /// Finished runs and runs asked for.
     pub runs: (usize, usize),
+    /// Runs that failed.
+    pub failed: usize,
+    /// When every run that ran failed: `failed: <error> (k/n runs)`.
+    pub failure: Option<String>,
     /// The paper's value.
     pub paper: Option<Value>,
     /// How the paper's value relates to our 95% interval (inside, above, below), or why there is no
@@ -107,26 +132,6 @@ pub fn build(report: &MatrixReport, paper: &PaperWire) -> Result<Layout, String>
     Ok(Layout { table: paper.table.clone(), columns, rows, cells })
 }
 
-/// A metric of a run shown in a layout column.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Metric {
-    Top1,
-    Many,
-    Medium,
-    Few,
-}
-
-impl Metric {
-    fn of(self, e: &crate::train::evaluate::Evaluation) -> Option<f64> {
-        match self {
-            Metric::Top1 => Some(e.top1),
-            Metric::Many => e.many,
-            Metric::Medium => e.medium,
-            Metric::Few => e.few,
-        }
-    }
-}
-
 /// A layout column: its label (the reference table's column key), the matrix column it reads
 /// and the metric.
 struct LayoutColumn {
@@ -143,9 +148,9 @@ fn layout_columns(report: &MatrixReport, table: &Table) -> Vec<LayoutColumn> {
         let dataset = column.split('/').next().unwrap_or(column);
         if table.has_groups() {
             for (group, metric) in [
-                ("many", Metric::Many),
-                ("medium", Metric::Medium),
-                ("few", Metric::Few),
+                ("many", Metric::Group(Shot::Many)),
+                ("medium", Metric::Group(Shot::Medium)),
+                ("few", Metric::Group(Shot::Few)),
                 ("overall", Metric::Top1),
             ] {
                 let label = format!("{dataset}/{group}");
@@ -173,32 +178,46 @@ fn cell(
         report.cells.iter().find(|c| c.cell.method.name == m && c.cell.column.id() == column.column)
     });
     let runs = results.map_or((0, 0), |c| (c.runs.len(), c.expected));
-    let metric = column.metric;
-    let estimate = results.and_then(|c| estimate_of(&c.runs, |m| metric.of(&m.evaluation)));
+    // "Overall" is the cell's headline: top-1, or the mean per-class accuracy on an unbalanced
+    // test set.
+    let metric = match (column.metric, results) {
+        (Metric::Top1, Some(c)) => c.headline(),
+        (metric, _) => metric,
+    };
+    let estimate = results.and_then(|c| c.estimate(metric));
     let paper = table.get(row, &column.label).cloned();
     let ours = estimate.as_ref().and_then(|e| e.as_ref().ok().copied());
     let single = estimate.as_ref().and_then(|e| e.as_ref().err().copied());
     let bootstrap = results.and_then(|c| {
         let values: Vec<f64> =
-            c.runs.iter().filter_map(|m| metric.of(&m.evaluation)).map(|v| 100.0 * v).collect();
+            c.runs.iter().filter_map(|m| metric.of(m)).map(|v| 100.0 * v).collect();
         let stream = match metric {
-            Metric::Top1 => format!("report/{}/{}/bootstrap", report.name, c.cell.id()),
-            Metric::Many | Metric::Medium | Metric::Few => {
+            Metric::Top1 | Metric::MeanPerClass => {
+                format!("report/{}/{}/bootstrap", report.name, c.cell.id())
+            }
+            Metric::Group(_) => {
                 format!("report/{}/{}/{}/bootstrap", report.name, c.cell.id(), column.label)
             }
         };
         let mut rng = crate::seed::Seed(0).rng(&stream);
         super::bootstrap::mean_interval(&values, super::LEVEL, &mut rng).ok()
     });
+    let failed = results.map_or(0, |c| c.failures.len());
     let verdict = match (&estimate, &paper) {
+        (None, _) if failed > 0 => Verdict::Failed,
         (None, _) => Verdict::NotRun,
         (Some(Err(_)), _) => Verdict::OneRun,
         (Some(Ok(_)), None) => Verdict::NoPaperValue,
+        (Some(Ok(_)), Some(_)) if failed > 0 => {
+            Verdict::Inconclusive(Shortfall::FailedRuns(failed))
+        }
+        (Some(Ok(e)), Some(_)) if e.n < MIN_RUNS => Verdict::Inconclusive(Shortfall::FewRuns(e.n)),
         (Some(Ok(e)), Some(p)) if p.value < e.lower => Verdict::Above,
         (Some(Ok(e)), Some(p)) if p.value > e.upper => Verdict::Below,
         (Some(Ok(_)), Some(_)) => Verdict::Consistent,
     };
-    LayoutCell { ours, single, bootstrap, runs, paper, verdict }
+    let failure = results.and_then(super::CellResults::all_failed);
+    LayoutCell { ours, single, bootstrap, runs, failed, failure, paper, verdict }
 }
 
 fn paper_text(v: Option<&Value>) -> String {
@@ -214,12 +233,21 @@ fn title(table: &str) -> String {
 }
 
 fn ours_text(c: &LayoutCell) -> String {
+    let failed = if c.failed > 0 { format!(", {} failed", c.failed) } else { String::new() };
     match (&c.ours, c.runs) {
         (Some(e), (n, expected)) => {
             let of = if n < expected { format!(" of {expected}") } else { String::new() };
-            format!("{:.2} ± {:.2} [{:.2}, {:.2}] n={n}{of}", e.mean, e.std_err, e.lower, e.upper)
+            format!(
+                "{:.2} ± {:.2} [{:.2}, {:.2}] n={n}{of}{failed}",
+                e.mean, e.std_err, e.lower, e.upper
+            )
         }
-        (None, _) => c.single.map_or_else(|| "not run".to_string(), |v| format!("{v:.2} (n=1)")),
+        (None, _) if c.single.is_none() && c.failure.is_some() => {
+            c.failure.clone().unwrap_or_default()
+        }
+        (None, _) => {
+            c.single.map_or_else(|| "not run".to_string(), |v| format!("{v:.2} (n=1){failed}"))
+        }
     }
 }
 
@@ -231,7 +259,7 @@ fn heading(column: &str) -> String {
 #[must_use]
 pub fn markdown(layout: &Layout, caption: &str) -> String {
     let mut out = format!(
-        "# In the layout of {}\n\n{}: ours as mean ± standard error [95% Student-t interval] n; the paper's value (± its standard error over 3 runs, where given); verdict: consistent when the paper's value lies in our interval, above or below otherwise.{}\n\n| Method |",
+        "# In the layout of {}\n\n{}: ours as mean ± standard error [95% interval] n (the interval carries the seeds' spread and the test set's sampling noise; see the caption); the paper's value (± its standard error over 3 runs, where given); verdict: consistent when the paper's value lies in our interval, above or below otherwise, inconclusive with fewer than {MIN_RUNS} finished runs or with failed runs.{}\n\n| Method |",
         title(&layout.table),
         if layout.columns.iter().any(|c| c.ends_with("/many")) {
             "Accuracy (%; many/medium/few: the mean of the group's per-class accuracies, overall: top-1)"
@@ -282,7 +310,13 @@ pub fn latex(layout: &Layout, caption: &str) -> String {
         out.push_str(&row.replace('&', "\\&").replace('_', "\\_"));
         for c in cells {
             let ours = c.ours.as_ref().map_or_else(
-                || "--".to_string(),
+                || {
+                    if c.failed > 0 && c.runs.0 == 0 {
+                        "failed".to_string()
+                    } else {
+                        "--".to_string()
+                    }
+                },
                 |e| format!("${:.1} \\pm {:.1}$", e.mean, e.std_err),
             );
             let paper = c.paper.as_ref().map_or_else(String::new, |p| {
@@ -304,7 +338,7 @@ pub fn latex(layout: &Layout, caption: &str) -> String {
 #[must_use]
 pub fn csv(layout: &Layout) -> String {
     let mut out = String::from(
-        "row,method,column,mean,std_err,lower,upper,bootstrap_lower,bootstrap_upper,n,expected,paper_value,paper_std_err,verdict\n",
+        "row,method,column,mean,std_err,lower,upper,bootstrap_lower,bootstrap_upper,n,expected,failed,paper_value,paper_std_err,verdict,failure\n",
     );
     for ((row, method), cells) in layout.rows.iter().zip(&layout.cells) {
         for (column, c) in layout.columns.iter().zip(cells) {
@@ -313,7 +347,7 @@ pub fn csv(layout: &Layout) -> String {
             };
             let _ = writeln!(
                 out,
-                "{row},{},{column},{},{},{},{},{},{},{},{},{},{},{}",
+                "{row},{},{column},{},{},{},{},{},{},{},{},{},{},{},{},{}",
                 method.as_deref().unwrap_or(""),
                 e(|e| e.mean),
                 e(|e| e.std_err),
@@ -323,14 +357,25 @@ pub fn csv(layout: &Layout) -> String {
                 c.bootstrap.map_or_else(String::new, |b| format!("{:.4}", b.1)),
                 c.runs.0,
                 c.runs.1,
+                c.failed,
                 c.paper.as_ref().map_or_else(String::new, |p| p.value.to_string()),
                 c.paper
                     .as_ref()
                     .and_then(|p| p.std_err)
                     .map_or_else(String::new, |s| s.to_string()),
-                c.verdict.label()
+                c.verdict.label(),
+                quoted(c.failure.as_deref().unwrap_or(""))
             );
         }
     }
     out
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break (RFC 4180).
+fn quoted(field: &str) -> String {
+    if field.contains([',', '"', '\n']) {
+        format!("\"{}\"", field.replace('"', "\"\""))
+    } else {
+        field.to_string()
+    }
 }

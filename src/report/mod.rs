@@ -18,6 +18,7 @@ use tabled::builder::Builder;
 use tabled::settings::Style;
 
 use crate::data::longtail::Shot;
+use crate::data::ValidationInfo;
 use crate::matrix::{Cell, Plan};
 use crate::store::{self, Metrics, Provenance, RunStatus, Store};
 use estimate::{Estimate, Sample};
@@ -25,15 +26,275 @@ use estimate::{Estimate, Sample};
 /// Confidence level of every interval.
 pub const LEVEL: f64 = 0.95;
 
-/// The finished runs of one cell.
+/// Finished runs a verdict needs by default (a paper-layout verdict; a claim's, unless it sets
+/// `min-seeds`): two seeds give a Student-t interval with one degree of freedom, too little to
+/// call a method above or below anything.
+pub const MIN_RUNS: usize = 3;
+
+/// The runs of one cell: those that finished, and those that failed.
 #[derive(Clone, Debug)]
 pub struct CellResults {
     /// The cell (a method on a column) these runs belong to.
     pub cell: Cell,
     /// Finished runs with the current configuration, in seed order.
     pub runs: Vec<Metrics>,
+    /// How each finished run's validation split was formed (from its `config.json`), in the
+    /// order of `runs`.
+    pub validation: Vec<ValidationInfo>,
+    /// Runs that failed with the current configuration (`failed.json`), in seed order.
+    pub failures: Vec<FailedRun>,
     /// Runs the plan asks for.
     pub expected: usize,
+    /// The test set the runs were evaluated on.
+    pub test: TestSet,
+}
+
+/// A run that failed: its seed and the error chain of its `failed.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FailedRun {
+    /// Matrix seed.
+    pub seed: u64,
+    /// The recorded error.
+    pub error: String,
+}
+
+/// Test images per class of a cell's test set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TestSet {
+    /// Images of each class.
+    pub per_class: Vec<u64>,
+    /// Whether the counts are an assumption (a balanced split of the recorded test size) rather
+    /// than the dataset's known split: `image-list` datasets, or a recorded size that disagrees
+    /// with the known split.
+    pub assumed: bool,
+}
+
+impl TestSet {
+    /// The dataset's known split when the recorded test size agrees with it, else a balanced
+    /// split of the recorded size (marked assumed).
+    fn of(cell: &Cell, runs: &[Metrics]) -> TestSet {
+        let kind = &cell.column.dataset;
+        let classes = kind.classes();
+        let known = kind.descriptor().test_images.counts(classes);
+        match (known, runs.first().map(|m| m.evaluation.test_size)) {
+            (Some(counts), None) => TestSet { per_class: counts, assumed: false },
+            (Some(counts), Some(size)) if counts.iter().sum::<u64>() == size => {
+                TestSet { per_class: counts, assumed: false }
+            }
+            (_, size) => {
+                let each = size.unwrap_or(0) / u64::try_from(classes.max(1)).expect("fits");
+                TestSet { per_class: vec![each; classes], assumed: true }
+            }
+        }
+    }
+
+    /// Whether every class has the same number of test images (top-1 is then the mean
+    /// per-class accuracy).
+    #[must_use]
+    pub fn balanced(&self) -> bool {
+        self.per_class.windows(2).all(|w| w[0] == w[1])
+    }
+
+    /// Test images in all.
+    #[must_use]
+    pub fn size(&self) -> u64 {
+        self.per_class.iter().sum()
+    }
+}
+
+/// What a table cell summarises over a cell's runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Metric {
+    /// Top-1 accuracy over the test set.
+    Top1,
+    /// The unweighted mean of the per-class accuracies (balanced accuracy); equal to top-1 on a
+    /// balanced test set.
+    MeanPerClass,
+    /// The unweighted mean of the per-class accuracies of one shot group.
+    Group(Shot),
+}
+
+impl Metric {
+    /// The metric of one run (a fraction), when the run has it.
+    #[must_use]
+    pub fn of(self, m: &Metrics) -> Option<f64> {
+        let e = &m.evaluation;
+        match self {
+            Metric::Top1 => Some(e.top1),
+            Metric::MeanPerClass => {
+                let k = e.per_class_accuracy.len();
+                (k > 0).then(|| e.per_class_accuracy.iter().sum::<f64>() / k as f64)
+            }
+            Metric::Group(Shot::Many) => e.many,
+            Metric::Group(Shot::Medium) => e.medium,
+            Metric::Group(Shot::Few) => e.few,
+        }
+    }
+
+    /// Each class's weight in the metric (summing to 1 over the classes it covers), from the
+    /// training counts (shot groups) and the test set (top-1).
+    fn weights(self, class_counts: &[usize], test: &TestSet) -> Vec<f64> {
+        let k = class_counts.len();
+        match self {
+            Metric::Top1 => {
+                let size = test.size().max(1) as f64;
+                (0..k).map(|c| test.per_class.get(c).map_or(0.0, |&m| m as f64 / size)).collect()
+            }
+            Metric::MeanPerClass => vec![1.0 / k.max(1) as f64; k],
+            Metric::Group(shot) => {
+                let members = class_counts.iter().filter(|&&n| Shot::of(n) == shot).count();
+                class_counts
+                    .iter()
+                    .map(|&n| if Shot::of(n) == shot { 1.0 / members as f64 } else { 0.0 })
+                    .collect()
+            }
+        }
+    }
+}
+
+impl CellResults {
+    /// The metric a table leads with: top-1 on a balanced test set, else the mean per-class
+    /// accuracy (the long-tailed literature's balanced accuracy).
+    #[must_use]
+    pub fn headline(&self) -> Metric {
+        if self.test.balanced() {
+            Metric::Top1
+        } else {
+            Metric::MeanPerClass
+        }
+    }
+
+    /// The test set's sampling variance of `metric` (a fraction squared): per class, the
+    /// Agresti-Coull variance of its mean accuracy over the runs on its test images, weighted
+    /// as the metric weighs the class. Zero without runs.
+    #[must_use]
+    pub fn test_variance(&self, metric: Metric) -> f64 {
+        let Some(first) = self.runs.first() else { return 0.0 };
+        let z = estimate::normal_quantile(LEVEL);
+        let n = self.runs.len() as f64;
+        metric
+            .weights(&first.class_counts, &self.test)
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| **w > 0.0)
+            .map(|(c, w)| {
+                let p = self
+                    .runs
+                    .iter()
+                    .map(|m| m.evaluation.per_class_accuracy.get(c).copied().unwrap_or(0.0))
+                    .sum::<f64>()
+                    / n;
+                let images = self.test.per_class.get(c).copied().unwrap_or(0);
+                w * w * estimate::agresti_coull_variance(p, images, z)
+            })
+            .sum()
+    }
+
+    /// `metric` in points over the finished runs: `None` without a run that has it, `Err` with
+    /// the value of a single run, else the mean with the interval of
+    /// [`Estimate::with_test_noise`].
+    #[must_use]
+    pub fn estimate(&self, metric: Metric) -> Option<Result<Estimate, f64>> {
+        let values: Vec<f64> =
+            self.runs.iter().filter_map(|m| metric.of(m)).map(|v| 100.0 * v).collect();
+        let variance = 1e4 * self.test_variance(metric);
+        points(values, variance)
+    }
+
+    /// Validation top-1 in points, with the validation split's binomial noise (its images in
+    /// all, from the runs' records).
+    #[must_use]
+    pub fn validation_estimate(&self) -> Option<Result<Estimate, f64>> {
+        let values: Vec<f64> = self.runs.iter().map(|m| 100.0 * m.validation_top1).collect();
+        let images =
+            self.validation.first().map_or(0, |v| v.per_class * self.cell.column.dataset.classes());
+        let mean = values.iter().sum::<f64>() / values.len().max(1) as f64 / 100.0;
+        let z = estimate::normal_quantile(LEVEL);
+        let variance = if images == 0 {
+            0.0
+        } else {
+            1e4 * estimate::agresti_coull_variance(mean, images as u64, z)
+        };
+        points(values, variance)
+    }
+
+    /// When no run finished and some failed: "failed: <error> (k/n runs)".
+    pub(crate) fn all_failed(&self) -> Option<String> {
+        (self.runs.is_empty() && !self.failures.is_empty()).then(|| {
+            format!(
+                "failed: {} ({}/{} runs)",
+                self.failure_summary(),
+                self.failures.len(),
+                self.expected
+            )
+        })
+    }
+
+    /// The failures' error when they share one, shortened; else a pointer to the caption.
+    fn failure_summary(&self) -> String {
+        let first = &self.failures[0].error;
+        if self.failures.iter().all(|f| &f.error == first) {
+            short_error(first)
+        } else {
+            "errors listed below".to_string()
+        }
+    }
+
+    /// The text of one table cell: the estimate, partial and failed counts, or the failure.
+    fn text(&self, estimate: Option<Result<Estimate, f64>>, long: bool) -> String {
+        if let Some(failed) = self.all_failed() {
+            return if long {
+                failed
+            } else {
+                format!("failed ({}/{})", self.failures.len(), self.expected)
+            };
+        }
+        let finished = estimate.is_some();
+        let mut text = match estimate {
+            None if long => "not run".to_string(),
+            None => "-".to_string(),
+            Some(Err(single)) => format!("{single:.2} (n=1)"),
+            Some(Ok(e)) if long => {
+                let partial = if e.n < self.expected {
+                    format!(" of {}", self.expected)
+                } else {
+                    String::new()
+                };
+                format!(
+                    "{:.2} ± {:.2} [{:.2}, {:.2}] n={}{partial}",
+                    e.mean, e.std_err, e.lower, e.upper, e.n
+                )
+            }
+            Some(Ok(e)) => {
+                format!("{:.2} ± {:.2} [{:.1}, {:.1}]", e.mean, e.std_err, e.lower, e.upper)
+            }
+        };
+        if finished && !self.failures.is_empty() {
+            let _ = write!(text, ", {} failed", self.failures.len());
+        }
+        text
+    }
+}
+
+/// A failure's error, at most 80 characters.
+fn short_error(error: &str) -> String {
+    let line = error.lines().next().unwrap_or("");
+    if line.chars().count() <= 80 {
+        line.to_string()
+    } else {
+        format!("{}…", line.chars().take(79).collect::<String>())
+    }
+}
+
+/// Values in points: none, one, or the interval with `variance` (points squared) of test noise.
+fn points(values: Vec<f64>, variance: f64) -> Option<Result<Estimate, f64>> {
+    match values.len() {
+        0 => None,
+        1 => Some(Err(values[0])),
+        _ => Estimate::with_test_noise(&Sample::new(values).ok()?, variance, LEVEL, (0.0, 100.0))
+            .ok()
+            .map(Ok),
+    }
 }
 
 /// Everything a matrix's report shows.
@@ -76,11 +337,13 @@ impl MatrixReport {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "kebab-case")]
 struct ConfigRecord {
     provenance: Provenance,
+    validation: ValidationInfo,
 }
 
-/// Collects a plan's finished runs from the store.
+/// Collects a plan's finished and failed runs from the store.
 ///
 /// # Errors
 /// Unreadable records, naming the file.
@@ -88,18 +351,31 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
     let mut cells = Vec::new();
     let mut provenance = BTreeSet::new();
     for cell in plan.cells() {
-        let mut runs = Vec::new();
+        let (mut runs, mut validation, mut failures) = (Vec::new(), Vec::new(), Vec::new());
         for &seed in &plan.seeds {
             let dir = store.run_dir(&plan.name, &cell, seed.0);
-            if let RunStatus::Finished(metrics) =
-                Store::status(&dir, &plan.config_hash(&cell, seed))?
-            {
-                let config: ConfigRecord = store::read_json(&dir.join("config.json"))?;
-                provenance.insert(describe(&config.provenance));
-                runs.push(*metrics);
+            match Store::status(&dir, &plan.config_hash(&cell, seed))? {
+                RunStatus::Finished(metrics) => {
+                    let config: ConfigRecord = store::read_json(&dir.join("config.json"))?;
+                    provenance.insert(describe(&config.provenance));
+                    validation.push(config.validation);
+                    runs.push(*metrics);
+                }
+                RunStatus::Failed(failure) => {
+                    failures.push(FailedRun { seed: seed.0, error: failure.error });
+                }
+                RunStatus::Stale | RunStatus::Absent => {}
             }
         }
-        cells.push(CellResults { cell, runs, expected: plan.seeds.len() });
+        let test = TestSet::of(&cell, &runs);
+        cells.push(CellResults {
+            cell,
+            runs,
+            validation,
+            failures,
+            expected: plan.seeds.len(),
+            test,
+        });
     }
     Ok(MatrixReport {
         name: plan.name.clone(),
@@ -151,66 +427,122 @@ fn subsets_agree(cells: &[CellResults]) -> bool {
         .all(|(key, hash)| seen.entry(key).or_insert(hash) == &hash)
 }
 
-/// Summary of one metric over a cell's runs: `None` when no run has it (`Err` holds a single value).
-/// Where the validation split comes from: the `val` list for image-list datasets, else images
-/// the long-tailed subset leaves unused.
-fn validation_source(report: &MatrixReport) -> &'static str {
-    let lists = report.cells.iter().any(|c| c.cell.column.dataset.list().is_some());
-    let drawn = report.cells.iter().any(|c| c.cell.column.dataset.list().is_none());
-    match (lists, drawn) {
-        (true, false) => "the dataset's `val` list",
-        (true, true) => "the `val` list for image-list datasets; elsewhere 20 images per class the long-tailed subset leaves unused",
-        _ => "20 images per class the long-tailed subset leaves unused",
-    }
-}
-
-fn estimate_of(
-    runs: &[Metrics],
-    metric: impl Fn(&Metrics) -> Option<f64>,
-) -> Option<Result<Estimate, f64>> {
-    let values: Vec<f64> = runs.iter().filter_map(&metric).map(|v| 100.0 * v).collect();
-    match values.len() {
-        0 => None,
-        1 => Some(Err(values[0])),
-        _ => Some(Ok(Estimate::t_interval(&Sample::new(values).ok()?, LEVEL).ok()?)),
-    }
-}
-
-fn format_estimate(estimate: Option<Result<Estimate, f64>>, expected: usize, long: bool) -> String {
-    match estimate {
-        None if long => "not run".to_string(),
-        None => "-".to_string(),
-        Some(Err(single)) => format!("{single:.2} (n=1)"),
-        Some(Ok(e)) if long => {
-            let partial = if e.n < expected { format!(" of {expected}") } else { String::new() };
-            format!(
-                "{:.2} ± {:.2} [{:.2}, {:.2}] n={}{partial}",
-                e.mean, e.std_err, e.lower, e.upper, e.n
-            )
+/// Where each column's validation split came from, as the runs' records say: the `val` list of
+/// an image-list dataset, or images drawn from the training pool (and how many of them are also
+/// training images, where the images the subset leaves unused ran short).
+fn validation_sources(report: &MatrixReport) -> String {
+    let mut texts: Vec<(String, Vec<String>)> = Vec::new();
+    for column in &report.columns {
+        let cells: Vec<&CellResults> =
+            report.cells.iter().filter(|c| &c.cell.column.id() == column).collect();
+        let infos: Vec<&ValidationInfo> = cells.iter().flat_map(|c| &c.validation).collect();
+        let Some(first) = infos.first() else { continue };
+        let classes = cells[0].cell.column.dataset.classes();
+        let text = if cells[0].cell.column.dataset.list().is_some() {
+            format!("the dataset's `val` list (at least {} images per class)", first.per_class)
+        } else {
+            let total = first.per_class * classes;
+            let (low, high) = infos.iter().fold((usize::MAX, 0), |(l, h), v| {
+                (l.min(v.from_training), h.max(v.from_training))
+            });
+            let overlap = match (low, high) {
+                (0, 0) => "none of them training images".to_string(),
+                (l, h) if l == h => format!("{h} of its {total} images also training images in every run, where the images the subset leaves unused ran short"),
+                (l, h) => format!("{l} to {h} of its {total} images also training images, by run, where the images the subset leaves unused ran short"),
+            };
+            format!("{} images per class drawn from the training images the long-tailed subset leaves unused, {overlap}", first.per_class)
+        };
+        match texts.iter_mut().find(|(t, _)| t == &text) {
+            Some((_, columns)) => columns.push(column.replace("/if", " IF ")),
+            None => texts.push((text, vec![column.replace("/if", " IF ")])),
         }
-        Some(Ok(e)) => format!("{:.2} ± {:.2}", e.mean, e.std_err),
+    }
+    match texts.as_slice() {
+        [] => "no finished run".to_string(),
+        [(text, _)] => text.clone(),
+        _ => texts
+            .iter()
+            .map(|(t, c)| format!("{}: {t}", c.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; "),
     }
 }
 
-/// Renders the report as Markdown: the main top-1 table, one many/medium/few table per column,
-/// and a caption stating the protocol.
+/// The test sets, per dataset: images per class, and whether balms assumed them.
+fn test_sets(report: &MatrixReport) -> String {
+    let mut seen: Vec<String> = Vec::new();
+    for cell in &report.cells {
+        let name = cell.cell.column.dataset.name().to_string();
+        let t = &cell.test;
+        let text = if t.per_class.is_empty() {
+            continue;
+        } else if t.assumed {
+            format!("{name}, {} images, assumed balanced ({} per class) because balms does not know its per-class counts", t.size(), t.per_class[0])
+        } else if t.balanced() {
+            format!("{name}, {} images per class", t.per_class[0])
+        } else {
+            let (min, max) =
+                (t.per_class.iter().min().unwrap_or(&0), t.per_class.iter().max().unwrap_or(&0));
+            format!("{name}, {min} to {max} images per class (unbalanced: the headline is the mean per-class accuracy, top-1 beside it)")
+        };
+        if !seen.contains(&text) {
+            seen.push(text);
+        }
+    }
+    seen.join("; ")
+}
+
+/// The main table's columns: per matrix column, its headline metric, and top-1 beside it where
+/// the test set is unbalanced.
+fn main_columns(report: &MatrixReport) -> Vec<(String, String, Metric)> {
+    let mut out = Vec::new();
+    for column in &report.columns {
+        let heading = column.replace("/if", " IF ");
+        let balanced = report
+            .cells
+            .iter()
+            .filter(|c| &c.cell.column.id() == column)
+            .all(|c| c.test.balanced());
+        if balanced {
+            out.push((column.clone(), heading, Metric::Top1));
+        } else {
+            out.push((column.clone(), format!("{heading} mean per-class"), Metric::MeanPerClass));
+            out.push((column.clone(), format!("{heading} top-1"), Metric::Top1));
+        }
+    }
+    out
+}
+
+/// Renders the report as Markdown: the main accuracy table, the claims, one many/medium/few
+/// table per column, and a caption stating the protocol as the records show it.
 #[must_use]
 pub fn render_markdown(report: &MatrixReport) -> String {
     let mut out = format!("# {}\n\n", report.name);
     if !report.description.is_empty() {
         let _ = writeln!(out, "{}\n", report.description);
     }
-    let _ = writeln!(out, "Top-1 accuracy (%) on the balanced test set: mean ± standard error over seeds, [95% Student-t interval], n runs.\n");
+    let all_balanced = report.cells.iter().all(|c| c.test.balanced());
+    let what = if all_balanced {
+        "Top-1 accuracy (%) on the balanced test set (equal to the mean per-class accuracy)"
+    } else {
+        "Accuracy (%): the mean per-class accuracy where the test set is unbalanced, with top-1 beside it; top-1 elsewhere"
+    };
+    let _ = writeln!(out, "{what}: mean ± standard error [95% interval], n runs; the interval carries the seeds' spread and the test set's sampling noise (see the caption).\n");
+    let columns = main_columns(report);
     let mut main = Builder::default();
     main.push_record(
-        std::iter::once("Method".to_string())
-            .chain(report.columns.iter().map(|c| c.replace("/if", " IF "))),
+        std::iter::once("Method".to_string()).chain(columns.iter().map(|c| c.1.clone())),
     );
     for method in &report.methods {
-        let row = report.cells.iter().filter(|c| &c.cell.method.name == method);
-        main.push_record(std::iter::once(report.row_name(method)).chain(row.map(|c| {
-            format_estimate(estimate_of(&c.runs, |m| Some(m.evaluation.top1)), c.expected, true)
-        })));
+        main.push_record(std::iter::once(report.row_name(method)).chain(columns.iter().map(
+            |(column, _, metric)| {
+                report
+                    .cells
+                    .iter()
+                    .find(|c| &c.cell.method.name == method && &c.cell.column.id() == column)
+                    .map_or_else(String::new, |c| c.text(c.estimate(*metric), true))
+            },
+        )));
     }
     let _ = writeln!(out, "{}\n", main.build().with(Style::markdown()));
     out.push_str(&claims::render(&report.claims));
@@ -237,47 +569,17 @@ fn render_groups(out: &mut String, report: &MatrixReport, column: &str) {
         "Validation",
     ]);
     for cell in report.cells.iter().filter(|c| c.cell.column.id() == column) {
-        let short = |f: fn(&Metrics) -> Option<f64>| {
-            format_estimate(estimate_of(&cell.runs, f), cell.expected, false)
-        };
-        let group = |shot: Shot, f: fn(&Metrics) -> Option<f64>| {
-            let text = short(f);
-            match test_image_interval(&report.name, cell, shot) {
-                Some((lo, hi)) => format!("{text} [{:.1}, {:.1}]", 100.0 * lo, 100.0 * hi),
-                None => text,
-            }
-        };
+        let short = |metric: Metric| cell.text(cell.estimate(metric), false);
         table.push_record([
             report.row_name(&cell.cell.method.name),
-            short(|m| Some(m.evaluation.top1)),
-            group(Shot::Many, |m| m.evaluation.many),
-            group(Shot::Medium, |m| m.evaluation.medium),
-            group(Shot::Few, |m| m.evaluation.few),
-            short(|m| Some(m.validation_top1)),
+            short(cell.headline()),
+            short(Metric::Group(Shot::Many)),
+            short(Metric::Group(Shot::Medium)),
+            short(Metric::Group(Shot::Few)),
+            cell.text(cell.validation_estimate(), false),
         ]);
     }
     let _ = writeln!(out, "{}\n", table.build().with(Style::markdown()));
-}
-
-/// The class-stratified test-image interval of a cell's `shot` group accuracy (see
-/// [`bootstrap::test_image_interval`]); none without runs, without classes in the group, or
-/// when the test set is not balanced (every dataset here has a balanced one).
-fn test_image_interval(matrix: &str, cell: &CellResults, shot: Shot) -> Option<(f64, f64)> {
-    let first = cell.runs.first()?;
-    let k = first.class_counts.len();
-    let group: Vec<usize> = (0..k).filter(|&c| Shot::of(first.class_counts[c]) == shot).collect();
-    let (size, k64) = (first.evaluation.test_size, u64::try_from(k).ok()?);
-    if group.is_empty() || size % k64 != 0 {
-        return None;
-    }
-    let images = size / k64;
-    let runs: Vec<bootstrap::RunClasses<'_>> = cell
-        .runs
-        .iter()
-        .map(|m| bootstrap::RunClasses { accuracy: &m.evaluation.per_class_accuracy, images })
-        .collect();
-    let mut rng = crate::seed::Seed(0).rng(&format!("report/{matrix}/{}/{shot:?}", cell.cell.id()));
-    bootstrap::test_image_interval(&runs, &group, LEVEL, &mut rng).ok()
 }
 
 fn render_caption(out: &mut String, report: &MatrixReport) {
@@ -301,10 +603,12 @@ fn render_caption(out: &mut String, report: &MatrixReport) {
     if !report.optimistic.is_empty() {
         let _ = writeln!(out, "† Chosen on the test set (the reference code's CIFAR rule): optimistic, shown only to measure that optimism.");
     }
+    render_failures(out, report);
     render_taus(out, report);
     let agree = if report.subsets_agree { "yes" } else { "NO: methods saw different data" };
     let _ = writeln!(out, "Every method of a column at a seed trained on the same long-tailed subset (hash agreement): {agree}.");
-    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the unweighted mean of its classes' (\"-\": no class in the group, or no finished run); in brackets, the 95% interval of the seeds' mean group accuracy when each class's test images are resampled ({} class-stratified bootstrap resamples), the part of a gap that test-set noise alone explains. Validation: top-1 on the validation split ({}).", bootstrap::REPLICATES, validation_source(report));
+    let _ = writeln!(out, "Intervals: the standard error combines the seeds' spread (s²/n) with the test set's binomial sampling noise, each class's mean accuracy over the runs at its number of test images (Agresti-Coull, so it stays positive at 0% and 100%), and the 95% interval uses Student's t with Satterthwaite's degrees of freedom, never narrower than the seeds' own Student-t interval, clipped to [0, 100]: it is for the method's expected accuracy over seeds and over test sets drawn like this one. Test sets: {}.", test_sets(report));
+    let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the unweighted mean of its classes' (\"-\": no class in the group, or no finished run). Validation: top-1 on the validation split ({}), its noise term at the split's size.", validation_sources(report));
     let _ = writeln!(
         out,
         "Runs: {}.",
@@ -314,6 +618,23 @@ fn render_caption(out: &mut String, report: &MatrixReport) {
             report.provenance.join("; ")
         }
     );
+}
+
+/// Every failed run with its error: its cell's mean, if any, is over the runs that finished,
+/// which need not be a fair sample of the seeds.
+fn render_failures(out: &mut String, report: &MatrixReport) {
+    let failed: Vec<String> = report
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.failures.iter().map(move |f| {
+                format!("`{}` seed {}: {}", c.cell.id(), f.seed, short_error(&f.error))
+            })
+        })
+        .collect();
+    if !failed.is_empty() {
+        let _ = writeln!(out, "**Failed runs ({}).** {}. A cell with failed runs is averaged over the runs that finished, which need not be a fair sample of its seeds; its comparisons are inconclusive.", failed.len(), failed.join("; "));
+    }
 }
 
 /// Per-run values worth a line: the tau of post-hoc runs, the variance of learned meta rates.
