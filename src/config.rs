@@ -127,7 +127,9 @@ pub struct SettingsWire {
     /// Sampler (default `instance`).
     #[serde(default, deserialize_with = "name_or_table")]
     pub sampler: Option<SamplerSpec>,
-    /// Classifier on the features (default `linear`; `cosine` is LDAM-DRW's `NormedLinear`).
+    /// Classifier on the features (default `linear`; `cosine` is LDAM-DRW's `NormedLinear`, for
+    /// LDAM; `scaled-cosine` multiplies its logits by a fixed scale for other losses).
+    #[serde(default, deserialize_with = "name_or_table")]
     pub classifier: Option<crate::model::ClassifierSpec>,
     /// Deferred re-weighting (Cao et al.): `drw = {}` for the defaults, or with `start`/`beta`.
     pub drw: Option<DrwWire>,

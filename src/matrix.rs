@@ -442,6 +442,57 @@ impl Plan {
         format!("{:x}", sha2::Sha256::digest(canonical.as_bytes()))
     }
 
+    /// Methods that correct for the label prior twice: a loss that corrects it (see
+    /// [`LossSpec::corrects_prior`]) with a class-balanced sampler or DRW, or a post-hoc logit
+    /// adjustment of a stage-1 model trained with one. The paper runs Balanced Softmax with
+    /// class-balanced sampling as an ablation (Table 5, the over-balance of §3.3), so these are
+    /// planned, with a caution each, rather than refused.
+    #[must_use]
+    pub fn cautions(&self) -> Vec<String> {
+        let twice = "corrects for the label prior twice (the paper's over-balance, §3.3)";
+        let mut out = Vec::new();
+        for method in &self.methods {
+            let (loss, sampler, drw) = match &method.scheme {
+                Scheme::EndToEnd(s) => (&s.loss, &s.sampler, s.drw.is_some()),
+                Scheme::Decoupled(s) => (&s.loss, &s.sampler, false),
+            };
+            let trains =
+                !matches!(&method.scheme, Scheme::Decoupled(s) if s.classifier.is_post_hoc());
+            if trains && loss.corrects_prior() && *sampler == SamplerSpec::ClassBalanced {
+                out.push(format!(
+                    "`{}`: `{}` with class-balanced sampling {twice}",
+                    method.name,
+                    loss.label()
+                ));
+            }
+            if loss.corrects_prior() && drw {
+                out.push(format!(
+                    "`{}`: `{}` with DRW's class-balanced weights {twice}",
+                    method.name,
+                    loss.label()
+                ));
+            }
+            if let Scheme::Decoupled(s) = &method.scheme {
+                let stage1 = self.methods.iter().find(|m| m.name == s.stage1);
+                if let (
+                    Stage2Classifier::LogitAdjust { .. },
+                    Some(Method { scheme: Scheme::EndToEnd(one), .. }),
+                ) = (&s.classifier, stage1)
+                {
+                    if one.loss.corrects_prior() {
+                        out.push(format!(
+                            "`{}`: a post-hoc logit adjustment of `{}`, trained with `{}`, {twice}",
+                            method.name,
+                            s.stage1,
+                            one.loss.label()
+                        ));
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The resolved plan as text: what `balms plan` prints and the snapshot tests pin.
     #[must_use]
     pub fn render(&self) -> String {
@@ -459,6 +510,13 @@ impl Plan {
         let _ = writeln!(out, "\nmethods ({}):", self.methods.len());
         for method in &self.methods {
             render_method(&mut out, method);
+        }
+        let cautions = self.cautions();
+        if !cautions.is_empty() {
+            let _ = writeln!(out, "\ncautions ({}):", cautions.len());
+            for caution in &cautions {
+                let _ = writeln!(out, "  {caution}");
+            }
         }
         let cells = self.cells();
         let _ =
@@ -1100,6 +1158,28 @@ fn merge_optimizer(first: &OptimizerWire, then: &OptimizerWire) -> OptimizerWire
     }
 }
 
+/// A classifier that its loss can train: the cosine classifier's logits lie in [-1, 1], which
+/// only a loss with its own scale (LDAM) can fit; `scaled-cosine` brings the scale for the
+/// others, and would scale LDAM's logits twice.
+fn check_classifier(settings: &Settings) -> Result<(), String> {
+    let ldam = matches!(settings.loss, LossSpec::Ldam { .. });
+    match settings.classifier {
+        ClassifierSpec::Cosine if !ldam => Err(format!(
+            "`classifier = \"cosine\"` gives logits in [-1, 1], and `loss = \"{}\"` has no scale to stretch them (LDAM scales by its own s = 30): Softmax cannot fit such logits and Balanced Softmax's log n_j offsets swamp them; write `classifier = \"scaled-cosine\"` (s = 16, OLTR's default) or `classifier = {{ scaled-cosine = {{ scale = 30 }} }}`, or `classifier = \"linear\"`",
+            settings.loss.label()
+        )),
+        ClassifierSpec::ScaledCosine { .. } if ldam => Err(
+            "LDAM multiplies the logits by its own `scale` (default 30): `scaled-cosine` would scale them twice; write `classifier = \"cosine\"`".to_string(),
+        ),
+        ClassifierSpec::ScaledCosine { scale } if !(scale.is_finite() && scale > 0.0) => {
+            Err(format!("`scaled-cosine` scale = {scale} must be positive"))
+        }
+        ClassifierSpec::Linear | ClassifierSpec::Cosine | ClassifierSpec::ScaledCosine { .. } => {
+            Ok(())
+        }
+    }
+}
+
 fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
     for method in methods {
         if let Scheme::Decoupled(stage2) = &method.scheme {
@@ -1114,6 +1194,7 @@ fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
             }
         }
         if let Scheme::EndToEnd(settings) = &method.scheme {
+            check_classifier(settings).map_err(|why| format!("method `{}`: {why}", method.name))?;
             for column in columns {
                 if let Some(why) = settings.model.incompatibility(&column.dataset.input_shape()) {
                     return Err(format!("method `{}` on `{}`: {why}", method.name, column.id()));

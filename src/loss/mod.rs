@@ -258,6 +258,24 @@ pub enum LossError {
 }
 
 impl LossSpec {
+    /// Whether the loss itself corrects for the training label prior (re-weighting classes or
+    /// shifting logits by `log n_j`): Balanced Softmax (any exponent above 0), the
+    /// logit-adjusted loss, CBW and the Class-Balanced loss. A class-balanced sampler, DRW or a
+    /// post-hoc logit adjustment on top of one corrects a second time (the paper's
+    /// over-balance, §3.3).
+    #[must_use]
+    pub fn corrects_prior(&self) -> bool {
+        match self {
+            LossSpec::BalancedSoftmax { exponent } => *exponent > 0.0,
+            LossSpec::LogitAdjusted { tau } => *tau > 0.0,
+            LossSpec::Cbw | LossSpec::ClassBalancedLoss { .. } => true,
+            LossSpec::Softmax
+            | LossSpec::Focal { .. }
+            | LossSpec::Ldam { .. }
+            | LossSpec::Equalization { .. } => false,
+        }
+    }
+
     /// Balanced Softmax with exponent 1.
     pub const BALANCED_SOFTMAX: LossSpec = LossSpec::BalancedSoftmax { exponent: 1.0 };
 

@@ -160,7 +160,7 @@ impl ModelSpec {
 /// The classifier on the features, as named in a matrix.
 #[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
 #[strum(serialize_all = "kebab-case")]
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClassifierSpec {
     /// Linear with bias, PyTorch's default initialisation (the official `DotProductClassifier`).
@@ -168,18 +168,35 @@ pub enum ClassifierSpec {
     #[default]
     Linear,
     /// Cosine classifier, LDAM-DRW's `NormedLinear`: normalised features times column-normalised
-    /// weights, no bias; weights drawn uniform in [-1, 1] and scaled to unit columns.
-    #[strum(message = "LDAM-DRW's NormedLinear")]
+    /// weights, no bias; weights drawn uniform in [-1, 1] and scaled to unit columns. Its logits
+    /// lie in [-1, 1], so it needs a loss that scales them: LDAM (its own s = 30). With any
+    /// other loss the matrix refuses it and names `scaled-cosine`.
+    #[strum(message = "LDAM-DRW's NormedLinear, logits in [-1, 1] (for LDAM, which scales them)")]
     Cosine,
+    /// The cosine classifier with its logits multiplied by a fixed `scale` s (default 16, the
+    /// default of OLTR's `CosNorm_Classifier`, Liu et al. 2019): logits in [-s, s], for losses
+    /// without a scale of their own (Softmax, Balanced Softmax, ...).
+    #[strum(message = "cosine logits times a fixed scale s (for losses without one)")]
+    ScaledCosine {
+        /// The scale s (default 16).
+        #[serde(default = "sixteen")]
+        scale: f64,
+    },
+}
+
+/// OLTR's `CosNorm_Classifier` default scale.
+fn sixteen() -> f64 {
+    16.0
 }
 
 impl ClassifierSpec {
-    /// Stable label used in plans.
+    /// Stable label used in plans (`scaled-cosine(s=16)` with its scale).
     #[must_use]
-    pub fn label(self) -> &'static str {
+    pub fn label(self) -> String {
         match self {
-            ClassifierSpec::Linear => "linear",
-            ClassifierSpec::Cosine => "cosine",
+            ClassifierSpec::Linear => "linear".to_string(),
+            ClassifierSpec::Cosine => "cosine".to_string(),
+            ClassifierSpec::ScaledCosine { scale } => format!("scaled-cosine(s={scale})"),
         }
     }
 
@@ -190,9 +207,14 @@ impl ClassifierSpec {
             ClassifierSpec::Linear => {
                 Classifier::Linear(linear_classifier(path, features, classes))
             }
-            ClassifierSpec::Cosine => {
-                Classifier::Cosine(cosine_classifier(path, features, classes))
-            }
+            ClassifierSpec::Cosine => Classifier::Cosine {
+                weight: cosine_classifier(path, features, classes),
+                scale: None,
+            },
+            ClassifierSpec::ScaledCosine { scale } => Classifier::Cosine {
+                weight: cosine_classifier(path, features, classes),
+                scale: Some(scale),
+            },
         }
     }
 }
@@ -202,15 +224,27 @@ impl ClassifierSpec {
 pub enum Classifier {
     /// `x W^T + b`.
     Linear(nn::Linear),
-    /// `normalize(x) normalize(W, dim 0)` with `W` of shape `[features, classes]`.
-    Cosine(Tensor),
+    /// `normalize(x) normalize(W, dim 0)` with `W` of shape `[features, classes]`, times `scale`
+    /// when there is one.
+    Cosine {
+        /// `W`, `[features, classes]`.
+        weight: Tensor,
+        /// The fixed logit scale s of `scaled-cosine`.
+        scale: Option<f64>,
+    },
 }
 
 impl Module for Classifier {
     fn forward(&self, xs: &Tensor) -> Tensor {
         match self {
             Classifier::Linear(linear) => linear.forward(xs),
-            Classifier::Cosine(weight) => normalize(xs, 1).matmul(&normalize(weight, 0)),
+            Classifier::Cosine { weight, scale } => {
+                let cosines = normalize(xs, 1).matmul(&normalize(weight, 0));
+                match scale {
+                    Some(s) => cosines * *s,
+                    None => cosines,
+                }
+            }
         }
     }
 }
@@ -354,7 +388,7 @@ mod tests {
     fn cosine_classifier_gives_cosines() {
         let vs = nn::VarStore::new(Device::Cpu);
         let c = ClassifierSpec::Cosine.build(&vs.root(), 4, 3);
-        let Classifier::Cosine(w) = &c else { panic!("cosine") };
+        let Classifier::Cosine { weight: w, scale: None } = &c else { panic!("cosine") };
         let norms = w.norm_scalaropt_dim(2.0, [0], false);
         assert!(norms.allclose(&Tensor::ones([3], (Kind::Float, Device::Cpu)), 1e-5, 1e-6, false));
         let x = Tensor::from_slice(&[3.0f32, 0.0, 0.0, 4.0]).view([1, 4]) * 10.0;

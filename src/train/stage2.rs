@@ -282,7 +282,7 @@ fn frozen(
         Classifier::Linear(l) => {
             Some((l.ws.detach(), l.bs.as_ref().expect("linear classifiers have a bias").detach()))
         }
-        Classifier::Cosine(_) => None,
+        Classifier::Cosine { .. } => None,
     };
     Ok(Frozen {
         train: (mode == Features::Cached).then(|| eval_features(&network, &data.train_x)),

@@ -152,11 +152,11 @@ fn plan_ok(text: &str) -> String {
 #[test]
 fn losses_take_a_bare_name_or_a_table_of_parameters() {
     let rendered = plan_ok(&format!(
-        "{HEAD}[[methods]]\nname = \"a\"\nloss = \"focal\"\n[[methods]]\nname = \"b\"\nloss = {{ focal = {{ gamma = 2.0 }} }}\n[[methods]]\nname = \"c\"\nloss = {{ balanced-softmax = {{ exponent = 0.25 }} }}\nclassifier = \"cosine\"\ndrw = {{}}\n"
+        "{HEAD}[[methods]]\nname = \"a\"\nloss = \"focal\"\n[[methods]]\nname = \"b\"\nloss = {{ focal = {{ gamma = 2.0 }} }}\n[[methods]]\nname = \"c\"\nloss = {{ balanced-softmax = {{ exponent = 0.25 }} }}\nclassifier = \"scaled-cosine\"\ndrw = {{}}\n"
     ));
     assert!(rendered.contains("loss focal(gamma=1)"), "{rendered}");
     assert!(rendered.contains("loss focal(gamma=2)"), "{rendered}");
-    assert!(rendered.contains("classifier cosine; loss balanced-softmax(q=0.25) with deferred re-weighting (class-balanced beta 0.9999 from 0.8 of the epochs)"), "{rendered}");
+    assert!(rendered.contains("classifier scaled-cosine(s=16); loss balanced-softmax(q=0.25) with deferred re-weighting (class-balanced beta 0.9999 from 0.8 of the epochs)"), "{rendered}");
     let err = MatrixFile::parse(
         &format!("{HEAD}[[methods]]\nname = \"a\"\nloss = {{ focal = {{ gama = 2.0 }} }}\n"),
         std::path::Path::new("m.toml"),
@@ -252,4 +252,54 @@ fn precision_is_checked_and_belongs_to_stage1() {
     );
     let message = stderr(&run(&["plan", stage2.to_str().unwrap()]));
     assert!(message.contains("`precision` belongs to the stage-1 method"), "{message}");
+}
+
+/// The input: `classifier = "cosine"` with Softmax or Balanced Softmax cannot train (its
+/// logits lie in [-1, 1]); refused, naming what to write. LDAM keeps it; `scaled-cosine` brings
+/// the scale for the others and is refused with LDAM, which would scale twice.
+#[test]
+fn a_classifier_its_loss_cannot_fit_is_refused() {
+    let head = "name = \"c\"\nseeds = [1, 2]\ndatasets = [{ digits-lt = { imbalance = [100] } }]\n[defaults]\nmodel = { mlp = { hidden = [64] } }\nepochs = 8\n[[methods]]\nname = \"m\"\n";
+    for loss in ["softmax", "balanced-softmax"] {
+        let e = plan_error(&format!("{head}loss = \"{loss}\"\nclassifier = \"cosine\"\n"));
+        assert!(
+            e.contains("method `m`: `classifier = \"cosine\"` gives logits in [-1, 1]")
+                && e.contains(&format!("`loss = \"{loss}\"` has no scale"))
+                && e.contains("write `classifier = \"scaled-cosine\"`"),
+            "{e}"
+        );
+    }
+    let e = plan_error(&format!("{head}loss = \"ldam\"\nclassifier = \"scaled-cosine\"\n"));
+    assert!(e.contains("would scale them twice; write `classifier = \"cosine\"`"), "{e}");
+    let e = plan_error(&format!("{head}classifier = {{ scaled-cosine = {{ scale = 0 }} }}\n"));
+    assert!(e.contains("`scaled-cosine` scale = 0 must be positive"), "{e}");
+    let ok = plan_ok(&format!("{head}loss = \"ldam\"\nclassifier = \"cosine\"\n"));
+    assert!(ok.contains("classifier cosine"), "{ok}");
+    let ok =
+        plan_ok(&format!("{head}loss = \"balanced-softmax\"\nclassifier = \"scaled-cosine\"\n"));
+    assert!(ok.contains("classifier scaled-cosine(s=16)"), "{ok}");
+}
+
+/// A loss that corrects for the label prior, with class-balanced sampling, DRW, or a post-hoc
+/// logit adjustment on top, corrects twice: planned (the paper runs such ablations), with a
+/// caution each.
+#[test]
+fn double_prior_corrections_are_planned_with_a_caution() {
+    let text = "name = \"c\"\nseeds = [1]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n[[methods]]\nname = \"bs\"\nloss = \"balanced-softmax\"\n[[methods]]\nname = \"bs-cbs\"\nloss = \"balanced-softmax\"\nsampler = \"class-balanced\"\n[[methods]]\nname = \"cbw-drw\"\nloss = \"cbw\"\ndrw = {}\n[[methods]]\nname = \"bs-la\"\nstage1 = \"bs\"\nstage2 = { classifier = { logit-adjust = { tau = 1.0 } } }\n[[methods]]\nname = \"plain\"\nsampler = \"class-balanced\"\n";
+    let plan = plan_ok(text);
+    let cautions: Vec<&str> = plan
+        .lines()
+        .skip_while(|l| !l.starts_with("cautions"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(
+        cautions,
+        [
+            "  `bs-cbs`: `balanced-softmax` with class-balanced sampling corrects for the label prior twice (the paper's over-balance, §3.3)",
+            "  `cbw-drw`: `cbw` with DRW's class-balanced weights corrects for the label prior twice (the paper's over-balance, §3.3)",
+            "  `bs-la`: a post-hoc logit adjustment of `bs`, trained with `balanced-softmax`, corrects for the label prior twice (the paper's over-balance, §3.3)",
+        ],
+        "{plan}"
+    );
 }
