@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use tch::Device;
 
 use crate::data::{DataLocator, Pool, RunData};
@@ -21,6 +21,7 @@ use crate::store::{
 };
 use crate::train::{self, Progress, Trained};
 
+mod eta;
 pub mod interrupt;
 pub mod slurm;
 mod workers;
@@ -181,13 +182,16 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
         }
         pools.get(plan, job, &options.locator)?;
     }
-    let bars = Bars::new(pending.len(), options.progress);
+    let bars = Bars::new(&pending, options.jobs.min(pending.len()).max(1), options.progress);
     if options.jobs > 1 && pending.len() > 1 {
         drop(pools);
         workers::run_parallel(plan, &pending, options, &bars, &mut summary)?;
     } else {
         for (done, job) in pending.iter().enumerate() {
-            match run_job(plan, job, &mut pools, options, &bars) {
+            bars.started(done);
+            let outcome = run_job(plan, job, &mut pools, options, &bars);
+            let trained = matches!(outcome, Ok(Done::Trained(_)));
+            match outcome {
                 Ok(Done::Interrupted) => {
                     let signal = interrupt::received().unwrap_or(signal_hook::consts::SIGTERM);
                     summary.interrupted = Some((signal, pending.len() - done));
@@ -212,7 +216,7 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
                     }
                 }
             }
-            bars.matrix.inc(1);
+            bars.finished(done, trained);
         }
     }
     bars.matrix.finish_and_clear();
@@ -550,19 +554,43 @@ fn provenance(options: &RunOptions) -> Provenance {
 struct Bars {
     multi: MultiProgress,
     matrix: ProgressBar,
+    /// The matrix bar's time estimate, from each pending run's planned cost.
+    eta: std::cell::RefCell<eta::Eta>,
 }
 
 impl Bars {
-    fn new(total: usize, show: bool) -> Bars {
+    /// Bars for `pending` runs, trained `workers` at a time.
+    fn new(pending: &[Job], workers: usize, show: bool) -> Bars {
         let target = if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let multi = MultiProgress::with_draw_target(target);
-        let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} runs, ETA {eta}")
+        let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} runs, {msg}")
             .expect("template")
             .progress_chars("=> ");
-        let matrix =
-            multi.add(ProgressBar::new(total as u64).with_style(style).with_prefix("matrix"));
+        let matrix = multi.add(
+            ProgressBar::new(pending.len() as u64)
+                .with_style(style)
+                .with_prefix("matrix")
+                .with_message("ETA after the first run"),
+        );
         matrix.tick();
-        Bars { multi, matrix }
+        let costs = pending.iter().map(|job| eta::Cost::of(&job.cell)).collect();
+        Bars { multi, matrix, eta: std::cell::RefCell::new(eta::Eta::new(costs, workers)) }
+    }
+
+    /// Run `index` of the pending runs starts.
+    fn started(&self, index: usize) {
+        self.eta.borrow_mut().start(index);
+    }
+
+    /// Run `index` is over: the matrix bar advances and its estimate is priced again.
+    fn finished(&self, index: usize, trained: bool) {
+        let mut eta = self.eta.borrow_mut();
+        eta.finish(index, trained);
+        if let Some(seconds) = eta.remaining() {
+            let left = std::time::Duration::from_secs_f64(seconds.max(0.0));
+            self.matrix.set_message(format!("ETA {} (by planned run cost)", HumanDuration(left)));
+        }
+        self.matrix.inc(1);
     }
 
     fn run(&self, name: &str) -> ProgressBar {

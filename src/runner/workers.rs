@@ -86,6 +86,7 @@ pub(super) fn run_parallel(
                 .and_then(|()| worker.stdin.flush());
             if sent.is_ok() {
                 worker.busy = Some(next);
+                bars.started(next);
             } else {
                 // The worker has exited (its answers will say why): the run waits for another.
                 worker.alive = false;
@@ -109,15 +110,10 @@ pub(super) fn run_parallel(
         } else {
             Answer::Failed("its worker process exited".to_string())
         };
-        book(
-            answer.unwrap_or(exited),
-            (&pending[done], done),
-            &mut state,
-            &mut stops,
-            summary,
-            bars,
-        );
-        bars.matrix.inc(1);
+        let answer = answer.unwrap_or(exited);
+        let trained = matches!(answer, Answer::Trained(_));
+        book(answer, (&pending[done], done), &mut state, &mut stops, summary, bars);
+        bars.finished(done, trained);
     }
     if let Some(signal) = stops.signal {
         wait_all(workers);
@@ -403,7 +399,7 @@ pub fn serve_worker(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
     super::interrupt::die_with_parent(parent)?;
     let by_key: HashMap<String, Job> =
         jobs(plan, &options.store).into_iter().map(|j| (key(&j), j)).collect();
-    let bars = Bars::new(0, false);
+    let bars = Bars::new(&[], 1, false);
     let mut pools = Pools::default();
     for line in std::io::stdin().lock().lines() {
         let line = line.context("reading the run to do")?;
