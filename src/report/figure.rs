@@ -1,16 +1,22 @@
 //! Figures of a matrix's results (`[[figures]]` in the matrix), one SVG per column plus the CSV
-//! of the numbers drawn (fixed decimals, so both are checked like the tables):
+//! of the numbers drawn (fixed decimals, so both are checked like the tables), drawn with
+//! `plotters`:
 //!
 //! - `marginal-likelihood`: p(y), the test-set mean of the softmax probability of each class,
 //!   classes ordered by training count (the paper's Figures 1 and 2), with the uniform 1/k.
 //! - `meta-rates`: the Meta Sampler's learned per-class rates at the end of stage 2 (Figure 3).
 //! - `per-class-accuracy`: test accuracy of each class, ordered by training count.
 //!
-//! Every curve is the mean over the finished seeds of a cell.
+//! Every curve is the mean over the finished seeds of a cell, with its 95% band: per class, the
+//! interval of [`Estimate::with_test_noise`] (Student's t over the seeds; for per-class accuracy
+//! also the class's test images, Agresti-Coull), drawn shaded and written to the CSV.
 
 use std::fmt::Write as _;
 
-use super::{CellResults, MatrixReport};
+use plotters::prelude::*;
+
+use super::estimate::{self, Estimate, Sample};
+use super::{CellResults, MatrixReport, LEVEL};
 use crate::store::Metrics;
 use crate::vocab::{FigureKind, FigureSpec};
 
@@ -28,21 +34,47 @@ fn values(kind: FigureKind, m: &Metrics) -> Option<Vec<f64>> {
 pub struct Figure {
     /// `<matrix>.<name or kind>.<dataset>-if<IF>`.
     pub stem: String,
-    /// The line chart as a standalone SVG document (classes from head to tail, one polyline per
-    /// method), written to `<paper>/figures/<stem>.svg`.
+    /// The line chart as a standalone SVG document (classes from head to tail, one line and band
+    /// per method), written to `<paper>/figures/<stem>.svg`.
     pub svg: String,
-    /// The CSV of the curves.
+    /// The CSV of the curves and their bands.
     pub csv: String,
 }
 
-/// Mean over a cell's runs of a per-class vector, when every run has it.
-fn mean_curve(cell: &CellResults, kind: FigureKind) -> Option<Vec<f64>> {
+/// One method's curve: per class, the mean over seeds and its 95% band (none from one run).
+#[derive(Clone, Debug)]
+struct Curve {
+    name: String,
+    mean: Vec<f64>,
+    band: Option<Vec<(f64, f64)>>,
+}
+
+/// The curve of a cell, when every run has the values.
+fn curve(cell: &CellResults, kind: FigureKind) -> Option<Curve> {
     let curves: Vec<Vec<f64>> = cell.runs.iter().filter_map(|m| values(kind, m)).collect();
     if curves.is_empty() || curves.len() < cell.runs.len() {
         return None;
     }
     let n = curves.len() as f64;
-    Some((0..curves[0].len()).map(|j| curves.iter().map(|c| c[j]).sum::<f64>() / n).collect())
+    let classes = curves[0].len();
+    let mean: Vec<f64> =
+        (0..classes).map(|j| curves.iter().map(|c| c[j]).sum::<f64>() / n).collect();
+    let z = estimate::normal_quantile(LEVEL);
+    let band = (0..classes)
+        .map(|j| {
+            let sample = Sample::new(curves.iter().map(|c| c[j]).collect()).ok()?;
+            let test = match kind {
+                FigureKind::PerClassAccuracy => {
+                    let images = cell.test.per_class.get(j).copied().unwrap_or(0);
+                    estimate::agresti_coull_variance(mean[j], images, z)
+                }
+                FigureKind::MarginalLikelihood | FigureKind::MetaRates => 0.0,
+            };
+            let e = Estimate::with_test_noise(&sample, test, LEVEL, (0.0, 1.0)).ok()?;
+            Some((e.lower, e.upper))
+        })
+        .collect();
+    Some(Curve { name: cell.cell.method.name.clone(), mean, band })
 }
 
 /// The figures of `report` for `specs`.
@@ -51,14 +83,14 @@ pub fn draw(report: &MatrixReport, specs: &[FigureSpec]) -> Vec<Figure> {
     let mut out = Vec::new();
     for spec in specs {
         for column in &report.columns {
-            let series: Vec<(String, Vec<f64>)> = report
+            let curves: Vec<Curve> = report
                 .cells
                 .iter()
                 .filter(|c| &c.cell.column.id() == column)
                 .filter(|c| spec.methods.is_empty() || spec.methods.contains(&c.cell.method.name))
-                .filter_map(|c| mean_curve(c, spec.kind).map(|v| (c.cell.method.name.clone(), v)))
+                .filter_map(|c| curve(c, spec.kind))
                 .collect();
-            if series.is_empty() {
+            if curves.is_empty() {
                 continue;
             }
             let title = format!(
@@ -67,10 +99,8 @@ pub fn draw(report: &MatrixReport, specs: &[FigureSpec]) -> Vec<Figure> {
                 column.replace("/if", " IF "),
                 spec.kind.y_label()
             );
-            let reference = (spec.kind == FigureKind::MarginalLikelihood).then(|| {
-                let k = series[0].1.len() as f64;
-                1.0 / k
-            });
+            let reference = (spec.kind == FigureKind::MarginalLikelihood)
+                .then(|| 1.0 / curves[0].mean.len() as f64);
             out.push(Figure {
                 stem: format!(
                     "{}.{}.{}",
@@ -78,125 +108,140 @@ pub fn draw(report: &MatrixReport, specs: &[FigureSpec]) -> Vec<Figure> {
                     spec.name.as_deref().unwrap_or(spec.kind.label()),
                     column.replace('/', "-")
                 ),
-                svg: svg(&title, spec.kind.y_label(), &series, reference),
-                csv: csv(&series),
+                svg: svg(&title, spec.kind.y_label(), &curves, reference),
+                csv: csv(&curves),
             });
         }
     }
     out
 }
 
-fn csv(series: &[(String, Vec<f64>)]) -> String {
+/// Per class: each method's mean, then its band's ends (empty from one run).
+fn csv(curves: &[Curve]) -> String {
     let mut out = String::from("class");
-    for (name, _) in series {
-        let _ = write!(out, ",{name}");
+    for c in curves {
+        let _ = write!(out, ",{0},{0}_lower,{0}_upper", c.name);
     }
     out.push('\n');
-    for j in 0..series[0].1.len() {
+    for j in 0..curves[0].mean.len() {
         let _ = write!(out, "{j}");
-        for (_, values) in series {
-            let _ = write!(out, ",{:.5}", values[j]);
+        for c in curves {
+            let _ = write!(out, ",{:.5}", c.mean[j]);
+            match &c.band {
+                Some(band) => {
+                    let _ = write!(out, ",{:.5},{:.5}", band[j].0, band[j].1);
+                }
+                None => out.push_str(",,"),
+            }
         }
         out.push('\n');
     }
     out
 }
 
-const COLORS: [&str; 10] = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-    "#bcbd22", "#17becf",
+/// The line colours, matplotlib's `tab10`.
+const COLORS: [RGBColor; 10] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
+    RGBColor(0x7f, 0x7f, 0x7f),
+    RGBColor(0xbc, 0xbd, 0x22),
+    RGBColor(0x17, 0xbe, 0xcf),
 ];
 
-/// A line chart: x = class (training count decreasing), one polyline per series.
-fn svg(
-    title: &str,
-    y_label: &str,
-    series: &[(String, Vec<f64>)],
-    reference: Option<f64>,
-) -> String {
-    let (width, height) = (700.0, 400.0);
-    let (left, right, top, bottom) = (70.0, 250.0, 40.0, 50.0);
-    let (plot_w, plot_h) = (width - left - right, height - top - bottom);
-    let values = series.iter().flat_map(|(_, v)| v.iter().copied()).chain(reference);
-    let (lo, hi) =
-        values.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    let pad = ((hi - lo) * 0.05).max(1e-6);
-    let (lo, hi) = (lo - pad, hi + pad);
-    let classes = series[0].1.len();
-    let x =
-        |j: usize| left + plot_w * if classes > 1 { j as f64 / (classes - 1) as f64 } else { 0.5 };
-    let y = |v: f64| top + plot_h * (hi - v) / (hi - lo);
-    let mut out = format!(
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n<text x=\"{left}\" y=\"20\" font-size=\"13\">{}</text>\n",
-        escape(title)
-    );
-    let _ = writeln!(
-        out,
-        "<rect x=\"{left}\" y=\"{top}\" width=\"{plot_w}\" height=\"{plot_h}\" fill=\"none\" stroke=\"#333\"/>"
-    );
-    for i in 0..=4 {
-        let v = lo + (hi - lo) * f64::from(i) / 4.0;
-        let _ = writeln!(
-            out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{v:.3}</text>",
-            left - 5.0,
-            y(v) + 4.0
-        );
-    }
-    let step = classes.div_ceil(10).max(1);
-    for j in (0..classes).step_by(step) {
-        let _ = writeln!(
-            out,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{j}</text>",
-            x(j),
-            top + plot_h + 14.0
-        );
-    }
-    let _ = writeln!(
-        out,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">class, by decreasing training count (0 = head)</text>",
-        left + plot_w / 2.0,
-        height - 15.0
-    );
-    let _ = writeln!(
-        out,
-        "<text transform=\"translate(15,{:.1}) rotate(-90)\" text-anchor=\"middle\">{}</text>",
-        top + plot_h / 2.0,
-        escape(y_label)
-    );
-    if let Some(r) = reference {
-        let _ = writeln!(
-            out,
-            "<line x1=\"{left}\" x2=\"{:.1}\" y1=\"{:.1}\" y2=\"{:.1}\" stroke=\"#999\" stroke-dasharray=\"4 3\"/>",
-            left + plot_w,
-            y(r),
-            y(r)
-        );
-    }
-    for (i, (name, values)) in series.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
-        let points: Vec<String> =
-            values.iter().enumerate().map(|(j, v)| format!("{:.1},{:.1}", x(j), y(*v))).collect();
-        let _ = writeln!(
-            out,
-            "<polyline points=\"{}\" fill=\"none\" stroke=\"{color}\" stroke-width=\"1.8\"/>",
-            points.join(" ")
-        );
-        let ly = top + 14.0 * i as f64 + 8.0;
-        let lx = left + plot_w + 12.0;
-        let _ = writeln!(
-            out,
-            "<line x1=\"{lx}\" x2=\"{:.1}\" y1=\"{ly:.1}\" y2=\"{ly:.1}\" stroke=\"{color}\" stroke-width=\"2\"/><text x=\"{:.1}\" y=\"{:.1}\">{}</text>",
-            lx + 18.0,
-            lx + 22.0,
-            ly + 4.0,
-            escape(name)
-        );
-    }
-    out.push_str("</svg>\n");
+/// A line chart: x = class (training count decreasing), one line and shaded band per curve,
+/// the reference level dashed.
+fn svg(title: &str, y_label: &str, curves: &[Curve], reference: Option<f64>) -> String {
+    let mut out = String::new();
+    let drawn = draw_svg(&mut out, title, y_label, curves, reference);
+    drawn.expect("plotters draws into a String without I/O");
     out
 }
 
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+fn draw_svg<'a>(
+    out: &'a mut String,
+    title: &str,
+    y_label: &str,
+    curves: &[Curve],
+    reference: Option<f64>,
+) -> Result<(), Box<dyn std::error::Error + 'a>> {
+    let ends = curves
+        .iter()
+        .flat_map(|c| {
+            c.mean.iter().copied().chain(c.band.iter().flatten().flat_map(|(lo, hi)| [*lo, *hi]))
+        })
+        .chain(reference);
+    let (lo, hi) = ends.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let pad = ((hi - lo) * 0.05).max(1e-6);
+    let classes = curves[0].mean.len();
+    let last = classes.saturating_sub(1) as f64;
+    let root = SVGBackend::with_string(out, (860, 440)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (plot, legend) = root.split_horizontally(660);
+    let mut chart = ChartBuilder::on(&plot)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(50)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5..last + 0.5, (lo - pad)..(hi + pad))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .light_line_style(WHITE)
+        .x_labels(classes.min(20))
+        .y_labels(8)
+        .label_style(("sans-serif", 14))
+        .axis_desc_style(("sans-serif", 15))
+        .x_label_formatter(&|x| format!("{x:.0}"))
+        .y_label_formatter(&|y| format!("{y:.3}"))
+        .x_desc("class, by decreasing training count (0 = head)")
+        .y_desc(y_label)
+        .draw()?;
+    // The legend beside the plot, so that it hides no curve: a line and a name per entry.
+    let mut entries: Vec<(String, ShapeStyle)> = Vec::new();
+    if let Some(r) = reference {
+        let grey = RGBColor(0x99, 0x99, 0x99);
+        chart.draw_series(DashedLineSeries::new(
+            [(-0.5, r), (last + 0.5, r)],
+            4,
+            3,
+            ShapeStyle::from(&grey).stroke_width(1),
+        ))?;
+        entries.push((format!("uniform 1/{classes}"), ShapeStyle::from(&grey).stroke_width(1)));
+    }
+    for (i, c) in curves.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        if let Some(band) = &c.band {
+            let outline: Vec<(f64, f64)> = band
+                .iter()
+                .enumerate()
+                .map(|(j, b)| (j as f64, b.1))
+                .chain(band.iter().enumerate().rev().map(|(j, b)| (j as f64, b.0)))
+                .collect();
+            chart.draw_series([Polygon::new(outline, color.mix(0.18).filled())])?;
+        }
+        chart.draw_series(LineSeries::new(
+            c.mean.iter().enumerate().map(|(j, v)| (j as f64, *v)),
+            color.stroke_width(2),
+        ))?;
+        entries.push((c.name.clone(), color.stroke_width(2)));
+    }
+    for (k, (name, style)) in entries.iter().enumerate() {
+        let y = 60 + 24 * i32::try_from(k).unwrap_or(0);
+        legend.draw(&PathElement::new([(8, y), (34, y)], *style))?;
+        legend.draw(&Text::new(name.as_str(), (42, y - 8), ("sans-serif", 14)))?;
+    }
+    let note =
+        if curves.iter().any(|c| c.band.is_some()) { "shaded: 95% band over seeds" } else { "" };
+    legend.draw(&Text::new(
+        note,
+        (8, 60 + 24 * i32::try_from(entries.len()).unwrap_or(0)),
+        ("sans-serif", 13),
+    ))?;
+    root.present()?;
+    Ok(())
 }

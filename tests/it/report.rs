@@ -468,14 +468,18 @@ fn paper_layout_sets_our_intervals_beside_the_papers_values() {
     let data =
         std::fs::read_to_string(figures.join("layout.marginal-likelihood.cifar10-lt-if200.csv"))
             .unwrap();
-    assert!(data.starts_with("class,softmax,cbs\n0,0.10000,0.10000\n"), "{data}");
+    let head = "class,softmax,softmax_lower,softmax_upper,cbs,cbs_lower,cbs_upper\n";
+    assert!(data.starts_with(head), "{data}");
     assert_eq!(data.lines().count(), 11);
     let svg =
         std::fs::read_to_string(figures.join("layout.marginal-likelihood.cifar10-lt-if200.svg"))
             .unwrap();
-    assert_eq!(svg.matches("<polyline").count(), 2);
+    // One shaded band per curve; the legend names both and the dashed uniform level.
+    assert_eq!(svg.matches("<polygon").count(), 2, "{svg}");
     insta::assert_snapshot!("paper_layout_py_figure_data", data);
-    assert!(svg.contains("stroke-dasharray") && svg.contains(">cbs</text>"), "{svg}");
+    for entry in ["softmax", "cbs", "uniform 1/10", "shaded: 95% band over seeds"] {
+        assert!(svg.contains(&format!(">\n{entry}\n</text>")), "{entry}: {svg}");
+    }
 }
 
 #[test]
