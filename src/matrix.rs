@@ -376,7 +376,7 @@ impl Plan {
         let columns = resolve_columns(&file).map_err(fail)?;
         let methods = resolve_methods(&file).map_err(fail)?;
         check_models(&methods, &columns).map_err(fail)?;
-        check_claims(&file.claims, &methods, &columns).map_err(fail)?;
+        check_claims(&file.claims, &methods, &columns, seeds.len()).map_err(fail)?;
         if let Some(paper) = &file.paper {
             check_paper(paper, &methods).map_err(fail)?;
         }
@@ -479,12 +479,19 @@ impl Plan {
                     Some(Method { scheme: Scheme::EndToEnd(one), .. }),
                 ) = (&s.classifier, stage1)
                 {
-                    if one.loss.corrects_prior() {
+                    let how = if one.loss.corrects_prior() {
+                        Some(format!("`{}`", one.loss.label()))
+                    } else if one.sampler == SamplerSpec::ClassBalanced {
+                        Some("class-balanced sampling".to_string())
+                    } else if one.drw.is_some() {
+                        Some("DRW".to_string())
+                    } else {
+                        None
+                    };
+                    if let Some(how) = how {
                         out.push(format!(
-                            "`{}`: a post-hoc logit adjustment of `{}`, trained with `{}`, {twice}",
-                            method.name,
-                            s.stage1,
-                            one.loss.label()
+                            "`{}`: a post-hoc logit adjustment of `{}`, trained with {how}, {twice}",
+                            method.name, s.stage1
                         ));
                     }
                 }
@@ -810,6 +817,7 @@ fn check_claims(
     claims: &[crate::config::ClaimWire],
     methods: &[Method],
     columns: &[Column],
+    seeds: usize,
 ) -> Result<(), String> {
     for (i, claim) in claims.iter().enumerate() {
         let field = format!("claims[{i}]");
@@ -834,6 +842,11 @@ fn check_claims(
         if claim.min_seeds.is_some_and(|n| n < 2) {
             return Err(format!(
                 "{field}: `min-seeds` must be at least 2 (an interval needs two paired seeds)"
+            ));
+        }
+        if let Some(n) = claim.min_seeds.filter(|&n| n > seeds) {
+            return Err(format!(
+                "{field}: `min-seeds` = {n} is more than the matrix's {seeds} seeds: the claim could never be judged"
             ));
         }
         if let Some(margin) = claim.equivalence_margin {

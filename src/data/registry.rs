@@ -197,7 +197,8 @@ pub struct Descriptor<'a> {
 pub enum TestImages {
     /// The same number for every class.
     Balanced(u64),
-    /// A fixed count per class (MNIST's test set; checked when it is read).
+    /// A fixed count per class (MNIST's test set; the reporter uses it where a run's recorded
+    /// test size matches its total, else assumes a balanced split and says so).
     PerClass(&'static [u64]),
     /// Not known before the data is read (`image-list`): the reporter assumes a balanced test set
     /// of the recorded size and says so.

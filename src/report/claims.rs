@@ -28,6 +28,9 @@ use super::estimate::{self, Estimate, Sample};
 use super::{CellResults, LEVEL, MIN_RUNS};
 use crate::config::{ClaimMetric, ClaimWire};
 
+/// Seeds a percentile bootstrap interval needs before it is shown beside a claim.
+pub const BOOTSTRAP_MIN_SEEDS: usize = 5;
+
 /// Level of the interval of an equivalence claim: two one-sided tests at 5% each.
 const EQUIVALENCE_LEVEL: f64 = 0.90;
 
@@ -162,6 +165,16 @@ impl Value {
 /// One run of a claim: the value compared and the run's per-class test accuracies.
 type Run<'a> = (f64, &'a [f64]);
 
+/// What a claim compares in `column`: top-1, or the mean per-class accuracy where the column's
+/// test set is unbalanced (the headline there), or a class's rate.
+fn label(cells: &[CellResults], column: &str, value: Value) -> String {
+    let unbalanced = cells.iter().any(|c| c.cell.column.id() == column && !c.test.balanced());
+    match value {
+        Value::Top1 if unbalanced => "mean per-class accuracy".to_string(),
+        Value::Top1 | Value::Rate(_) | Value::NoRates => value.label(),
+    }
+}
+
 /// `value` per seed of `method` in column `column` (runs without it are left out); top-1 is the
 /// cell's headline metric (the mean per-class accuracy on an unbalanced test set), in points.
 fn by_seed<'a>(
@@ -216,12 +229,14 @@ fn failed(cells: &[CellResults], column: &str, claim: &ClaimWire) -> usize {
 /// The test set's sampling variance (points squared) of a mean paired top-1 difference in
 /// `column`, and the metric's resolution (points one test image moves it by).
 ///
-/// Per class, the two methods' runs disagree on at least `|d_c|` of its test images, `d_c` the
-/// mean difference of their class accuracies (discordant pairs of a paired test: `b + c >= |b - c|`);
-/// that fraction, as an Agresti-Coull proportion on the class's test images, gives the class's
+/// Per class, the fraction of test images on which the two methods disagree is taken as
+/// `|d_c|`, `d_c` the mean difference of their class accuracies over the paired seeds (one run
+/// of each disagrees on at least that many: `b + c >= |b - c|` for discordant pairs); that
+/// fraction, as an Agresti-Coull proportion on the class's test images, gives the class's
 /// variance, weighted as the headline metric weighs the class. The records keep no per-image
-/// predictions, so this is the least noise the per-class accuracies allow: the term keeps a
-/// difference from looking exact when the seeds tie, and adds little where they do not.
+/// predictions, so this is an estimate from the per-class accuracies, not an exact term: it
+/// keeps a difference from looking exact when the seeds agree, and adds little where they
+/// spread.
 fn test_variance(
     cells: &[CellResults],
     column: &str,
@@ -296,7 +311,9 @@ fn result(
     let equivalence = claim.equivalence_margin.is_some();
     // The bootstrap and P(improvement) accompany difference claims only.
     let stream = format!("report/claims/{}/{}/{scope}", claim.better, claim.than);
-    let bootstrap = (!equivalence)
+    // With fewer than 5 seeds a percentile bootstrap has a handful of distinct resamples and
+    // under-covers: none is shown.
+    let bootstrap = (!equivalence && differences.len() >= BOOTSTRAP_MIN_SEEDS)
         .then(|| {
             let rng = &mut crate::seed::Seed(0).rng(&stream);
             super::bootstrap::mean_interval(&differences, LEVEL, rng).ok()
@@ -313,7 +330,11 @@ fn result(
         _ if evidence.failed > 0 => Verdict::Withheld(Shortfall::FailedRuns(evidence.failed)),
         (None, _) => Verdict::NotRun,
         (Some(_), _) if pairs < needed => Verdict::Withheld(Shortfall::FewSeeds { pairs, needed }),
-        (Some(_), _) if tie => Verdict::Withheld(Shortfall::SeedsTie),
+        // Tied seeds carry no spread; a top-1 equivalence keeps its test-set term, so identical
+        // runs (the strongest evidence of equivalence) can still be judged.
+        (Some(_), margin) if tie && !(margin.is_some() && evidence.test_variance.is_some()) => {
+            Verdict::Withheld(Shortfall::SeedsTie)
+        }
         (Some(e), None) if evidence.resolution.is_some_and(|r| e.mean.abs() < r) => {
             Verdict::Withheld(Shortfall::BelowResolution)
         }
@@ -359,7 +380,7 @@ pub fn evaluate(
                         evidence.test_variance = Some(variance);
                         evidence.resolution = Some(resolution);
                     }
-                    let scope = (format!("{dataset} IF {imbalance}"), value.label());
+                    let scope = (format!("{dataset} IF {imbalance}"), label(cells, id, value));
                     out.push(result(claim, scope, d, Some(improvement), evidence));
                 }
             }
@@ -402,7 +423,8 @@ pub fn evaluate(
                 failed: failed(cells, &high.2, claim) + failed(cells, &low.2, claim),
             };
             let scope = format!("{dataset} IF {} vs IF {}", high.1, low.1);
-            out.push(result(claim, (scope, Value::Top1.label()), d, None, evidence));
+            let what = label(cells, &high.2, Value::Top1);
+            out.push(result(claim, (scope, what), d, None, evidence));
         }
     }
     out
@@ -416,18 +438,19 @@ pub fn render(results: &[ClaimResult]) -> String {
     let mut out = String::new();
     if !differences.is_empty() {
         out.push_str(
-            "## The paper's claims, paired over shared seeds\n\nPer seed, the top-1 difference (points) \
-             between two methods' runs of that seed, which trained on the same long-tailed subset; \
+            "## The paper's claims, paired over shared seeds\n\nPer seed, the top-1 difference in points \
+             (of the mean per-class accuracy where the test set is unbalanced) between two methods' \
+             runs of that seed, which trained on the same long-tailed subset; \
              for a trend, the difference of that gain between the highest and the lowest imbalance \
              factor. Mean and 95% interval: the seeds' spread plus the test set's sampling noise (per \
-             class, the fewest test images on which the two methods' class accuracies say they \
-             disagree, as an Agresti-Coull proportion: a lower bound, as no per-image predictions \
-             are kept), Student's t with Satterthwaite's degrees of freedom, never narrower than the \
+             class, the share of test images on which the two methods' class accuracies say they \
+             disagree, as an Agresti-Coull proportion: an estimate, as no per-image predictions are \
+             kept), Student's t with Satterthwaite's degrees of freedom, never narrower than the \
              seeds' own Student-t interval. Supported when the interval lies above 0, contradicted when below, \
              inconclusive otherwise, and inconclusive with the reason when a run of either method \
              failed, fewer seeds are paired than the claim's `min-seeds` (default 3), the seeds \
-             tie, or the difference is smaller than one test image. Beside it, a percentile \
-             bootstrap interval over the seeds and the probability of improvement (the chance that a \
+             tie, or the difference is smaller than one test image. Beside it, with at least 5 \
+             seeds, a percentile bootstrap interval over the seeds, and the probability of improvement (the chance that a \
              run of the first method beats a run of the second, over all pairs of their runs).\n\n\
              | claim | source | where | difference | 95% interval | bootstrap 95% | P(improvement) | n | verdict |\n|---|---|---|---:|---|---|---:|---:|---|\n",
         );

@@ -41,7 +41,8 @@ pub struct Figure {
     pub csv: String,
 }
 
-/// One method's curve: per class, the mean over seeds and its 95% band (none from one run).
+/// One method's curve: per class, the mean over seeds and its 95% band (none from one run, or
+/// where the seeds tie on a class and nothing else carries noise).
 #[derive(Clone, Debug)]
 struct Curve {
     name: String,
@@ -71,10 +72,16 @@ fn curve(cell: &CellResults, kind: FigureKind) -> Option<Curve> {
                 FigureKind::MarginalLikelihood | FigureKind::MetaRates => 0.0,
             };
             let e = Estimate::with_test_noise(&sample, test, LEVEL, (0.0, 1.0)).ok()?;
-            Some((e.lower, e.upper))
+            // Tied seeds with no test term give no band rather than one of zero width.
+            (e.upper > e.lower).then_some((e.lower, e.upper))
         })
         .collect();
-    Some(Curve { name: cell.cell.method.name.clone(), mean, band })
+    // A cell with failed runs is drawn over those that finished, and says so.
+    let name = match cell.failures.len() {
+        0 => cell.cell.method.name.clone(),
+        k => format!("{} ({k} failed)", cell.cell.method.name),
+    };
+    Some(Curve { name, mean, band })
 }
 
 /// The figures of `report` for `specs`.

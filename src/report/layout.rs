@@ -39,6 +39,8 @@ pub enum Shortfall {
     FewRuns(usize),
     /// This many runs failed; the finished ones need not be a fair sample.
     FailedRuns(usize),
+    /// Every finished run gives the same value: the seeds' interval has no width.
+    SeedsTie,
 }
 
 impl Verdict {
@@ -55,6 +57,7 @@ impl Verdict {
             Verdict::Inconclusive(Shortfall::FailedRuns(n)) => {
                 format!("inconclusive ({n} failed)")
             }
+            Verdict::Inconclusive(Shortfall::SeedsTie) => "inconclusive (seeds tie)".to_string(),
             Verdict::Failed => "failed".to_string(),
             Verdict::NotRun => "not run".to_string(),
             Verdict::OneRun => "one run".to_string(),
@@ -200,21 +203,35 @@ fn cell(
             }
         };
         let mut rng = crate::seed::Seed(0).rng(&stream);
-        super::bootstrap::mean_interval(&values, super::LEVEL, &mut rng).ok()
+        let enough = values.len() >= super::claims::BOOTSTRAP_MIN_SEEDS;
+        enough
+            .then(|| super::bootstrap::mean_interval(&values, super::LEVEL, &mut rng).ok())
+            .flatten()
+    });
+    // The verdict reads the seeds' own Student-t interval: the paper measured on the same test
+    // images, so their sampling noise is shared and does not separate the two.
+    let seeds_only = results.and_then(|c| {
+        let values: Vec<f64> =
+            c.runs.iter().filter_map(|m| metric.of(m)).map(|v| 100.0 * v).collect();
+        let sample = super::estimate::Sample::new(values).ok()?;
+        Estimate::t_interval(&sample, super::LEVEL).ok()
     });
     let failed = results.map_or(0, |c| c.failures.len());
-    let verdict = match (&estimate, &paper) {
-        (None, _) if failed > 0 => Verdict::Failed,
-        (None, _) => Verdict::NotRun,
-        (Some(Err(_)), _) => Verdict::OneRun,
-        (Some(Ok(_)), None) => Verdict::NoPaperValue,
-        (Some(Ok(_)), Some(_)) if failed > 0 => {
-            Verdict::Inconclusive(Shortfall::FailedRuns(failed))
+    let verdict = match (&estimate, &paper, seeds_only) {
+        (None, _, _) if failed > 0 && runs.0 == 0 => Verdict::Failed,
+        (None, _, _) => Verdict::NotRun,
+        (Some(_), Some(_), _) if failed > 0 => Verdict::Inconclusive(Shortfall::FailedRuns(failed)),
+        (Some(Err(_)), _, _) => Verdict::OneRun,
+        (Some(Ok(_)), None, _) => Verdict::NoPaperValue,
+        (Some(Ok(e)), Some(_), _) if e.n < MIN_RUNS => {
+            Verdict::Inconclusive(Shortfall::FewRuns(e.n))
         }
-        (Some(Ok(e)), Some(_)) if e.n < MIN_RUNS => Verdict::Inconclusive(Shortfall::FewRuns(e.n)),
-        (Some(Ok(e)), Some(p)) if p.value < e.lower => Verdict::Above,
-        (Some(Ok(e)), Some(p)) if p.value > e.upper => Verdict::Below,
-        (Some(Ok(_)), Some(_)) => Verdict::Consistent,
+        (Some(Ok(_)), Some(_), Some(s)) if s.upper <= s.lower => {
+            Verdict::Inconclusive(Shortfall::SeedsTie)
+        }
+        (Some(Ok(_)), Some(p), Some(s)) if p.value < s.lower => Verdict::Above,
+        (Some(Ok(_)), Some(p), Some(s)) if p.value > s.upper => Verdict::Below,
+        (Some(Ok(_)), Some(_), _) => Verdict::Consistent,
     };
     let failure = results.and_then(super::CellResults::all_failed);
     LayoutCell { ours, single, bootstrap, runs, failed, failure, paper, verdict }
@@ -259,12 +276,12 @@ fn heading(column: &str) -> String {
 #[must_use]
 pub fn markdown(layout: &Layout, caption: &str) -> String {
     let mut out = format!(
-        "# In the layout of {}\n\n{}: ours as mean ± standard error [95% interval] n (the interval carries the seeds' spread and the test set's sampling noise; see the caption); the paper's value (± its standard error over 3 runs, where given); verdict: consistent when the paper's value lies in our interval, above or below otherwise, inconclusive with fewer than {MIN_RUNS} finished runs or with failed runs.{}\n\n| Method |",
+        "# In the layout of {}\n\n{}: ours as mean ± standard error [95% interval] n (the interval carries the seeds' spread and the test set's sampling noise; see the caption); the paper's value (± its standard error over 3 runs, where given); verdict: the paper's value against the seeds' own 95% Student-t interval (the paper used the same test images, so their noise is shared and is left out): consistent inside it, above or below otherwise, inconclusive with fewer than {MIN_RUNS} finished runs, tied seeds or failed runs.{}\n\n| Method |",
         title(&layout.table),
         if layout.columns.iter().any(|c| c.ends_with("/many")) {
-            "Accuracy (%; many/medium/few: the mean of the group's per-class accuracies, overall: top-1)"
+            "Accuracy (%; many/medium/few: the mean of the group's per-class accuracies, overall: top-1, or the mean per-class accuracy where the test set is unbalanced)"
         } else {
-            "Top-1 (%)"
+            "Top-1 (%; the mean per-class accuracy where the test set is unbalanced)"
         },
         if layout.cells.iter().flatten().all(|c| c.paper.is_none()) {
             " The paper reports no values for these datasets (a stand-in): the rows follow its table, and the claims in the matrix's report test its conclusions."
@@ -303,21 +320,23 @@ pub fn latex(layout: &Layout, caption: &str) -> String {
         "c".repeat(layout.columns.len())
     );
     for column in &layout.columns {
-        let _ = write!(out, " & {}", heading(column).replace('_', "\\_"));
+        let _ = write!(out, " & {}", tex(&heading(column)));
     }
     out.push_str(" \\\\\n\\midrule\n");
     for ((row, _), cells) in layout.rows.iter().zip(&layout.cells) {
-        out.push_str(&row.replace('&', "\\&").replace('_', "\\_"));
+        out.push_str(&tex(row));
         for c in cells {
+            let failed =
+                if c.failed > 0 { format!(" ({} failed)", c.failed) } else { String::new() };
             let ours = c.ours.as_ref().map_or_else(
                 || {
                     if c.failed > 0 && c.runs.0 == 0 {
-                        "failed".to_string()
+                        format!("failed ({}/{})", c.failed, c.runs.1)
                     } else {
                         "--".to_string()
                     }
                 },
-                |e| format!("${:.1} \\pm {:.1}$", e.mean, e.std_err),
+                |e| format!("${:.1} \\pm {:.1}${failed}", e.mean, e.std_err),
             );
             let paper = c.paper.as_ref().map_or_else(String::new, |p| {
                 format!(" ({})", p.text.split(' ').next().unwrap_or(""))
@@ -329,8 +348,26 @@ pub fn latex(layout: &Layout, caption: &str) -> String {
     let _ = write!(
         out,
         "\\bottomrule\n\\end{{tabular}}\n\\caption{{{}}}\n\\end{{table}}\n",
-        caption.replace('%', "\\%").replace('_', "\\_").replace('#', "\\#")
+        tex(&caption.replace("**", "").replace('`', ""))
     );
+    out
+}
+
+/// Text with LaTeX's special characters escaped (errors and captions come from records).
+fn tex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        match ch {
+            '\\' => out.push_str("\\textbackslash{}"),
+            '&' | '%' | '$' | '#' | '_' | '{' | '}' => {
+                out.push('\\');
+                out.push(ch);
+            }
+            '~' => out.push_str("\\textasciitilde{}"),
+            '^' => out.push_str("\\textasciicircum{}"),
+            _ => out.push(ch),
+        }
+    }
     out
 }
 

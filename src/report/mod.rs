@@ -474,7 +474,7 @@ fn test_sets(report: &MatrixReport) -> String {
     for cell in &report.cells {
         let name = cell.cell.column.dataset.name().to_string();
         let t = &cell.test;
-        let text = if t.per_class.is_empty() {
+        let text = if t.per_class.is_empty() || cell.runs.is_empty() {
             continue;
         } else if t.assumed {
             format!("{name}, {} images, assumed balanced ({} per class) because balms does not know its per-class counts", t.size(), t.per_class[0])

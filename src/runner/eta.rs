@@ -48,16 +48,17 @@ pub(super) struct Cost {
 }
 
 impl Cost {
-    /// The planned cost of `cell`'s runs. An end-to-end run on an image-list dataset, whose size
-    /// is unknown before its lists are read, counts one image per iteration of an epoch.
-    pub fn of(cell: &Cell) -> Cost {
+    /// The planned cost of `cell`'s runs; `train_images` is the training set's size where the
+    /// plan cannot know it (an image-list dataset, read before anything trains).
+    pub fn of(cell: &Cell, train_images: Option<usize>) -> Cost {
         match &cell.method.scheme {
             Scheme::EndToEnd(s) => {
-                let n: usize = cell
-                    .column
-                    .dataset
-                    .class_counts(cell.column.imbalance)
-                    .map_or(0, |c| c.iter().sum());
+                let n: usize = train_images.unwrap_or_else(|| {
+                    cell.column
+                        .dataset
+                        .class_counts(cell.column.imbalance)
+                        .map_or(0, |c| c.iter().sum())
+                });
                 let per_epoch = (n as u64).div_ceil(u64::from(s.batch_size)).max(1);
                 let iterations = s.length.iterations(per_epoch);
                 Cost { kind: Kind::EndToEnd, images: (iterations * u64::from(s.batch_size)) as f64 }

@@ -175,14 +175,17 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
     }
     // Every dataset is read (and its format checked) before anything trains.
     let mut pools = Pools::default();
+    let mut costs = Vec::new();
     for job in &pending {
         if let Some(signal) = interrupt::received() {
             summary.interrupted = Some((signal, pending.len()));
             return Ok(summary);
         }
-        pools.get(plan, job, &options.locator)?;
+        let train_images =
+            pools.get(plan, job, &options.locator)?.lists().map(|l| l.train.paths.len());
+        costs.push(eta::Cost::of(&job.cell, train_images));
     }
-    let bars = Bars::new(&pending, options.jobs.min(pending.len()).max(1), options.progress);
+    let bars = Bars::new(costs, options.jobs.min(pending.len()).max(1), options.progress);
     if options.jobs > 1 && pending.len() > 1 {
         drop(pools);
         workers::run_parallel(plan, &pending, options, &bars, &mut summary)?;
@@ -559,21 +562,20 @@ struct Bars {
 }
 
 impl Bars {
-    /// Bars for `pending` runs, trained `workers` at a time.
-    fn new(pending: &[Job], workers: usize, show: bool) -> Bars {
+    /// Bars for pending runs of these costs, trained `workers` at a time.
+    fn new(costs: Vec<eta::Cost>, workers: usize, show: bool) -> Bars {
         let target = if show { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
         let multi = MultiProgress::with_draw_target(target);
         let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} runs, {msg}")
             .expect("template")
             .progress_chars("=> ");
         let matrix = multi.add(
-            ProgressBar::new(pending.len() as u64)
+            ProgressBar::new(costs.len() as u64)
                 .with_style(style)
                 .with_prefix("matrix")
                 .with_message("ETA after the first run"),
         );
         matrix.tick();
-        let costs = pending.iter().map(|job| eta::Cost::of(&job.cell)).collect();
         Bars { multi, matrix, eta: std::cell::RefCell::new(eta::Eta::new(costs, workers)) }
     }
 

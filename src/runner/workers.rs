@@ -399,7 +399,7 @@ pub fn serve_worker(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
     super::interrupt::die_with_parent(parent)?;
     let by_key: HashMap<String, Job> =
         jobs(plan, &options.store).into_iter().map(|j| (key(&j), j)).collect();
-    let bars = Bars::new(&[], 1, false);
+    let bars = Bars::new(Vec::new(), 1, false);
     let mut pools = Pools::default();
     for line in std::io::stdin().lock().lines() {
         let line = line.context("reading the run to do")?;

@@ -53,7 +53,10 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
                     }
                 })
                 .collect(),
-            marginal_likelihood: vec![0.1; 10],
+            // p(y) moves with the seed, so figures have a band: 0.1 +- 0.001 s, alternating.
+            marginal_likelihood: (0..10)
+                .map(|c| 0.1 + 0.001 * seed as f64 * if c % 2 == 0 { 1.0 } else { -1.0 })
+                .collect(),
             // The dataset's own test split (CIFAR-10: 10,000; digits: 500).
             test_size: cell
                 .column
@@ -206,7 +209,9 @@ grows-with-imbalance = true
     );
     let markdown = balms::report::render_markdown(&report);
     insta::assert_snapshot!("claims_markdown", balms::report::claims::render(&report.claims));
-    assert!(markdown.contains("| a beats b (`a` vs `b`) |  | digits-lt IF 10 | -2.50 | [-4.57, -0.43] | [-3.00, -2.00] | 0.06 | 3 | **contradicted** |"), "{markdown}");
+    // Three seeds: no bootstrap interval (it needs 5).
+    assert!(markdown.contains("| a beats b (`a` vs `b`) |  | digits-lt IF 10 | -2.50 | [-4.57, -0.43] | - | 0.06 | 3 | **contradicted** |"), "{markdown}");
+    assert!(report.claims.iter().all(|c| c.bootstrap.is_none()));
     // b's runs at IF 10 are 83, 84.5, 86 and a's 81, 82, 83: b wins 8 of the 9 pairs and ties
     // one (83 against 83): (8 + 0.5) / 9.
     assert!((report.claims[0].improvement.unwrap() - 8.5 / 9.0).abs() < 1e-12);
@@ -273,6 +278,11 @@ better = "fast"
 than = "exact"
 equivalence-margin = 0.02
 metric = "meta-rates"
+[[claims]]
+claim = "identical runs"
+better = "exact"
+than = "exact"
+equivalence-margin = 1.5
 "#;
     let dir = tempfile::tempdir().unwrap();
     let plan =
@@ -320,6 +330,8 @@ metric = "meta-rates"
             ("rate of class 0", "Equivalent"),
             ("rate of class 1", "Equivalent"),
             ("rate of class 2", "Different"),
+            // Tied seeds (every difference 0) still carry the test set's term: judged.
+            ("top-1", "Equivalent"),
         ]
         .map(|(a, b)| (a.to_string(), b.to_string()))
     );
@@ -328,7 +340,7 @@ metric = "meta-rates"
     let empty = balms::report::collect(&plan, &Store::new(dir.path().join("none"))).unwrap();
     let rows: Vec<(String, String)> =
         empty.claims.iter().map(|r| (r.what.clone(), format!("{:?}", r.verdict))).collect();
-    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert_eq!(rows.len(), 5, "{rows:?}");
     assert_eq!(rows[3], ("learned rates".to_string(), "NotRun".to_string()));
     assert!(empty.claims.iter().all(|r| r.bootstrap.is_none() && r.improvement.is_none()));
     // The rules: a margin is positive; rates need rates on both sides and a margin.
@@ -340,6 +352,8 @@ metric = "meta-rates"
             .unwrap_err()
             .to_string()
     };
+    let e = refuse("min-seeds = 3\n");
+    assert!(e.contains("`min-seeds` = 3 is more than the matrix's 2 seeds"), "{e}");
     let e = refuse("equivalence-margin = 0\n");
     assert!(e.contains("`equivalence-margin` = 0 must be positive"), "{e}");
     let e = refuse("metric = \"meta-rates\"\n");
