@@ -242,9 +242,9 @@ fn a_claim_naming_an_unknown_method_or_factor_is_refused() {
     assert!(trend.contains("needs two imbalance factors"), "{trend}");
 }
 
-#[test]
-fn equivalence_claims_use_two_one_sided_tests_on_top1_and_on_learned_rates() {
-    let text = r#"name = "equivalence"
+/// Three methods on digits, the two draws of the Meta Sampler among them, and equivalence
+/// claims on top-1 and on the learned rates.
+const EQUIVALENCE: &str = r#"name = "equivalence"
 seeds = [1, 2, 3, 4]
 datasets = [{ digits-lt = { imbalance = [10] } }]
 [[methods]]
@@ -284,6 +284,10 @@ better = "exact"
 than = "exact"
 equivalence-margin = 1.5
 "#;
+
+#[test]
+fn equivalence_claims_use_two_one_sided_tests_on_top1_and_on_learned_rates() {
+    let text = EQUIVALENCE;
     let dir = tempfile::tempdir().unwrap();
     let plan =
         Plan::from_file(MatrixFile::parse(text, "e.toml".as_ref()).unwrap(), "e.toml".as_ref())
