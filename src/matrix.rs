@@ -385,6 +385,22 @@ impl Plan {
             {
                 return Err(fail(format!("figures[{i}]: no method `{m}`")));
             }
+            if let Some(paper) = figure.paper.filter(|p| p.kind() != figure.kind) {
+                return Err(fail(format!(
+                    "figures[{i}]: the paper's Figure {} plots `{}`, not `{}`",
+                    paper.number(),
+                    paper.kind().label(),
+                    figure.kind.label()
+                )));
+            }
+            if let Some(f) = figure
+                .imbalance
+                .iter()
+                .flatten()
+                .find(|f| !columns.iter().any(|c| c.imbalance.to_bits() == f.to_bits()))
+            {
+                return Err(fail(format!("figures[{i}]: the matrix has no imbalance factor {f}")));
+            }
         }
         Ok(Plan {
             name: file.name,

@@ -182,4 +182,58 @@ pub struct FigureSpec {
     /// The methods drawn (default: all that have the values).
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Only these imbalance factors (default: every column).
+    #[serde(default)]
+    pub imbalance: Option<Vec<f64>>,
+    /// Draw the figure in the layout of one of the paper's instead of one file per column:
+    /// every column a panel side by side in one SVG (`<matrix>.<name>.figure<N>.svg`), on the
+    /// paper's y range where the class count is CIFAR's (widened to hold the data).
+    #[serde(default)]
+    pub paper: Option<PaperFigure>,
+}
+
+/// A figure of the paper whose layout a `[[figures]]` entry can take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PaperFigure {
+    /// p(y) of end-to-end methods, CIFAR-100-LT at IF 10, 100 and 200 (y from 0 to 0.025).
+    Figure1,
+    /// p(y) of decoupled methods at IF 200, CIFAR-10-LT (y 0.04 to 0.22) and CIFAR-100-LT (y 0
+    /// to 0.020).
+    Figure2,
+    /// The Meta Sampler's learned rates, CIFAR-100-LT IF 200 (rates from 0 to 1).
+    Figure3,
+}
+
+impl PaperFigure {
+    /// The figure's number in the paper.
+    #[must_use]
+    pub fn number(self) -> u8 {
+        match self {
+            PaperFigure::Figure1 => 1,
+            PaperFigure::Figure2 => 2,
+            PaperFigure::Figure3 => 3,
+        }
+    }
+
+    /// The kind of values the paper's figure plots.
+    #[must_use]
+    pub fn kind(self) -> FigureKind {
+        match self {
+            PaperFigure::Figure1 | PaperFigure::Figure2 => FigureKind::MarginalLikelihood,
+            PaperFigure::Figure3 => FigureKind::MetaRates,
+        }
+    }
+
+    /// The paper's y range for a panel of `classes` classes, where it gives one.
+    #[must_use]
+    pub fn y_range(self, classes: usize) -> Option<(f64, f64)> {
+        match (self, classes) {
+            (PaperFigure::Figure1, 100) => Some((0.0, 0.025)),
+            (PaperFigure::Figure2, 10) => Some((0.04, 0.22)),
+            (PaperFigure::Figure2, 100) => Some((0.0, 0.020)),
+            (PaperFigure::Figure3, _) => Some((0.0, 1.0)),
+            (PaperFigure::Figure1 | PaperFigure::Figure2, _) => None,
+        }
+    }
 }

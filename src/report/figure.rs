@@ -48,10 +48,12 @@ struct Curve {
     name: String,
     mean: Vec<f64>,
     band: Option<Vec<(f64, f64)>>,
+    /// Index into [`COLORS`] (modulo its length).
+    colour: usize,
 }
 
 /// The curve of a cell, when every run has the values.
-fn curve(cell: &CellResults, kind: FigureKind) -> Option<Curve> {
+fn curve(cell: &CellResults, kind: FigureKind, report: &MatrixReport) -> Option<Curve> {
     let curves: Vec<Vec<f64>> = cell.runs.iter().filter_map(|m| values(kind, m)).collect();
     if curves.is_empty() || curves.len() < cell.runs.len() {
         return None;
@@ -81,46 +83,85 @@ fn curve(cell: &CellResults, kind: FigureKind) -> Option<Curve> {
         0 => cell.cell.method.name.clone(),
         k => format!("{} ({k} failed)", cell.cell.method.name),
     };
-    Some(Curve { name, mean, band })
+    // One colour per method in every figure of the matrix, by its place in the matrix.
+    let colour = report.methods.iter().position(|m| m == &cell.cell.method.name).unwrap_or(0);
+    Some(Curve { name, mean, band, colour })
 }
 
-/// The figures of `report` for `specs`.
+/// The figures of `report` for `specs`: one per column, or, for a spec with `paper`, one with
+/// every column a panel, in the layout of the paper's figure.
 #[must_use]
 pub fn draw(report: &MatrixReport, specs: &[FigureSpec]) -> Vec<Figure> {
     let mut out = Vec::new();
     for spec in specs {
+        let name = spec.name.as_deref().unwrap_or(spec.kind.label());
+        let mut panels = Vec::new();
         for column in &report.columns {
-            let curves: Vec<Curve> = report
-                .cells
+            let cells: Vec<&CellResults> =
+                report.cells.iter().filter(|c| &c.cell.column.id() == column).collect();
+            let wanted = |f: f64| spec.imbalance.as_ref().is_none_or(|list| list.contains(&f));
+            if cells.first().is_none_or(|c| !wanted(c.cell.column.imbalance)) {
+                continue;
+            }
+            let curves: Vec<Curve> = cells
                 .iter()
-                .filter(|c| &c.cell.column.id() == column)
                 .filter(|c| spec.methods.is_empty() || spec.methods.contains(&c.cell.method.name))
-                .filter_map(|c| curve(c, spec.kind))
+                .filter_map(|c| curve(c, spec.kind, report))
                 .collect();
             if curves.is_empty() {
                 continue;
             }
-            let title = format!(
-                "{} {}: {}",
+            let classes = curves[0].mean.len();
+            let heading = column.replace("/if", " IF ");
+            let reference =
+                (spec.kind == FigureKind::MarginalLikelihood).then(|| 1.0 / classes as f64);
+            let single = Panel {
+                title: format!("{} {heading}: {}", report.name, spec.kind.y_label()),
+                curves,
+                reference,
+                y_range: None,
+            };
+            if spec.paper.is_none() {
+                out.push(Figure {
+                    stem: format!("{}.{name}.{}", report.name, column.replace('/', "-")),
+                    svg: svg(None, spec.kind.y_label(), std::slice::from_ref(&single)),
+                    csv: csv(&single.curves),
+                });
+            }
+            panels.push(Panel {
+                title: heading,
+                y_range: spec.paper.and_then(|p| p.y_range(classes)),
+                ..single
+            });
+        }
+        if let (Some(paper), false) = (spec.paper, panels.is_empty()) {
+            let heading = format!(
+                "{}: {}, in the layout of the paper's Figure {}",
                 report.name,
-                column.replace("/if", " IF "),
-                spec.kind.y_label()
+                spec.kind.y_label(),
+                paper.number()
             );
-            let reference = (spec.kind == FigureKind::MarginalLikelihood)
-                .then(|| 1.0 / curves[0].mean.len() as f64);
+            let mut data = String::new();
+            for p in &panels {
+                let _ = write!(data, "# {}\n{}", p.title, csv(&p.curves));
+            }
             out.push(Figure {
-                stem: format!(
-                    "{}.{}.{}",
-                    report.name,
-                    spec.name.as_deref().unwrap_or(spec.kind.label()),
-                    column.replace('/', "-")
-                ),
-                svg: svg(&title, spec.kind.y_label(), &curves, reference),
-                csv: csv(&curves),
+                stem: format!("{}.{name}.figure{}", report.name, paper.number()),
+                svg: svg(Some(&heading), spec.kind.y_label(), &panels),
+                csv: data,
             });
         }
     }
     out
+}
+
+/// One panel of a figure: its title, curves, the dashed reference level and a fixed y range
+/// (widened to hold the data).
+struct Panel {
+    title: String,
+    curves: Vec<Curve>,
+    reference: Option<f64>,
+    y_range: Option<(f64, f64)>,
 }
 
 /// Per class: each method's mean, then its band's ends (empty from one run).
@@ -160,41 +201,83 @@ const COLORS: [RGBColor; 10] = [
     RGBColor(0x17, 0xbe, 0xcf),
 ];
 
-/// A line chart: x = class (training count decreasing), one line and shaded band per curve,
-/// the reference level dashed.
-fn svg(title: &str, y_label: &str, curves: &[Curve], reference: Option<f64>) -> String {
+/// Line charts side by side, one per panel: x = class (training count decreasing), one line
+/// and shaded band per curve, the reference level dashed; one legend beside them.
+fn svg(heading: Option<&str>, y_label: &str, panels: &[Panel]) -> String {
     let mut out = String::new();
-    let drawn = draw_svg(&mut out, title, y_label, curves, reference);
+    let drawn = draw_svg(&mut out, heading, y_label, panels);
     drawn.expect("plotters draws into a String without I/O");
     out
 }
 
+/// Width of one panel and of the legend, in pixels.
+const PANEL: u32 = 660;
+const LEGEND: u32 = 200;
+
 fn draw_svg<'a>(
     out: &'a mut String,
-    title: &str,
+    heading: Option<&str>,
     y_label: &str,
-    curves: &[Curve],
-    reference: Option<f64>,
+    panels: &[Panel],
 ) -> Result<(), Box<dyn std::error::Error + 'a>> {
+    let count = u32::try_from(panels.len()).unwrap_or(1).max(1);
+    let height = if heading.is_some() { 470 } else { 440 };
+    let root = SVGBackend::with_string(out, (PANEL * count + LEGEND, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let body = match heading {
+        Some(text) => root.titled(text, ("sans-serif", 20))?,
+        None => root.clone(),
+    };
+    let (plots, legend) = body.split_horizontally(PANEL * count);
+    let mut entries: Vec<(String, ShapeStyle)> = Vec::new();
+    for (panel, area) in panels.iter().zip(plots.split_evenly((1, panels.len().max(1)))) {
+        for entry in draw_panel(&area, panel, y_label)? {
+            if !entries.iter().any(|(name, _)| name == &entry.0) {
+                entries.push(entry);
+            }
+        }
+    }
+    for (k, (name, style)) in entries.iter().enumerate() {
+        let y = 60 + 24 * i32::try_from(k).unwrap_or(0);
+        legend.draw(&PathElement::new([(8, y), (34, y)], *style))?;
+        legend.draw(&Text::new(name.as_str(), (42, y - 8), ("sans-serif", 14)))?;
+    }
+    let banded = panels.iter().flat_map(|p| &p.curves).any(|c| c.band.is_some());
+    let note = if banded { "shaded: 95% band over seeds" } else { "" };
+    let y = 60 + 24 * i32::try_from(entries.len()).unwrap_or(0);
+    legend.draw(&Text::new(note, (8, y), ("sans-serif", 13)))?;
+    root.present()?;
+    Ok(())
+}
+
+/// One panel; returns its legend entries.
+fn draw_panel<'a, DB: DrawingBackend + 'a>(
+    area: &DrawingArea<DB, plotters::coord::Shift>,
+    panel: &Panel,
+    y_label: &str,
+) -> Result<Vec<(String, ShapeStyle)>, Box<dyn std::error::Error + 'a>>
+where
+    DB::ErrorType: 'static,
+{
+    let curves = &panel.curves;
     let ends = curves
         .iter()
         .flat_map(|c| {
             c.mean.iter().copied().chain(c.band.iter().flatten().flat_map(|(lo, hi)| [*lo, *hi]))
         })
-        .chain(reference);
+        .chain(panel.reference);
     let (lo, hi) = ends.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    // The paper's range, widened where the data fall outside it; else the data's, padded.
     let pad = ((hi - lo) * 0.05).max(1e-6);
+    let (lo, hi) = panel.y_range.map_or((lo - pad, hi + pad), |(a, b)| (lo.min(a), hi.max(b)));
     let classes = curves[0].mean.len();
     let last = classes.saturating_sub(1) as f64;
-    let root = SVGBackend::with_string(out, (860, 440)).into_drawing_area();
-    root.fill(&WHITE)?;
-    let (plot, legend) = root.split_horizontally(660);
-    let mut chart = ChartBuilder::on(&plot)
-        .caption(title, ("sans-serif", 18))
+    let mut chart = ChartBuilder::on(area)
+        .caption(&panel.title, ("sans-serif", 18))
         .margin(12)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d(-0.5..last + 0.5, (lo - pad)..(hi + pad))?;
+        .build_cartesian_2d(-0.5..last + 0.5, lo..hi)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
@@ -208,9 +291,8 @@ fn draw_svg<'a>(
         .x_desc("class, by decreasing training count (0 = head)")
         .y_desc(y_label)
         .draw()?;
-    // The legend beside the plot, so that it hides no curve: a line and a name per entry.
-    let mut entries: Vec<(String, ShapeStyle)> = Vec::new();
-    if let Some(r) = reference {
+    let mut entries = Vec::new();
+    if let Some(r) = panel.reference {
         let grey = RGBColor(0x99, 0x99, 0x99);
         chart.draw_series(DashedLineSeries::new(
             [(-0.5, r), (last + 0.5, r)],
@@ -220,8 +302,8 @@ fn draw_svg<'a>(
         ))?;
         entries.push((format!("uniform 1/{classes}"), ShapeStyle::from(&grey).stroke_width(1)));
     }
-    for (i, c) in curves.iter().enumerate() {
-        let color = COLORS[i % COLORS.len()];
+    for c in curves {
+        let color = COLORS[c.colour % COLORS.len()];
         if let Some(band) = &c.band {
             let outline: Vec<(f64, f64)> = band
                 .iter()
@@ -237,18 +319,5 @@ fn draw_svg<'a>(
         ))?;
         entries.push((c.name.clone(), color.stroke_width(2)));
     }
-    for (k, (name, style)) in entries.iter().enumerate() {
-        let y = 60 + 24 * i32::try_from(k).unwrap_or(0);
-        legend.draw(&PathElement::new([(8, y), (34, y)], *style))?;
-        legend.draw(&Text::new(name.as_str(), (42, y - 8), ("sans-serif", 14)))?;
-    }
-    let note =
-        if curves.iter().any(|c| c.band.is_some()) { "shaded: 95% band over seeds" } else { "" };
-    legend.draw(&Text::new(
-        note,
-        (8, 60 + 24 * i32::try_from(entries.len()).unwrap_or(0)),
-        ("sans-serif", 13),
-    ))?;
-    root.present()?;
-    Ok(())
+    Ok(entries)
 }

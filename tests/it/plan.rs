@@ -303,3 +303,19 @@ fn double_prior_corrections_are_planned_with_a_caution() {
         "{plan}"
     );
 }
+
+/// A `[[figures]]` entry in the paper's layout must plot what that figure plots, on factors the
+/// matrix has.
+#[test]
+fn paper_figures_are_checked() {
+    let head = "name = \"f\"\nseeds = [1]\ndatasets = [{ digits-lt = { imbalance = [10] } }]\n[[methods]]\nname = \"m\"\n";
+    let e = plan_error(&format!(
+        "{head}[[figures]]\nkind = \"per-class-accuracy\"\npaper = \"figure1\"\n"
+    ));
+    assert!(e.contains("figures[0]: the paper's Figure 1 plots `marginal-likelihood`, not `per-class-accuracy`"), "{e}");
+    let e = plan_error(&format!(
+        "{head}[[figures]]\nkind = \"marginal-likelihood\"\nimbalance = [200]\n"
+    ));
+    assert!(e.contains("figures[0]: the matrix has no imbalance factor 200"), "{e}");
+    plan_ok(&format!("{head}[[figures]]\nkind = \"meta-rates\"\npaper = \"figure3\"\n"));
+}

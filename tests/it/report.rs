@@ -398,6 +398,11 @@ rows = { softmax = "Softmax", cbw = "CBW", cbs = "CBS", lws = "LWS", two = "LDAM
 [[figures]]
 kind = "marginal-likelihood"
 methods = ["softmax", "cbs", "extra"]
+[[figures]]
+name = "paper"
+kind = "marginal-likelihood"
+methods = ["softmax", "cbs"]
+paper = "figure2"
 "#;
 
 #[test]
@@ -495,6 +500,18 @@ fn paper_layout_sets_our_intervals_beside_the_papers_values() {
     // One shaded band per curve; the legend names both and the dashed uniform level.
     assert_eq!(svg.matches("<polygon").count(), 2, "{svg}");
     insta::assert_snapshot!("paper_layout_py_figure_data", data);
+    // In the layout of the paper's Figure 2: one file, a panel per column, on the paper's
+    // CIFAR-10 y range (0.04 to 0.22), no per-column files.
+    let paper_figure = std::fs::read_to_string(figures.join("layout.paper.figure2.svg")).unwrap();
+    assert!(paper_figure.contains("in the layout of the paper&apos;s Figure 2"), "{paper_figure}");
+    // The data lie within 0.1 +- 0.003; the axis still spans the paper's 0.04 to 0.22.
+    assert!(
+        paper_figure.contains("\n0.050\n") && paper_figure.contains("\n0.200\n"),
+        "{paper_figure}"
+    );
+    assert!(!figures.join("layout.paper.cifar10-lt-if200.svg").exists());
+    let paper_data = std::fs::read_to_string(figures.join("layout.paper.figure2.csv")).unwrap();
+    assert!(paper_data.starts_with("# cifar10-lt IF 200\nclass,softmax,"), "{paper_data}");
     for entry in ["softmax", "cbs", "uniform 1/10", "shaded: 95% band over seeds"] {
         assert!(svg.contains(&format!(">\n{entry}\n</text>")), "{entry}: {svg}");
     }
