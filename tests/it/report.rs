@@ -592,6 +592,9 @@ than = "diverges"
         .unwrap_or_else(|| panic!("{md}"));
     assert!(!softmax.contains("[100.0, 100.0]") && softmax.contains(", 100.0]"), "{softmax}");
     assert!(md.contains("Agresti-Coull") && md.contains("digits-lt, 50 images per class"));
+    // The caption says, from the records, how many validation images are also training images
+    // (digits IF 10 leaves too few unused images in some classes).
+    assert!(md.contains("of its 200 images also training images"), "{md}");
     // Verdicts: two paired seeds are too few by default, enough when the claim says so; a
     // comparison with a failed cell is withheld, not "not run".
     let plan =
