@@ -4,6 +4,7 @@
 mod bench;
 mod bench_decode;
 mod check;
+mod cifar_tree;
 mod data;
 mod jpeg_tree;
 mod list;
@@ -51,6 +52,9 @@ pub enum Command {
     /// Write Fashion-MNIST-LT as a JPEG tree with ImageNet-LT-format lists
     /// (`FashionMNIST_LT_{train,val,test}.txt`), for the `image-list` dataset.
     JpegTree(jpeg_tree::JpegTreeArgs),
+    /// Write Fashion-MNIST in CIFAR-10's binary layout (`cifar-10-batches-bin/`), so that
+    /// `cifar10-lt` matrices run on real images through the CIFAR loader.
+    CifarTree(cifar_tree::CifarTreeArgs),
     /// Training throughput against the PyTorch reference on identical data, as ratios.
     Bench(bench::BenchArgs),
     /// JPEG decoding + ImageNet-LT transforms against torchvision's on the same files, as ratios
@@ -80,6 +84,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::Data(args) => Ok(data::run(args)),
         Command::List => Ok(list::run()),
         Command::JpegTree(args) => jpeg_tree::run(args),
+        Command::CifarTree(args) => cifar_tree::run(args),
         Command::Bench(args) => bench::run(&args),
         Command::BenchDecode(args) => bench_decode::run(args),
         Command::Theory(args) => theory::run(args),

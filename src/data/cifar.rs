@@ -10,7 +10,8 @@ use std::path::Path;
 
 use super::{raw::RawImages, DataError};
 
-const PIXELS: usize = 3 * 32 * 32;
+/// Pixel bytes of one record: the red, green and blue 32 x 32 planes.
+pub const PIXELS: usize = 3 * 32 * 32;
 
 /// Which CIFAR binary release to read: CIFAR-10 (`cifar-10-batches-bin/`) or CIFAR-100
 /// (`cifar-100-binary/`, fine labels).

@@ -8,6 +8,7 @@
 
 pub mod augment;
 pub mod cifar;
+pub mod cifar_tree;
 pub mod digits;
 pub mod idx;
 pub mod images;

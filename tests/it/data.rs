@@ -82,3 +82,52 @@ fn every_dataset_hint_names_a_place_that_works() {
     );
     assert!(DatasetKind::MnistLt.hint().contains("the folder holding `package/`"));
 }
+
+/// `balms cifar-tree` writes Fashion-MNIST in CIFAR-10's binary layout; the real CIFAR loader
+/// reads it unchanged (5,000 training and 1,000 test images per class, each a padded grey image
+/// on three planes), and a `cifar10-lt` matrix trains on it.
+#[test]
+fn fashion_in_cifar_layout_goes_through_the_cifar_loader() {
+    if !fashion_present() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("cifar");
+    let output =
+        crate::util::run(&["cifar-tree", "--out", out.to_str().unwrap(), "--data-dir", FASHION]);
+    assert!(output.status.success(), "{}", crate::util::stderr(&output));
+    let folder = out.join("cifar-10-batches-bin");
+    let train =
+        balms::data::cifar::read_split(&folder, balms::data::cifar::Cifar::Ten, true).unwrap();
+    let test =
+        balms::data::cifar::read_split(&folder, balms::data::cifar::Cifar::Ten, false).unwrap();
+    for (split, images, per_class) in [("train", &train, 5000), ("test", &test, 1000)] {
+        let mut counts = [0usize; 10];
+        for &l in &images.labels {
+            counts[usize::try_from(l).unwrap()] += 1;
+        }
+        assert_eq!(counts, [per_class; 10], "{split}");
+    }
+    // The first test image, against Fashion-MNIST's own: padded, on each plane.
+    let fashion = balms::data::idx::read_split(FASHION.as_ref(), "t10k").unwrap();
+    assert_eq!(test.labels[0], fashion.labels[0]);
+    assert_eq!(
+        &test.pixels[..3072],
+        balms::data::cifar_tree::padded_rgb(&fashion.pixels[..784]).as_slice()
+    );
+    assert!(!out.join("cifar-10-batches-bin.partial").exists());
+    // The dataset is found there, and a CIFAR-10-LT matrix trains on it.
+    let locator = DataLocator { data_dir: Some(out.clone()) };
+    let pool = Pool::load(&DatasetKind::Cifar10Lt, &locator).unwrap();
+    assert_eq!(pool.test_len(), 10_000);
+    let matrix_text = "name = \"c\"\nseeds = [1]\ndatasets = [{ cifar10-lt = { imbalance = [100] } }]\n[defaults]\nmodel = { mlp = { hidden = [32] } }\nepochs = 1\n[[methods]]\nname = \"softmax\"\n";
+    let path = crate::util::matrix(dir.path(), "c.toml", matrix_text);
+    let results = dir.path().join("r");
+    let run = crate::util::run_matrix_with(
+        &path,
+        &results,
+        &["--threads", "1", "--data-dir", out.to_str().unwrap()],
+    );
+    assert!(run.status.success(), "{}", crate::util::stderr(&run));
+    assert!(results.join("c/cifar10-lt.if100.softmax/seed-1/metrics.json").is_file());
+}
