@@ -46,6 +46,12 @@ pub fn write(locator: &DataLocator, out: &Path) -> Result<(usize, usize), DataEr
     let dir = locator.locate(&DatasetKind::FashionMnistLt)?.expect("not embedded");
     let train = idx::read_split(&dir, "train")?;
     let test = idx::read_split(&dir, "t10k")?;
+    if let Some(images) = [&train, &test].into_iter().find(|i| i.shape != [1, 28, 28]) {
+        return Err(DataError::Format {
+            path: dir,
+            message: format!("images of shape {:?}; Fashion-MNIST's are [1, 28, 28]", images.shape),
+        });
+    }
     let mut taken = [0usize; 10];
     let rows: Vec<usize> = (0..train.len())
         .filter(|&i| {
