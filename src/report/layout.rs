@@ -191,9 +191,8 @@ fn cell(
     let paper = table.get(row, &column.label).cloned();
     let ours = estimate.as_ref().and_then(|e| e.as_ref().ok().copied());
     let single = estimate.as_ref().and_then(|e| e.as_ref().err().copied());
+    let values = results.map(|c| c.values(metric)).unwrap_or_default();
     let bootstrap = results.and_then(|c| {
-        let values: Vec<f64> =
-            c.runs.iter().filter_map(|m| metric.of(m)).map(|v| 100.0 * v).collect();
         let stream = match metric {
             Metric::Top1 | Metric::MeanPerClass => {
                 format!("report/{}/{}/bootstrap", report.name, c.cell.id())
@@ -210,12 +209,9 @@ fn cell(
     });
     // The verdict reads the seeds' own Student-t interval: the paper measured on the same test
     // images, so their sampling noise is shared and does not separate the two.
-    let seeds_only = results.and_then(|c| {
-        let values: Vec<f64> =
-            c.runs.iter().filter_map(|m| metric.of(m)).map(|v| 100.0 * v).collect();
-        let sample = super::estimate::Sample::new(values).ok()?;
-        Estimate::t_interval(&sample, super::LEVEL).ok()
-    });
+    let seeds_only = super::estimate::Sample::new(values)
+        .ok()
+        .and_then(|sample| Estimate::t_interval(&sample, super::LEVEL).ok());
     let failed = results.map_or(0, |c| c.failures.len());
     let verdict = match (&estimate, &paper, seeds_only) {
         (None, _, _) if failed > 0 && runs.0 == 0 => Verdict::Failed,

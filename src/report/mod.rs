@@ -195,10 +195,13 @@ impl CellResults {
     /// [`Estimate::with_test_noise`].
     #[must_use]
     pub fn estimate(&self, metric: Metric) -> Option<Result<Estimate, f64>> {
-        let values: Vec<f64> =
-            self.runs.iter().filter_map(|m| metric.of(m)).map(|v| 100.0 * v).collect();
-        let variance = 1e4 * self.test_variance(metric);
-        points(values, variance)
+        points(self.values(metric), 1e4 * self.test_variance(metric))
+    }
+
+    /// `metric` of each finished run that has it, in points, in seed order.
+    #[must_use]
+    pub fn values(&self, metric: Metric) -> Vec<f64> {
+        self.runs.iter().filter_map(|m| metric.of(m)).map(|v| 100.0 * v).collect()
     }
 
     /// Validation top-1 in points, with the validation split's binomial noise (its images in
