@@ -14,7 +14,7 @@ use crate::config::DrwWire;
 use crate::config::{MatrixFile, OptimizerWire, ScheduleWire, SettingsWire, Stage2Wire};
 use crate::data::augment::AugmentSpec;
 use crate::data::longtail::Shot;
-use crate::data::DatasetKind;
+use crate::data::{DatasetKind, Folder, Format, Source};
 use crate::device::Precision;
 use crate::loss::LossSpec;
 use crate::model::{ClassifierSpec, ModelSpec};
@@ -1229,14 +1229,21 @@ fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
                     return Err(format!("method `{}` on `{}`: {why}", method.name, column.id()));
                 }
                 let files = column.dataset.list().is_some();
+                let cifar = matches!(
+                    column.dataset.descriptor().source,
+                    Source::Folder(Folder { format: Format::Cifar(_), .. })
+                );
                 let why = match (&settings.augment, files) {
+                    (AugmentSpec::Cifar { .. }, _) if !cifar => {
+                        Some("`cifar` undoes CIFAR's normalisation and works on CIFAR-format datasets only (cifar10-lt, cifar100-lt)")
+                    }
                     (AugmentSpec::CropFlip { .. }, true) => {
                         Some("`crop-flip` works on in-memory images; image lists take `random-resized-crop` or `none`")
                     }
                     (AugmentSpec::RandomResizedCrop { .. }, false) => {
                         Some("`random-resized-crop` is for image-list datasets (ImageNet-LT, Places-LT, image-list)")
                     }
-                    (AugmentSpec::None, _)
+                    (AugmentSpec::None | AugmentSpec::Cifar { .. }, _)
                     | (AugmentSpec::CropFlip { .. }, false)
                     | (AugmentSpec::RandomResizedCrop { .. }, true) => None,
                 };

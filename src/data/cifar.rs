@@ -10,6 +10,11 @@ use std::path::Path;
 
 use super::{raw::RawImages, DataError};
 
+/// Per-channel mean (RGB, of pixels in [0, 1]) the official CIFAR code normalises with.
+pub const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
+/// Per-channel standard deviation the official CIFAR code normalises with.
+pub const STD: [f32; 3] = [0.2023, 0.1994, 0.2010];
+
 /// Pixel bytes of one record: the red, green and blue 32 x 32 planes.
 pub const PIXELS: usize = 3 * 32 * 32;
 

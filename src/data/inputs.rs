@@ -190,7 +190,9 @@ impl Inputs {
 fn file_transform(augment: &AugmentSpec) -> Transform {
     match augment {
         AugmentSpec::RandomResizedCrop { jitter } => Transform::Train { jitter: *jitter },
-        AugmentSpec::None | AugmentSpec::CropFlip { .. } => Transform::Test,
+        AugmentSpec::None | AugmentSpec::CropFlip { .. } | AugmentSpec::Cifar { .. } => {
+            Transform::Test
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! ([`Pool::long_tailed`]), so the data subset is seeded apart from the training seed.
 
 pub mod augment;
+pub mod autoaugment;
 pub mod cifar;
 pub mod cifar_tree;
 pub mod digits;

@@ -94,8 +94,8 @@ impl Pool {
                 let dir = dir.clone().expect("located");
                 let norm = Normalize {
                     scale: 1.0 / 255.0,
-                    mean: vec![0.4914, 0.4822, 0.4465],
-                    std: vec![0.2023, 0.1994, 0.2010],
+                    mean: cifar::MEAN.map(f64::from).to_vec(),
+                    std: cifar::STD.map(f64::from).to_vec(),
                 };
                 (
                     cifar::read_split(&dir, which, true)?,

@@ -5,7 +5,7 @@ use balms::seed::Seed;
 use sha2::{Digest, Sha256};
 use strum::IntoEnumIterator;
 
-const FASHION: &str = "/usr/share/datasets/fashion-mnist";
+pub(crate) const FASHION: &str = "/usr/share/datasets/fashion-mnist";
 
 /// Whether the real files are there; CI sets `BALMS_REQUIRE_FASHION=1` so absence fails there.
 pub(crate) fn fashion_present() -> bool {

@@ -1,5 +1,6 @@
 //! One integration-test binary (every test binary links libtorch, so one keeps link time down).
 
+mod augment;
 mod cli;
 mod data;
 mod faults;

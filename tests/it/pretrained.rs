@@ -10,26 +10,7 @@ use balms::model::pretrained;
 use balms::model::{ClassifierSpec, ModelSpec, Network, Phase, ResnetSpec};
 use tch::{nn, Device, Tensor};
 
-use crate::util::root;
-
-/// A Python with torch and torchvision: `BALMS_TORCH_PYTHON`, else `.venv-ref` (`just
-/// bench-setup`). CI sets `BALMS_REQUIRE_TORCH=1`, so absence fails there.
-fn torch_python() -> Option<PathBuf> {
-    let python = std::env::var_os("BALMS_TORCH_PYTHON")
-        .map_or_else(|| root().join(".venv-ref/bin/python"), PathBuf::from);
-    let works = Command::new(&python)
-        .args(["-c", "import torch, torchvision"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        works || std::env::var_os("BALMS_REQUIRE_TORCH").is_none(),
-        "PyTorch with torchvision is required here: `just bench-setup`, or set BALMS_TORCH_PYTHON"
-    );
-    if !works {
-        eprintln!("skipping: no Python with torch and torchvision (`just bench-setup`)");
-    }
-    works.then_some(python)
-}
+use crate::util::{root, torch_python};
 
 fn floats(path: &Path) -> Vec<f32> {
     std::fs::read(path)
