@@ -190,6 +190,7 @@ fn main() -> anyhow::Result<()> {
         jobs: 1,
         worker_exe: None,
         shard: None,
+        scale: None,
     };
     let small = iteration_costs(
         dir.path(),

@@ -47,6 +47,14 @@ pub struct MatrixFile {
     /// Figures drawn from the results (p(y), learned rates, per-class accuracy).
     #[serde(default)]
     pub figures: Vec<crate::vocab::FigureSpec>,
+    /// The official protocol the matrix follows (`follows = "official-cifar"`): plans and reports
+    /// list every setting where balms differs from it.
+    #[serde(default)]
+    pub follows: Option<crate::vocab::Protocol>,
+    /// Every iteration count (and epoch count) multiplied by this factor: a scaled protocol, for
+    /// smoke runs and stand-ins; the matrix's name gains `-scaled-<F>` (see `Plan::scale_by`).
+    #[serde(default)]
+    pub scale: Option<f64>,
 }
 
 /// `[paper]`: a reference table (`paper/reference/<table>.csv`) and the paper's row name of each

@@ -4,6 +4,8 @@
 //! After [`Plan::from_file`] nothing is optional "because the file might not say": every
 //! hyper-parameter has its value, and `balms plan` prints them all ([`Plan::render`]).
 
+pub mod official;
+
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -291,6 +293,12 @@ pub struct RunSeeds {
     pub augment: u64,
 }
 
+/// A scale factor as a name part: `0.02` as `0p02`.
+#[must_use]
+pub fn scale_label(factor: f64) -> String {
+    format!("{factor}").replace('.', "p")
+}
+
 /// Stream names, so the plan and the trainer cannot disagree.
 pub mod streams {
     /// Initialisation of end-to-end networks.
@@ -353,6 +361,13 @@ pub struct Plan {
     /// Figures the report draws (validated: the methods exist).
     #[serde(skip)]
     pub figures: Vec<crate::vocab::FigureSpec>,
+    /// The official protocol the matrix declares it follows, if any.
+    #[serde(skip)]
+    pub follows: Option<crate::vocab::Protocol>,
+    /// The factor every iteration count was multiplied by (`scale` in the file times `--scale`),
+    /// `None` for the matrix's own protocol.
+    #[serde(skip)]
+    pub scale: Option<f64>,
 }
 
 impl Plan {
@@ -412,7 +427,65 @@ impl Plan {
             claims: file.claims,
             paper: file.paper,
             figures: file.figures,
+            follows: file.follows,
+            scale: None,
         })
+        .and_then(|mut plan| match file.scale {
+            Some(factor) => plan.scale_by(factor).map(|()| plan).map_err(fail),
+            None => Ok(plan),
+        })
+    }
+
+    /// A scaled protocol: every training length, warm-up and stage-2 iteration count multiplied by
+    /// `factor` (rounded, at least 1 iteration; epochs scaled as fractions), for smoke runs and
+    /// stand-ins. The name gains `-scaled-<factor>` (`0.02` as `0p02`), so scaled runs have
+    /// their own results folder and report and never count as runs of the unscaled matrix; the
+    /// factor is recorded in every run's `config.json` and shown in every report caption.
+    /// Scaling twice multiplies the factors (the name carries the product).
+    ///
+    /// # Errors
+    /// A factor that is not finite and positive.
+    pub fn scale_by(&mut self, factor: f64) -> Result<(), String> {
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(format!("`scale` = {factor} must be a positive number"));
+        }
+        #[expect(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            reason = "a positive factor times a u32 count, clamped to u32"
+        )]
+        let times = |n: u32| -> u32 {
+            if n == 0 {
+                return 0;
+            }
+            (f64::from(n) * factor).round().clamp(1.0, f64::from(u32::MAX)) as u32
+        };
+        let length = |l: Length| match l {
+            Length::Epochs(e) => Length::Epochs(e * factor),
+            Length::Iterations(i) => Length::Iterations(times(i)),
+        };
+        for method in &mut self.methods {
+            match &mut method.scheme {
+                Scheme::EndToEnd(s) => {
+                    s.length = length(s.length);
+                    s.schedule.warmup = length(s.schedule.warmup);
+                }
+                Scheme::Decoupled(s) => s.iterations = times(s.iterations),
+            }
+        }
+        let (base, total) = match self.scale {
+            Some(earlier) => {
+                let suffix = format!("-scaled-{}", scale_label(earlier));
+                (
+                    self.name.strip_suffix(&suffix).unwrap_or(&self.name).to_string(),
+                    earlier * factor,
+                )
+            }
+            None => (self.name.clone(), factor),
+        };
+        self.name = format!("{base}-scaled-{}", scale_label(total));
+        self.scale = Some(total);
+        Ok(())
     }
 
     /// Every cell, column-major (all methods of the first column first).
@@ -521,6 +594,12 @@ impl Plan {
     pub fn render(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "matrix `{}`", self.name);
+        if let Some(factor) = self.scale {
+            let _ = writeln!(
+                out,
+                "  scaled protocol: every iteration count x {factor} of the matrix's"
+            );
+        }
         if !self.description.is_empty() {
             let _ = writeln!(out, "  {}", self.description);
         }
@@ -539,6 +618,22 @@ impl Plan {
             let _ = writeln!(out, "\ncautions ({}):", cautions.len());
             for caution in &cautions {
                 let _ = writeln!(out, "  {caution}");
+            }
+        }
+        if let Some(protocol) = self.follows {
+            let differences = official::differences(self, protocol);
+            let _ = writeln!(
+                out,
+                "\ndifferences from the official code ({}, {}):",
+                protocol.label(),
+                differences.len()
+            );
+            for d in &differences {
+                let _ = writeln!(
+                    out,
+                    "  {}: balms {}; the official code {}",
+                    d.setting, d.balms, d.official
+                );
             }
         }
         let cells = self.cells();
@@ -650,13 +745,18 @@ fn render_method(out: &mut String, method: &Method) {
                 s.selection.label()
             );
             let features = match s.features {
-                Features::Cached => "computed once",
-                Features::PerBatch => "recomputed for every batch",
-                Features::Augmented => "recomputed for every batch from stage 1's augmentation",
+                Features::Cached => "eval mode, computed once",
+                Features::PerBatch => "eval mode, recomputed for every batch",
+                Features::Augmented => {
+                    "eval mode, recomputed for every batch from stage 1's augmentation"
+                }
+                Features::AugmentedTrainBn => {
+                    "train-mode batch norm as the official code: batch statistics, running statistics move; recomputed for every batch from stage 1's augmentation"
+                }
             };
             let _ = writeln!(
                 out,
-                "    {}; cosine to 0, no warm-up; features frozen (eval mode, {features})",
+                "    {}; cosine to 0, no warm-up; features frozen ({features})",
                 render_sgd(&s.optimizer)
             );
         }
@@ -1213,13 +1313,24 @@ fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
     for method in methods {
         if let Scheme::Decoupled(stage2) = &method.scheme {
             let stage1 = methods.iter().find(|m| m.name == stage2.stage1).map(|m| &m.scheme);
-            if let (Features::Augmented, Some(Scheme::EndToEnd(s))) = (stage2.features, stage1) {
+            let augmented =
+                matches!(stage2.features, Features::Augmented | Features::AugmentedTrainBn);
+            if let (true, Some(Scheme::EndToEnd(s))) = (augmented, stage1) {
                 if s.augment == AugmentSpec::None {
                     return Err(format!(
-                        "method `{}`: `stage2.features` = \"augmented\" takes stage 1's augmentation, and `{}` has none",
-                        method.name, stage2.stage1
+                        "method `{}`: `stage2.features` = \"{}\" takes stage 1's augmentation, and `{}` has none",
+                        method.name,
+                        stage2.features.as_ref(),
+                        stage2.stage1
                     ));
                 }
+            }
+            if stage2.features == Features::AugmentedTrainBn && stage2.selection != Selection::Last
+            {
+                return Err(format!(
+                    "method `{}`: `stage2.features` = \"augmented-train-bn\" moves the backbone's batch-norm statistics, which a kept checkpoint would not carry; use `selection = \"last\"` (the CIFAR protocol's) or `features = \"augmented\"`",
+                    method.name
+                ));
             }
         }
         if let Scheme::EndToEnd(settings) = &method.scheme {

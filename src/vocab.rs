@@ -106,7 +106,7 @@ impl Stage2Classifier {
 }
 
 /// How stage 2 gets the frozen backbone's features of training batches.
-#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage, strum::AsRefStr)]
 #[strum(serialize_all = "kebab-case")]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -124,8 +124,19 @@ pub enum Features {
     /// official code augments stage-2 batches; ImageNet-LT, Places-LT); the backbone stays in
     /// evaluation mode, and meta batches from the validation split are not augmented, as the
     /// code's val loader. Needs a stage 1 with an augmentation.
-    #[strum(message = "per batch, from stage 1's augmentation, as the official code")]
+    #[strum(message = "per batch, from stage 1's augmentation, batch norm in evaluation mode")]
     Augmented,
+    /// As the official code runs stage 2 (`run_networks.py`): every batch recomputed from inputs
+    /// augmented with stage 1's `augment`, through the frozen backbone in *training* mode, so
+    /// batch norm normalises with the batch's statistics and its running statistics keep moving
+    /// (also with the Meta Sampler's meta batches, not augmented); validation, selection and test
+    /// use the moved statistics. Only the weights are frozen. Needs a stage 1 with an
+    /// augmentation and `selection = "last"` (a kept checkpoint would not carry the moved
+    /// statistics).
+    #[strum(
+        message = "per batch, from stage 1's augmentation, batch norm in training mode (running statistics move), as the official code"
+    )]
+    AugmentedTrainBn,
 }
 
 impl Features {
@@ -234,6 +245,28 @@ impl PaperFigure {
             (PaperFigure::Figure2, 100) => Some((0.0, 0.020)),
             (PaperFigure::Figure3, _) => Some((0.0, 1.0)),
             (PaperFigure::Figure1 | PaperFigure::Figure2, _) => None,
+        }
+    }
+}
+
+/// The official protocol a matrix declares it follows (`follows`), against which `balms plan` and
+/// every report list the settings where balms differs (`matrix::official`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Protocol {
+    /// The official BALMS code's CIFAR-10-LT / CIFAR-100-LT pipeline (`config/CIFAR*_LT/*.yaml`,
+    /// `run_networks.py`, `data/ImbalanceCIFAR.py` at 34a61e4).
+    OfficialCifar,
+}
+
+impl Protocol {
+    /// Its name in a matrix, with what it refers to.
+    #[must_use]
+    pub fn label(self) -> &'static str {
+        match self {
+            Protocol::OfficialCifar => {
+                "official-cifar: the BALMS code's CIFAR-LT configs at 34a61e4"
+            }
         }
     }
 }

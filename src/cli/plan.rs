@@ -17,6 +17,9 @@ pub struct PlanArgs {
     /// Data folder (also `BALMS_DATA`), for image-list datasets' class statistics.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The scaled protocol of `balms run --scale F` (every iteration count times F).
+    #[arg(long, value_name = "F")]
+    scale: Option<f64>,
 }
 
 /// Prints each file's plan, then its image-list statistics.
@@ -27,7 +30,7 @@ pub struct PlanArgs {
 pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let locator = DataLocator { data_dir: args.data_dir };
     for file in args.files {
-        let plan = Plan::load(&file)?;
+        let plan = super::run::load_scaled(&file, args.scale)?;
         print!("{}", plan.render());
         print!("{}", list_statistics(&plan, &locator));
     }

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use crate::matrix::Plan;
 use crate::store::Store;
 
 /// Arguments of `balms report`.
@@ -18,6 +17,9 @@ pub struct ReportArgs {
     /// Output folder.
     #[arg(long, default_value = "paper")]
     paper: PathBuf,
+    /// The scaled protocol of `balms run --scale F` (every iteration count times F).
+    #[arg(long, value_name = "F")]
+    scale: Option<f64>,
 }
 
 /// Writes each file's report and says where.
@@ -27,7 +29,7 @@ pub struct ReportArgs {
 #[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     for file in args.files {
-        let plan = Plan::load(&file)?;
+        let plan = super::run::load_scaled(&file, args.scale)?;
         let path = crate::report::write_report(&plan, &Store::new(&args.results), &args.paper)?;
         println!("wrote {}", path.display());
     }

@@ -57,6 +57,11 @@ pub struct RunArgs {
     /// exactly once; a stage-2 run goes with its stage-1 run.
     #[arg(long)]
     pub shard: Option<runner::Shard>,
+    /// A scaled protocol: every iteration count multiplied by F (e.g. 0.01), for a smoke run of
+    /// a paper-scale matrix; its runs go to `<matrix>-scaled-<F>` and never count as runs of the
+    /// matrix itself (`balms report --scale F` reports them).
+    #[arg(long, value_name = "F")]
+    pub scale: Option<f64>,
 }
 
 impl RunArgs {
@@ -82,8 +87,29 @@ impl RunArgs {
             jobs: self.jobs,
             worker_exe: None,
             shard: self.shard,
+            scale: self.scale,
         })
     }
+
+    /// The matrix file's plan, scaled by `--scale` when given.
+    ///
+    /// # Errors
+    /// As [`Plan::load`], or a factor that is not positive.
+    pub fn plan(&self, file: &Path) -> anyhow::Result<Plan> {
+        load_scaled(file, self.scale)
+    }
+}
+
+/// The plan of `file`, scaled by `scale` when given ([`Plan::scale_by`]).
+///
+/// # Errors
+/// As [`Plan::load`], or a factor that is not positive (naming the option).
+pub fn load_scaled(file: &Path, scale: Option<f64>) -> anyhow::Result<Plan> {
+    let mut plan = Plan::load(file)?;
+    if let Some(factor) = scale {
+        plan.scale_by(factor).map_err(|e| anyhow::anyhow!("`--scale`: {e}"))?;
+    }
+    Ok(plan)
 }
 
 /// Exit status of an invocation that ends with runs held by other workers: `EX_TEMPFAIL`
@@ -101,7 +127,7 @@ pub fn run(args: RunCommandArgs) -> anyhow::Result<ExitCode> {
     let options = args.options.options(&args.options.results)?;
     let mut held = Vec::new();
     for file in args.files {
-        let plan = Plan::load(&file)?;
+        let plan = args.options.plan(&file)?;
         let summary = run_matrix(&plan, &options)?;
         if let Some(code) = interrupted(&plan, &summary) {
             return Ok(code);
@@ -150,7 +176,7 @@ pub fn held_elsewhere(held: &[(String, usize)]) -> ExitCode {
 pub fn worker(args: &WorkerArgs) -> anyhow::Result<ExitCode> {
     interrupt::install()?;
     let options = args.options.options(&args.options.results)?;
-    runner::serve_worker(&Plan::load(&args.file)?, &options)?;
+    runner::serve_worker(&args.options.plan(&args.file)?, &options)?;
     Ok(interrupt::received()
         .map_or(ExitCode::SUCCESS, |s| ExitCode::from(interrupt::exit_status(s))))
 }

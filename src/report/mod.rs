@@ -329,6 +329,10 @@ pub struct MatrixReport {
     pub paper: Option<crate::config::PaperWire>,
     /// The figures to draw.
     pub figures: Vec<crate::vocab::FigureSpec>,
+    /// The scaled protocol's factor (`Plan::scale_by`), stated in every caption.
+    pub scale: Option<f64>,
+    /// The official protocol the matrix follows and where balms differs from it.
+    pub differences: Option<(crate::vocab::Protocol, Vec<crate::matrix::official::Difference>)>,
 }
 
 impl MatrixReport {
@@ -407,6 +411,8 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
         provenance: provenance.into_iter().collect(),
         paper: plan.paper.clone(),
         figures: plan.figures.clone(),
+        scale: plan.scale,
+        differences: plan.follows.map(|p| (p, crate::matrix::official::differences(plan, p))),
     })
 }
 
@@ -553,6 +559,14 @@ pub fn render_markdown(report: &MatrixReport) -> String {
         render_groups(&mut out, report, column);
     }
     render_caption(&mut out, report);
+    if let Some((protocol, differences)) = &report.differences {
+        let _ = writeln!(
+            out,
+            "\n## Differences from the official code\n\nThe matrix follows {}; balms differs in:\n\n{}",
+            protocol.label(),
+            crate::matrix::official::markdown(differences)
+        );
+    }
     out
 }
 
@@ -586,6 +600,9 @@ fn render_groups(out: &mut String, report: &MatrixReport, column: &str) {
 }
 
 fn render_caption(out: &mut String, report: &MatrixReport) {
+    if let Some(factor) = report.scale {
+        let _ = writeln!(out, "**Scaled protocol.** Every iteration count is {factor} times the matrix's own (`--scale` or the matrix's `scale`): a smoke run, not the protocol the paper ran, and not comparable with its numbers.");
+    }
     let seeds: Vec<String> = report.seeds.iter().map(ToString::to_string).collect();
     if report.selections.iter().all(|s| s == "last" || s.starts_with("post hoc")) {
         let _ = writeln!(out, "**Protocol.** Model selection: the last iteration (the test set selects nothing). Seeds: {}.", seeds.join(", "));

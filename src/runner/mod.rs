@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub worker_exe: Option<PathBuf>,
     /// Only this share of the plan's runs (`--shard I/N`).
     pub shard: Option<Shard>,
+    /// `--scale F`, applied to the plan by the caller and passed on to `--jobs` workers, which
+    /// load the plan from its file again.
+    pub scale: Option<f64>,
 }
 
 /// `--shard I/N`: share `index` (0-based) of `count`.
@@ -386,6 +389,7 @@ fn execute(
         train_indices_sha256: data.indices_sha256.clone(),
         validation: data.validation.clone(),
         pretrained,
+        scale: plan.scale,
         provenance,
     };
     Store::begin(&job.dir, &config)?;

@@ -238,6 +238,9 @@ fn spawn(
     if let Some(dir) = &options.locator.data_dir {
         command.arg("--data-dir").arg(dir);
     }
+    if let Some(factor) = options.scale {
+        command.args(["--scale", &factor.to_string()]);
+    }
     let mut child =
         command.spawn().with_context(|| format!("starting worker `{}`", exe.display()))?;
     let stdin = child.stdin.take().expect("piped");

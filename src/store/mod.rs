@@ -104,6 +104,9 @@ pub struct RunConfig {
     /// Pretrained weights the model (or its stage 1) started from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<crate::model::pretrained::Fingerprint>,
+    /// The scaled protocol's factor (`Plan::scale_by`); absent for the matrix's own protocol.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
     /// Where it ran.
     pub provenance: Provenance,
 }

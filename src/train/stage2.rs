@@ -28,8 +28,14 @@ use crate::vocab::{Features, Stage2Classifier};
 struct Frozen {
     /// Training features, or `None` when they are recomputed for every batch.
     train: Option<Tensor>,
-    val: Tensor,
-    test: Tensor,
+    /// Validation and test features, or `None` when the backbone's batch norm trains during
+    /// stage 2, so that they are computed with the statistics of the moment.
+    val: Option<Tensor>,
+    test: Option<Tensor>,
+    /// The features' kind and device.
+    kind: (tch::Kind, Device),
+    /// Whether stage-2 batches go through the backbone in training mode.
+    train_bn: bool,
     /// `(weight [C, F], bias [C])` when the stage-1 classifier is linear.
     linear: Option<(Tensor, Tensor)>,
     /// The backbone, for per-batch features of the training inputs.
@@ -50,7 +56,71 @@ impl Frozen {
             Some((spec, rng)) => inputs.augmented_rows(index, spec, &mut rng.borrow_mut()),
             None => inputs.rows(index),
         };
-        self.network.backbone.features(&x, Phase::Eval)
+        self.network.backbone.features(&x, self.batch_phase())
+    }
+
+    /// The backbone's phase for stage-2 batches: training mode moves batch norm's statistics.
+    fn batch_phase(&self) -> Phase {
+        if self.train_bn {
+            Phase::Train
+        } else {
+            Phase::Eval
+        }
+    }
+
+    /// Features of validation rows `index` (the Meta Sampler's meta batches): from the cache, or
+    /// through the backbone in training mode, not augmented, as the official code's val loader.
+    fn val_rows(&self, inputs: &Inputs, index: &Tensor) -> Tensor {
+        if let Some(cached) = &self.val {
+            return cached.index_select(0, index);
+        }
+        let _guard = tch::no_grad_guard();
+        self.network.backbone.features(&inputs.rows(index), self.batch_phase())
+    }
+
+    /// The validation split's features: cached, or computed when read with the current
+    /// statistics.
+    fn val_split<'a>(&'a self, data: &'a RunData) -> SplitFeatures<'a> {
+        match &self.val {
+            Some(cached) => SplitFeatures::Cached(cached),
+            None => SplitFeatures::Live(&self.network, &data.val_x),
+        }
+    }
+
+    /// The test set's features, as [`Frozen::val_split`].
+    fn test_split<'a>(&'a self, data: &'a RunData) -> SplitFeatures<'a> {
+        match &self.test {
+            Some(cached) => SplitFeatures::Cached(cached),
+            None => SplitFeatures::Live(&self.network, &data.test_x),
+        }
+    }
+}
+
+/// A split's frozen features for evaluation: computed once, or through the backbone in evaluation
+/// mode whenever they are read.
+enum SplitFeatures<'a> {
+    Cached(&'a Tensor),
+    Live(&'a Network, &'a Inputs),
+}
+
+impl Rows for SplitFeatures<'_> {
+    fn count(&self) -> i64 {
+        match self {
+            SplitFeatures::Cached(x) => x.count(),
+            SplitFeatures::Live(_, inputs) => inputs.count(),
+        }
+    }
+
+    fn each_chunk(&self, size: i64, f: &mut dyn FnMut(i64, Tensor)) {
+        match self {
+            SplitFeatures::Cached(x) => x.each_chunk(size, f),
+            SplitFeatures::Live(network, inputs) => {
+                let _guard = tch::no_grad_guard();
+                inputs.each_chunk(size, &mut |start, chunk| {
+                    f(start, network.backbone.features(&chunk, Phase::Eval));
+                });
+            }
+        }
     }
 }
 
@@ -138,7 +208,8 @@ fn train_classifier(
         crate::sampler::batches(&mut *sampler, batch, stage2.iterations as usize, &mut order);
     let mut blocks = Blocks::new(batches.len());
     let mut best = select::Best::new(stage2.selection);
-    let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
+    let (val, test) = (frozen.val_split(data), frozen.test_split(data));
+    let splits = Splits { val: (&val, &data.val_y), test: (&test, &data.test_y) };
     for (iteration, indices) in (0u64..).zip(&batches) {
         if progress.stop_requested() {
             return Err(TrainError::Interrupted);
@@ -177,7 +248,7 @@ fn train_meta(
     let spec = stage2.sampler.meta().expect("a meta sampler");
     let val_labels = Vec::<i64>::try_from(&data.val_y.to_device(Device::Cpu)).expect("int64");
     let train_rows = |index: &Tensor| frozen.train_rows(&data.train_x, index);
-    let val_rows = |index: &Tensor| frozen.val.index_select(0, index);
+    let val_rows = |index: &Tensor| frozen.val_rows(&data.val_x, index);
     let (meta_x, meta_y, meta_labels): (&dyn Fn(&Tensor) -> Tensor, _, _) = match spec.meta_set {
         MetaSet::Train => (&train_rows, &data.train_y, &data.train_labels[..]),
         MetaSet::Validation => (&val_rows, &data.val_y, &val_labels[..]),
@@ -190,9 +261,10 @@ fn train_meta(
         meta_y,
         meta_labels,
         counts: &data.class_counts,
-        features: (frozen.width, frozen.val.kind(), frozen.val.device()),
+        features: (frozen.width, frozen.kind.0, frozen.kind.1),
     };
-    let splits = Splits { val: (&frozen.val, &data.val_y), test: (&frozen.test, &data.test_y) };
+    let (val, test) = (frozen.val_split(data), frozen.test_split(data));
+    let splits = Splits { val: (&val, &data.val_y), test: (&test, &data.test_y) };
     let mut best = select::Best::new(stage2.selection);
     let (vs, linear, outcome) =
         bilevel::train(stage2, spec, &input, seeds, (&splits, &mut best), progress)?;
@@ -223,7 +295,8 @@ fn tau_norm(fixed: Option<f64>, frozen: &Frozen, data: &RunData) -> Trained {
     let tau = fixed.unwrap_or_else(|| {
         let mut best = (f64::NEG_INFINITY, 0.0);
         for tau in tau_grid() {
-            let score = evaluate::top1(tau_norm_logits(weight, tau), &frozen.val, &data.val_y);
+            let score =
+                evaluate::top1(tau_norm_logits(weight, tau), &frozen.val_split(data), &data.val_y);
             if score > best.0 {
                 best = (score, tau);
             }
@@ -249,8 +322,13 @@ fn finish(
     tau: Option<f64>,
 ) -> Trained {
     Trained {
-        evaluation: evaluate::evaluate(&logits, &frozen.test, &data.test_y, &data.class_counts),
-        validation_top1: evaluate::top1(&logits, &frozen.val, &data.val_y),
+        evaluation: evaluate::evaluate(
+            &logits,
+            &frozen.test_split(data),
+            &data.test_y,
+            &data.class_counts,
+        ),
+        validation_top1: evaluate::top1(&logits, &frozen.val_split(data), &data.val_y),
         iterations: 0,
         selected_iteration: 0,
         final_train_loss: None,
@@ -284,14 +362,27 @@ fn frozen(
         }
         Classifier::Cosine { .. } => None,
     };
+    let train_bn = mode == Features::AugmentedTrainBn;
+    let val = (!train_bn).then(|| eval_features(&network, &data.val_x));
+    let kind = {
+        let _guard = tch::no_grad_guard();
+        let one = network.backbone.features(
+            &data.val_x.rows(&Tensor::from_slice(&[0i64]).to_device(device)),
+            Phase::Eval,
+        );
+        (one.kind(), one.device())
+    };
+    let augmented = matches!(mode, Features::Augmented | Features::AugmentedTrainBn);
     Ok(Frozen {
         train: (mode == Features::Cached).then(|| eval_features(&network, &data.train_x)),
-        val: eval_features(&network, &data.val_x),
-        test: eval_features(&network, &data.test_x),
+        val,
+        test: (!train_bn).then(|| eval_features(&network, &data.test_x)),
+        kind,
+        train_bn,
         linear,
         width: network.backbone.feature_dim(),
         network,
-        augment: (mode == Features::Augmented).then(|| {
+        augment: augmented.then(|| {
             (stage1.augment.clone(), RefCell::new(ChaCha8Rng::seed_from_u64(seeds.augment)))
         }),
     })
@@ -305,4 +396,116 @@ fn eval_features(network: &Network, x: &Inputs) -> Tensor {
         chunks.push(network.backbone.features(&chunk, Phase::Eval));
     });
     Tensor::cat(&chunks, 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::augment::AugmentSpec;
+    use crate::data::autoaugment::Policy;
+    use crate::data::ValidationInfo;
+    use crate::loss::LossSpec;
+    use crate::matrix::{Length, Optimizer, Schedule};
+    use crate::model::{ClassifierSpec, ModelSpec};
+    use crate::sampler::SamplerSpec;
+    use crate::seed::Seed;
+    use crate::vocab::Selection;
+    use rand::{Rng, SeedableRng};
+    use tch::Kind;
+
+    /// Random CIFAR-shaped run data (24 training, 10 validation and 10 test images).
+    fn data() -> RunData {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut images = |n: i64| {
+            let bytes: Vec<f32> =
+                (0..n * 3 * 32 * 32).map(|_| f32::from(rng.gen::<u8>()) / 255.0).collect();
+            let mean = Tensor::from_slice(&crate::data::cifar::MEAN).view([1, 3, 1, 1]);
+            let std = Tensor::from_slice(&crate::data::cifar::STD).view([1, 3, 1, 1]);
+            Inputs::Memory((Tensor::from_slice(&bytes).view([n, 3, 32, 32]) - mean) / std)
+        };
+        let labels = |n: i64| Tensor::arange(n, (Kind::Int64, Device::Cpu)).remainder(10);
+        RunData {
+            train_x: images(24),
+            train_y: labels(24),
+            train_labels: (0..24).map(|i| i % 10).collect(),
+            val_x: images(10),
+            val_y: labels(10),
+            test_x: images(10),
+            test_y: labels(10),
+            class_counts: vec![3, 3, 3, 3, 2, 2, 2, 2, 2, 2],
+            indices_sha256: String::new(),
+            validation: ValidationInfo {
+                per_class: 1,
+                from_training: 0,
+                indices_sha256: String::new(),
+            },
+        }
+    }
+
+    fn stage1() -> Settings {
+        Settings {
+            model: ModelSpec::Resnet32,
+            classifier: ClassifierSpec::Linear,
+            loss: LossSpec::Softmax,
+            drw: None,
+            sampler: SamplerSpec::Instance,
+            length: Length::Iterations(1),
+            batch_size: 8,
+            optimizer: Optimizer { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: false },
+            schedule: Schedule { warmup: Length::Iterations(0), warmup_start_factor: 1.0 },
+            augment: AugmentSpec::Cifar {
+                padding: 4,
+                policy: Policy::AutoaugmentCifar10,
+                cutout: 16,
+            },
+            selection: Selection::Last,
+            precision: crate::device::Precision::default(),
+            channels_last: false,
+        }
+    }
+
+    /// Test features (eval mode) before and after one stage-2 batch, and the batch's features.
+    fn one_batch(mode: Features, checkpoint: &Path) -> (Tensor, Tensor, Tensor) {
+        let data = data();
+        let seeds = RunSeeds { seed: Seed(1), subset: 1, init: 2, order: 3, augment: 4 };
+        let frozen = frozen(&stage1(), &data, (Device::Cpu, checkpoint), mode, &seeds).unwrap();
+        let features = |f: &Frozen| {
+            let mut chunks = Vec::new();
+            f.test_split(&data).each_chunk(64, &mut |_, c| chunks.push(c));
+            Tensor::cat(&chunks, 0)
+        };
+        let before = features(&frozen);
+        let index = Tensor::arange(16, (Kind::Int64, Device::Cpu));
+        let batch = frozen.train_rows(&data.train_x, &index);
+        (before, features(&frozen), batch)
+    }
+
+    #[test]
+    fn train_mode_batch_norm_moves_the_statistics_and_eval_mode_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = dir.path().join("stage1.ot");
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _network = Network::new(
+            &vs.root(),
+            &ModelSpec::Resnet32,
+            ClassifierSpec::Linear,
+            &[3, 32, 32],
+            10,
+        );
+        vs.save(&checkpoint).unwrap();
+
+        let (before, after, batch) = one_batch(Features::Augmented, &checkpoint);
+        assert!(before.equal(&after), "eval mode left the statistics alone");
+        let (before_bn, after_bn, batch_bn) = one_batch(Features::AugmentedTrainBn, &checkpoint);
+        assert!(before_bn.equal(&before), "same backbone before stage 2");
+        assert!(!after_bn.equal(&before_bn), "one training-mode batch moved the statistics");
+        // Training mode normalises with the batch's own statistics: other features.
+        assert!(!batch_bn.equal(&batch));
+        // Both deterministic.
+        let (_, again, batch_again) = one_batch(Features::AugmentedTrainBn, &checkpoint);
+        assert!(again.equal(&after_bn) && batch_again.equal(&batch_bn));
+        let (_, _, eval_again) = one_batch(Features::Augmented, &checkpoint);
+        assert!(eval_again.equal(&batch));
+    }
 }

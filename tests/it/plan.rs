@@ -319,3 +319,31 @@ fn paper_figures_are_checked() {
     assert!(e.contains("figures[0]: the matrix has no imbalance factor 200"), "{e}");
     plan_ok(&format!("{head}[[figures]]\nkind = \"meta-rates\"\npaper = \"figure3\"\n"));
 }
+
+/// The README's list of differences from the official CIFAR code is the one `balms plan` prints
+/// for the CIFAR Table 2 matrix (`matrix::official`), word for word.
+#[test]
+fn the_readme_lists_the_cifar_matrices_differences_from_the_official_code() {
+    use balms::matrix::official;
+    let plan = Plan::load(&crate::util::root().join("experiments/cifar_lt_table2.toml")).unwrap();
+    let protocol = plan.follows.expect("the CIFAR matrix declares the protocol it follows");
+    let expected = official::markdown(&official::differences(&plan, protocol));
+    let readme = std::fs::read_to_string(crate::util::root().join("README.md")).unwrap();
+    let start = "<!-- differences: official-cifar -->\n";
+    let block = readme
+        .split_once(start)
+        .and_then(|(_, rest)| rest.split_once("<!-- /differences -->"))
+        .map(|(block, _)| block)
+        .expect("README has the differences block");
+    assert_eq!(
+        block.trim(),
+        expected.trim(),
+        "README.md: paste this between the markers:\n{expected}"
+    );
+    // Each CIFAR matrix follows the protocol, with the same list.
+    for file in ["cifar_lt_table5.toml", "cifar10_lt_table8.toml"] {
+        let other = Plan::load(&crate::util::root().join("experiments").join(file)).unwrap();
+        assert_eq!(other.follows, Some(protocol), "{file}");
+        assert_eq!(official::differences(&other, protocol).len(), 4, "{file}");
+    }
+}

@@ -483,3 +483,67 @@ fn balanced_softmax_trains_on_the_scaled_cosine_classifier() {
     let (linear, scaled) = (top1("linear"), top1("scaled"));
     assert!(scaled > 0.65 && scaled > linear - 0.08, "scaled-cosine {scaled}, linear {linear}");
 }
+
+/// `--scale F`: every iteration count times F, under `<matrix>-scaled-<F>`, recorded in the
+/// config and the captions, the same bytes with `--jobs` workers, and never counted as runs of
+/// the matrix itself; the matrix's own `scale` field gives the same runs.
+#[test]
+fn a_scaled_protocol_runs_apart_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "m.toml", &digits_matrix("s", "[1]", 0.05));
+    let (one, two) = (dir.path().join("one"), dir.path().join("two"));
+    let output = run_matrix_with(&path, &one, &["--threads", "1", "--scale", "0.5"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let folder = one.join("s-scaled-0p5");
+    let read = |file: PathBuf| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap()
+    };
+    let run = |root: &Path, method: &str| root.join(format!("digits-lt.if10.{method}/seed-1"));
+    let config = read(run(&folder, "balanced-softmax-dt").join("config.json"));
+    assert_eq!(config["scale"], 0.5);
+    assert_eq!(config["matrix"], "s-scaled-0p5");
+    assert_eq!(config["cell"]["method"]["scheme"]["decoupled"]["iterations"], 30);
+    assert_eq!(read(run(&folder, "balanced-softmax-dt").join("metrics.json"))["iterations"], 30);
+    // 8 epochs become 4.
+    assert_eq!(config["stage1"]["scheme"]["end-to-end"]["length"]["epochs"], 4.0);
+
+    // Workers load the plan again and get the factor: the same bytes.
+    let output = run_matrix_with(&path, &two, &["--threads", "1", "--jobs", "2", "--scale", "0.5"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(metrics_files(&one), metrics_files(&two));
+
+    // The unscaled matrix has no finished run; the scaled report says it is scaled.
+    let paper = dir.path().join("paper");
+    let (m, r, p) = (path.to_str().unwrap(), one.to_str().unwrap(), paper.to_str().unwrap());
+    let output = crate::util::run(&["report", m, "--results", r, "--paper", p]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let unscaled = std::fs::read_to_string(paper.join("s.md")).unwrap();
+    assert!(!unscaled.contains("Scaled protocol") && unscaled.contains("not run"), "{unscaled}");
+    let output = crate::util::run(&["report", m, "--results", r, "--paper", p, "--scale", "0.5"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let scaled = std::fs::read_to_string(paper.join("s-scaled-0p5.md")).unwrap();
+    assert!(scaled.contains("**Scaled protocol.** Every iteration count is 0.5 times"), "{scaled}");
+    assert!(!scaled.contains("not run"), "{scaled}");
+
+    // `scale = 0.5` in the matrix: the same plan name, the same runs.
+    let text = digits_matrix("s", "[1]", 0.05).replace("seeds = [1]", "seeds = [1]\nscale = 0.5");
+    let in_file = matrix(dir.path(), "in-file.toml", &text);
+    let output = crate::util::run(&["plan", in_file.to_str().unwrap()]);
+    let plan = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        plan.starts_with("matrix `s-scaled-0p5`\n  scaled protocol: every iteration count x 0.5"),
+        "{plan}"
+    );
+    let output = run_matrix_with(&in_file, &one, &["--threads", "1"]);
+    assert!(stderr(&output).contains("3 already finished") || output.status.success());
+    assert_eq!(metrics_files(&one), metrics_files(&two));
+
+    // A factor that is not positive is refused, naming the option.
+    let output = run_matrix_with(&path, &one, &["--scale", "0"]);
+    assert!(!output.status.success());
+    assert!(
+        stderr(&output).contains("`--scale`: `scale` = 0 must be a positive number"),
+        "{}",
+        stderr(&output)
+    );
+}
