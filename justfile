@@ -80,12 +80,19 @@ jpeg-tree: build
     if [ -e data/fashion-mnist-lt-jpeg/FashionMNIST_LT_test.txt ]; then exit 0; fi
     {{bin}} jpeg-tree --out data/fashion-mnist-lt-jpeg || echo "no JPEG tree: Fashion-MNIST is missing (see \`just data\`)" >&2
 
+# Fashion-MNIST in CIFAR-10's binary layout for the CIFAR-protocol stand-in (`fashion-mnist-cifar-lt`).
+cifar-tree: build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -e data/fashion-mnist-cifar/cifar-10-batches-bin/test_batch.bin ]; then exit 0; fi
+    {{bin}} cifar-tree --out data/fashion-mnist-cifar || echo "no CIFAR-format tree: Fashion-MNIST is missing (see \`just data\`)" >&2
+
 # Run every matrix whose data is present (reusing finished runs in results/), regenerate paper/.
-reproduce *ARGS: data build jpeg-tree
+reproduce *ARGS: data build jpeg-tree cifar-tree
     {{bin}} reproduce {{ARGS}}
 
 # Recompute everything in scratch/ and report where it differs from results/.
-reproduce-from-scratch: data build jpeg-tree
+reproduce-from-scratch: data build jpeg-tree cifar-tree
     rm -rf scratch
     {{bin}} reproduce --scratch scratch
 

@@ -24,7 +24,7 @@ pub struct CifarTreeArgs {
 pub fn run(args: CifarTreeArgs) -> anyhow::Result<ExitCode> {
     let (train, test) = cifar_tree::write(&DataLocator { data_dir: args.data_dir }, &args.out)?;
     println!(
-        "wrote {} ({train} training and {test} test records of Fashion-MNIST in CIFAR-10's binary layout); run a `cifar10-lt` matrix on them with `--data-dir {}`",
+        "wrote {} ({train} training and {test} test records of Fashion-MNIST in CIFAR-10's binary layout); the `fashion-mnist-cifar-lt` dataset reads them from there (or a `cifar10-lt` matrix with `--data-dir {}`)",
         args.out.join(cifar_tree::FOLDER).display(),
         args.out.display()
     );

@@ -30,6 +30,15 @@ pub enum DatasetSpec {
         detailed_message = "cifar100-lt { imbalance = [200, 100, 50, 10] }"
     )]
     Cifar100Lt(Imbalances),
+    /// Fashion-MNIST in CIFAR-10's binary layout (`balms cifar-tree`: 32 x 32 RGB, 5,000 training
+    /// images per class), read by the CIFAR loader; `n_max` 5,000. A stand-in that runs the CIFAR
+    /// protocol end to end on real images, under its own name so that its results never pass
+    /// for CIFAR's.
+    #[strum(
+        message = "Fashion-MNIST in CIFAR-10's binary layout (`balms cifar-tree`)",
+        detailed_message = "fashion-mnist-cifar-lt { imbalance = [100] }"
+    )]
+    FashionMnistCifarLt(Imbalances),
     /// Fashion-MNIST-LT (IDX); `n_max` 6,000.
     #[strum(
         message = "Fashion-MNIST-LT (IDX)",
@@ -125,6 +134,7 @@ impl DatasetSpec {
         match self {
             DatasetSpec::Cifar10Lt(i) => (DatasetKind::Cifar10Lt, &i.imbalance),
             DatasetSpec::Cifar100Lt(i) => (DatasetKind::Cifar100Lt, &i.imbalance),
+            DatasetSpec::FashionMnistCifarLt(i) => (DatasetKind::FashionMnistCifarLt, &i.imbalance),
             DatasetSpec::FashionMnistLt(i) => (DatasetKind::FashionMnistLt, &i.imbalance),
             DatasetSpec::MnistLt(i) => (DatasetKind::MnistLt, &i.imbalance),
             DatasetSpec::DigitsLt(i) => (DatasetKind::DigitsLt, &i.imbalance),
@@ -159,6 +169,9 @@ pub enum DatasetKind {
     Cifar10Lt,
     /// CIFAR-100-LT: 100 classes (fine labels), 3x32x32, `n_max` 500.
     Cifar100Lt,
+    /// Fashion-MNIST in CIFAR-10's binary layout (`balms cifar-tree`): 10 classes, 3x32x32,
+    /// `n_max` 5,000.
+    FashionMnistCifarLt,
     /// ImageNet-LT from OLTR's lists: 1,000 classes, `n_max` 1,280, imbalance 256; with its crop
     /// and resize.
     ImagenetLt(ImageSize),
@@ -335,6 +348,20 @@ impl DatasetKind {
                 ),
                 hint: "download `cifar-100-binary.tar.gz` from https://www.cs.toronto.edu/~kriz/cifar.html and unpack it under the data dir (`cifar-100-binary/`)",
                 test_images: TestImages::Balanced(100),
+            },
+            DatasetKind::FashionMnistCifarLt => Descriptor {
+                name: "fashion-mnist-cifar-lt",
+                classes: 10,
+                n_max: 5000,
+                input_shape: vec![3, 32, 32],
+                source: folder(
+                    &["fashion-mnist-cifar/cifar-10-batches-bin"],
+                    &["data/fashion-mnist-cifar/cifar-10-batches-bin"],
+                    &["test_batch.bin", "batches.meta"],
+                    Format::Cifar(Cifar::Ten),
+                ),
+                hint: "`balms cifar-tree` writes it from Fashion-MNIST to `data/fashion-mnist-cifar/cifar-10-batches-bin` (`just data` does)",
+                test_images: TestImages::Balanced(1000),
             },
             DatasetKind::FashionMnistLt => Descriptor {
                 name: "fashion-mnist-lt",

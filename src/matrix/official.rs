@@ -68,7 +68,7 @@ fn official_cifar(plan: &Plan) -> Vec<Difference> {
     let mut out = vec![
         difference(
             "learning-rate schedule",
-            "steps every iteration (warm-up over the first 800 iterations, then cosine to 0; stage 2 cosine from the start)",
+            "steps every iteration (linear warm-up over its warm-up iterations, 800 in the CIFAR configs, then cosine to 0; stage 2 cosine from the start)",
             "steps once per epoch: warm-up epochs = ceil(800 / loader length), 32 at CIFAR-10-LT IF 100, and the last epoch runs at lr 0 (`run_networks.py`, `CosineAnnealingLRWarmup`)",
         ),
         difference(
