@@ -61,6 +61,7 @@ bench: bench-setup build data
     {{bin}} bench --python .venv-ref/bin/python --precision bf16-autocast --channels-last --workloads resnet32-cifar --out results/bench/cpu-bf16-channels-last
     {{bin}} bench --throughput bench/throughput.toml --out results/bench/throughput
     {{bin}} bench-decode --python .venv-ref/bin/python --out results/bench/decode
+    {{bin}} bench-augment --python .venv-ref/bin/python --out results/bench/augment
     cargo bench --bench stage2_meta
 
 # On a GPU machine with PyTorch 2.11.0 (CUDA) and a balms binary built elsewhere: the device check

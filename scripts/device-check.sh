@@ -8,13 +8,17 @@
 #   bench-{bf16,cl,bf16-cl}.{json,md}   ResNet-32 again with bf16 autocast, channels-last, both
 #   stage2.md              one BALMS stage 2 (and its plain Balanced Softmax + DT baseline) on
 #                          Fashion-MNIST-LT IF 100: top-1 beside the committed CPU results, seconds
+#   cifar-protocol.md      the CIFAR protocol unscaled for one method and seed: ResNet-32, 13,000
+#                          iterations with the official augmentation on Fashion-MNIST in CIFAR's
+#                          format (bench/device_cifar.toml), top-1, seconds, images per second
 #   stage2-meta-cuda.md    the Meta Sampler's iteration cost against a plain stage-2 iteration
 #                          (the stage2_meta bench binary built here, run there), both draws, two
 #                          sizes; skipped with a warning when no bench binary is there
 # Environment: BALMS (binary, default target/release/balms), TORCH_LIB (libtorch folder, default
 # that of `python3 -c 'import torch'`), BALMS_DATA (Fashion-MNIST folder), PYTHON (default python3),
-# DEVICE (cuda; `cpu` dry-runs the script with short timings), THREADS (default 8), PARTS (default
-# "bench stage2 meta": which parts to run; a partial run logs to log-<parts>.txt), BENCH (the
+# DEVICE (cuda; `cpu` dry-runs the script with short timings and the CIFAR part at --scale 0.002),
+# THREADS (default 8), PARTS (default "bench stage2 cifar meta": which parts to run; a partial run
+# logs to log-<parts>.txt), BENCH (the
 # stage2_meta bench binary, default the newest target/release/deps/stage2_meta-*; build it with
 # `cargo bench --bench stage2_meta --no-run`).
 set -euo pipefail
@@ -24,10 +28,10 @@ balms=${BALMS:-target/release/balms}
 python=${PYTHON:-python3}
 device=${DEVICE:-cuda}
 threads=${THREADS:-8}
-parts=${PARTS:-bench stage2 meta}
+parts=${PARTS:-bench stage2 cifar meta}
 mkdir -p "$out"
 log="$out/log.txt"
-if [ "$parts" != "bench stage2 meta" ]; then log="$out/log-${parts// /-}.txt"; fi
+if [ "$parts" != "bench stage2 cifar meta" ]; then log="$out/log-${parts// /-}.txt"; fi
 : >"$log"
 say() { echo "$@" | tee -a "$log"; }
 
@@ -94,6 +98,35 @@ print(f"\nprovenance: {json.dumps(config['provenance'])}")
 EOF
 cat "$out/stage2.md" | tee -a "$log"
 rm -rf "$results"
+fi
+if [[ " $parts " == *" cifar "* ]]; then
+say "== the CIFAR protocol unscaled: Softmax, seed 1, Fashion-MNIST in CIFAR's format, IF 100"
+data=$(mktemp -d)
+"$balms" cifar-tree --out "$data" ${BALMS_DATA:+--data-dir "$BALMS_DATA"} 2>&1 | tee -a "$log"
+results=$(mktemp -d)
+scale=()
+if [ "$device" != cuda ]; then scale=(--scale 0.002); fi
+"$balms" run bench/device_cifar.toml --device "$device" --threads "$threads" --no-progress \
+    --data-dir "$data" --results "$results" "${scale[@]}" 2>&1 | tee -a "$log"
+"$python" - "$results" "$device" >"$out/cifar-protocol.md" <<'EOF'
+import json, pathlib, sys
+
+results, device = pathlib.Path(sys.argv[1]), sys.argv[2]
+run = next(results.glob("device-cifar*/fashion-mnist-cifar-lt.if100.softmax/seed-1"))
+metrics = json.loads((run / "metrics.json").read_text())
+config = json.loads((run / "config.json").read_text())
+end = [json.loads(l) for l in (run / "log.jsonl").read_text().splitlines()]
+seconds = next(e["seconds"] for e in end if e["type"] == "end")
+images = metrics["iterations"] * 512
+print(f"# The CIFAR protocol on {device}: Softmax, seed 1 (Fashion-MNIST in CIFAR's format, IF 100)\n")
+print("| matrix | iterations | top-1 | seconds | training images per second |")
+print("|---|---:|---:|---:|---:|")
+print(f"| {config['matrix']} | {metrics['iterations']} | {metrics['top1'] * 100:.2f} | {seconds:.1f} | {images / seconds:.0f} |")
+print("\nThe seconds include loading, augmentation (on the CPU), training and the test evaluation.")
+print(f"\nprovenance: {json.dumps(config['provenance'])}")
+EOF
+cat "$out/cifar-protocol.md" | tee -a "$log"
+rm -rf "$results" "$data"
 fi
 if [[ " $parts " == *" meta "* ]]; then
 say "== the Meta Sampler's iteration cost"

@@ -10,6 +10,8 @@
 //! divergence; the official CIFAR code logs `loss.item()`), so both synchronise with the device
 //! once per iteration.
 
+pub mod augment;
+pub mod cost;
 pub mod decode;
 
 use std::path::{Path, PathBuf};

@@ -2,6 +2,7 @@
 //! arguments (`<Verb>Args`) and its body (`run`), a thin wrapper over the library.
 
 mod bench;
+mod bench_augment;
 mod bench_decode;
 mod check;
 mod cifar_tree;
@@ -60,6 +61,9 @@ pub enum Command {
     /// JPEG decoding + ImageNet-LT transforms against torchvision's on the same files, as ratios
     /// (per core and with every core).
     BenchDecode(bench_decode::BenchDecodeArgs),
+    /// The official CIFAR training transform (AutoAugment policy, Cutout) against torchvision +
+    /// PIL on the same images, as ratios.
+    BenchAugment(bench_augment::BenchAugmentArgs),
     /// Check the paper's theory numerically (Theorem 1, the bound's margins, over-balance, the
     /// toy of Figure 5); writes paper/theory/.
     Theory(theory::TheoryArgs),
@@ -87,6 +91,7 @@ pub fn main() -> anyhow::Result<ExitCode> {
         Command::CifarTree(args) => cifar_tree::run(args),
         Command::Bench(args) => bench::run(&args),
         Command::BenchDecode(args) => bench_decode::run(args),
+        Command::BenchAugment(args) => bench_augment::run(args),
         Command::Theory(args) => theory::run(args),
         Command::Slurm(args) => slurm::run(args),
         Command::Worker(args) => run::worker(&args),

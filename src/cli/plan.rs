@@ -20,6 +20,17 @@ pub struct PlanArgs {
     /// The scaled protocol of `balms run --scale F` (every iteration count times F).
     #[arg(long, value_name = "F")]
     scale: Option<f64>,
+    /// Also project the matrix's wall time on this machine: each distinct workload is trained
+    /// for a few iterations on random data of its dataset's shape through the real training
+    /// paths, and every run priced from those timings (`bench::cost`; takes seconds to minutes).
+    #[arg(long)]
+    cost: bool,
+    /// Device the projection is measured on.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: crate::device::DeviceChoice,
+    /// Intra-op CPU threads the projection is measured with (as `balms run --threads`).
+    #[arg(long, default_value_t = 2)]
+    threads: i32,
 }
 
 /// Prints each file's plan, then its image-list statistics.
@@ -33,6 +44,12 @@ pub fn run(args: PlanArgs) -> anyhow::Result<ExitCode> {
         let plan = super::run::load_scaled(&file, args.scale)?;
         print!("{}", plan.render());
         print!("{}", list_statistics(&plan, &locator));
+        if args.cost {
+            anyhow::ensure!(args.threads >= 1, "`--threads` must be at least 1");
+            tch::set_num_threads(args.threads);
+            let device = crate::device::resolve(args.device)?;
+            print!("{}", crate::bench::cost::project(&plan, device, args.threads)?.render());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
