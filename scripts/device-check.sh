@@ -102,7 +102,7 @@ fi
 if [[ " $parts " == *" cifar "* ]]; then
 say "== the CIFAR protocol unscaled: Softmax, seed 1, Fashion-MNIST in CIFAR's format, IF 100"
 data=$(mktemp -d)
-"$balms" cifar-tree --out "$data" ${BALMS_DATA:+--data-dir "$BALMS_DATA"} 2>&1 | tee -a "$log"
+"$balms" cifar-tree --out "$data/fashion-mnist-cifar" ${BALMS_DATA:+--data-dir "$BALMS_DATA"} 2>&1 | tee -a "$log"
 results=$(mktemp -d)
 scale=()
 if [ "$device" != cuda ]; then scale=(--scale 0.002); fi
