@@ -293,10 +293,11 @@ pub struct RunSeeds {
     pub augment: u64,
 }
 
-/// A scale factor as a name part: `0.02` as `0p02`.
+/// A scale factor as a name part, to 6 significant digits: `0.02` as `0p02`.
 #[must_use]
 pub fn scale_label(factor: f64) -> String {
-    format!("{factor}").replace('.', "p")
+    let digits: f64 = format!("{factor:.5e}").parse().expect("a number");
+    format!("{digits}").replace('.', "p")
 }
 
 /// Stream names, so the plan and the trainer cannot disagree.
@@ -437,17 +438,23 @@ impl Plan {
     }
 
     /// A scaled protocol: every training length, warm-up and stage-2 iteration count multiplied by
-    /// `factor` (rounded, at least 1 iteration; epochs scaled as fractions), for smoke runs and
-    /// stand-ins. The name gains `-scaled-<factor>` (`0.02` as `0p02`), so scaled runs have
-    /// their own results folder and report and never count as runs of the unscaled matrix; the
-    /// factor is recorded in every run's `config.json` and shown in every report caption.
-    /// Scaling twice multiplies the factors (the name carries the product).
+    /// `factor` (iterations rounded, at least 1; epochs as fractions, a training length at least
+    /// 1 epoch), for smoke runs and stand-ins. The name gains `-scaled-<factor>` (`0.02` as
+    /// `0p02`), so scaled runs have their own results folder and report and never count as runs
+    /// of the unscaled matrix; the factor is recorded in every run's `config.json` and shown in
+    /// every report caption.
     ///
     /// # Errors
-    /// A factor that is not finite and positive.
+    /// A factor that is not finite and positive, or a plan already scaled (a matrix's `scale`
+    /// and `--scale` together: rounding twice would not give the product's counts).
     pub fn scale_by(&mut self, factor: f64) -> Result<(), String> {
         if !(factor.is_finite() && factor > 0.0) {
             return Err(format!("`scale` = {factor} must be a positive number"));
+        }
+        if let Some(earlier) = self.scale {
+            return Err(format!(
+                "the matrix is already scaled by {earlier} (its `scale`); scale it once: change its `scale` or remove it and pass `--scale`"
+            ));
         }
         #[expect(
             clippy::cast_possible_truncation,
@@ -460,31 +467,21 @@ impl Plan {
             }
             (f64::from(n) * factor).round().clamp(1.0, f64::from(u32::MAX)) as u32
         };
-        let length = |l: Length| match l {
-            Length::Epochs(e) => Length::Epochs(e * factor),
+        let length = |l: Length, at_least: f64| match l {
+            Length::Epochs(e) => Length::Epochs((e * factor).max(at_least.min(e))),
             Length::Iterations(i) => Length::Iterations(times(i)),
         };
         for method in &mut self.methods {
             match &mut method.scheme {
                 Scheme::EndToEnd(s) => {
-                    s.length = length(s.length);
-                    s.schedule.warmup = length(s.schedule.warmup);
+                    s.length = length(s.length, 1.0);
+                    s.schedule.warmup = length(s.schedule.warmup, 0.0);
                 }
                 Scheme::Decoupled(s) => s.iterations = times(s.iterations),
             }
         }
-        let (base, total) = match self.scale {
-            Some(earlier) => {
-                let suffix = format!("-scaled-{}", scale_label(earlier));
-                (
-                    self.name.strip_suffix(&suffix).unwrap_or(&self.name).to_string(),
-                    earlier * factor,
-                )
-            }
-            None => (self.name.clone(), factor),
-        };
-        self.name = format!("{base}-scaled-{}", scale_label(total));
-        self.scale = Some(total);
+        self.name = format!("{}-scaled-{}", self.name, scale_label(factor));
+        self.scale = Some(factor);
         Ok(())
     }
 

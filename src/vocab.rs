@@ -129,10 +129,10 @@ pub enum Features {
     /// As the official code runs stage 2 (`run_networks.py`): every batch recomputed from inputs
     /// augmented with stage 1's `augment`, through the frozen backbone in *training* mode, so
     /// batch norm normalises with the batch's statistics and its running statistics keep moving
-    /// (also with the Meta Sampler's meta batches, not augmented); validation, selection and test
-    /// use the moved statistics. Only the weights are frozen. Needs a stage 1 with an
-    /// augmentation and `selection = "last"` (a kept checkpoint would not carry the moved
-    /// statistics).
+    /// (also with the Meta Sampler's meta batches); validation and test use the moved statistics.
+    /// Only the weights are frozen. Needs a stage 1 with an augmentation and `selection = "last"`
+    /// (a kept checkpoint would not carry the moved statistics); post-hoc classifiers, which train
+    /// nothing, use cached features.
     #[strum(
         message = "per batch, from stage 1's augmentation, batch norm in training mode (running statistics move), as the official code"
     )]

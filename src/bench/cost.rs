@@ -8,7 +8,7 @@
 //! `W` and for `W + K` iterations, after one untimed run that warms the process up: the slope is the
 //! seconds per iteration, the intercept the fixed cost (building the model, caching features, the
 //! test evaluation on a test set of the dataset's size). A run is priced at `intercept + iterations
-//! x slope`; a stage-2 run whose stage 1 is not trained yet also pays for it. Workloads are timed at
+//! x slope` (a stage-2 run reuses its stage-1 run, priced as a cell of its own). Workloads are timed at
 //! a dataset's first imbalance factor and priced at the others with the same numbers. Image-list
 //! datasets are not priced (their cost is decoding; `just bench` measures it).
 

@@ -16,7 +16,7 @@ use super::cifar;
 #[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage)]
 #[strum(serialize_all = "kebab-case")]
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub enum AugmentSpec {
     /// No augmentation.
     #[strum(message = "no augmentation")]
@@ -168,32 +168,47 @@ pub fn cifar_image(
     (out, hole)
 }
 
+/// The pool the CIFAR transform runs on: as many threads as libtorch's intra-op threads when first
+/// used (the run's `--threads`, so `--jobs` workers do not each take every core).
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1).max(1);
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool")
+    })
+}
+
 /// The official CIFAR training transform of a normalised batch `[B, 3, H, W]`: each image from its
-/// own stream (`seed`, stream = position in the batch), in parallel on the CPU, whatever the
-/// number of threads; the result normalised again on the batch's device.
+/// own stream (`seed`, stream = position in the batch), in parallel on the CPU (the caller's rayon
+/// pool, else [`pool`]), the same bytes whatever the number of threads; the result normalised
+/// again on the batch's device.
 fn cifar_transform(batch: &Tensor, spec: (usize, Policy, usize), seed: u64) -> Tensor {
     let (images, channels, h, w) = batch.size4().expect("image batch");
     assert_eq!(channels, 3, "the CIFAR transform takes RGB images");
     let (hu, wu) = (usize::try_from(h).expect("fits"), usize::try_from(w).expect("fits"));
     let bytes = cifar_bytes(batch);
     let plane = hu * wu;
-    let done: Vec<(Vec<u8>, Vec<u8>)> = bytes
-        .par_chunks_exact(3 * plane)
-        .enumerate()
-        .map(|(i, pixels)| {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(i as u64);
-            let image = Rgb { width: wu, height: hu, pixels: pixels.to_vec() };
-            let (out, hole) = cifar_image(&image, spec, &mut rng);
-            let mut keep = vec![1u8; plane];
-            if let Some((y0, y1, x0, x1)) = hole {
-                for y in y0..y1 {
-                    keep[y * wu + x0..y * wu + x1].fill(0);
+    let work = || -> Vec<(Vec<u8>, Vec<u8>)> {
+        bytes
+            .par_chunks_exact(3 * plane)
+            .enumerate()
+            .map(|(i, pixels)| {
+                let mut rng = ChaCha8Rng::seed_from_u64(seed);
+                rng.set_stream(i as u64);
+                let image = Rgb { width: wu, height: hu, pixels: pixels.to_vec() };
+                let (out, hole) = cifar_image(&image, spec, &mut rng);
+                let mut keep = vec![1u8; plane];
+                if let Some((y0, y1, x0, x1)) = hole {
+                    for y in y0..y1 {
+                        keep[y * wu + x0..y * wu + x1].fill(0);
+                    }
                 }
-            }
-            (out.pixels, keep)
-        })
-        .collect();
+                (out.pixels, keep)
+            })
+            .collect()
+    };
+    // Inside a caller's pool (a benchmark, a test), that pool; else the run's.
+    let done = if rayon::current_thread_index().is_some() { work() } else { pool().install(work) };
     let pixels: Vec<u8> = done.iter().flat_map(|(p, _)| p.iter().copied()).collect();
     let keep: Vec<u8> = done.iter().flat_map(|(_, k)| k.iter().copied()).collect();
     let device = batch.device();

@@ -360,7 +360,7 @@ impl DatasetKind {
                     &["test_batch.bin", "batches.meta"],
                     Format::Cifar(Cifar::Ten),
                 ),
-                hint: "`balms cifar-tree` writes it from Fashion-MNIST to `data/fashion-mnist-cifar/cifar-10-batches-bin` (`just cifar-tree` and `just reproduce` do)",
+                hint: "`balms cifar-tree --out <data dir>/fashion-mnist-cifar` writes it from Fashion-MNIST as `<data dir>/fashion-mnist-cifar/cifar-10-batches-bin/` (`just cifar-tree` and `just reproduce` write it under `data/`)",
                 test_images: TestImages::Balanced(1000),
             },
             DatasetKind::FashionMnistLt => Descriptor {

@@ -1,6 +1,7 @@
 //! Stage 2 of decoupled training on a frozen stage-1 backbone: its features are computed in
 //! evaluation mode, once (`features = "cached"`, the default) or for every batch (`per-batch`,
-//! `augmented`), then a classifier is trained on them (a fresh one, cRT; or learned per-class
+//! `augmented`), or for every batch in training mode as the official code (`augmented-train-bn`,
+//! batch norm's statistics moving), then a classifier is trained on them (a fresh one, cRT; or learned per-class
 //! scales of the stage-1 classifier, LWS), or the stage-1 classifier is adjusted post hoc
 //! (tau-normalisation, logit adjustment).
 
@@ -137,7 +138,9 @@ pub fn stage2(
     checkpoint: &Path,
     progress: &mut dyn Progress,
 ) -> Result<Trained, TrainError> {
-    let frozen = frozen(stage1, data, (device, checkpoint), stage2.features, seeds)?;
+    // A post-hoc adjustment trains nothing, so nothing moves batch norm: cached features.
+    let features = if stage2.classifier.is_post_hoc() { Features::Cached } else { stage2.features };
+    let frozen = frozen(stage1, data, (device, checkpoint), features, seeds)?;
     match &stage2.classifier {
         Stage2Classifier::Retrain if stage2.sampler.meta().is_some() => {
             train_meta(stage2, &frozen, data, seeds, progress)
