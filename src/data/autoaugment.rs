@@ -257,25 +257,13 @@ impl Op {
 fn blend(degenerate: &Rgb, image: &Rgb, factor: f64) -> Rgb {
     #[expect(clippy::cast_possible_truncation, reason = "Pillow takes the factor as a C float")]
     let alpha = factor as f32;
-    let inside = (0.0..=1.0).contains(&alpha);
+    // Pillow clips only outside [0, 1], where the value can leave 0..=255; inside, clipping
+    // changes nothing.
     let pixels = degenerate
         .pixels
         .iter()
         .zip(&image.pixels)
-        .map(|(&a, &b)| {
-            let v = f32::from(a) + alpha * (f32::from(b) - f32::from(a));
-            #[expect(clippy::cast_possible_truncation, reason = "C's (UINT8) of a float")]
-            #[expect(clippy::cast_sign_loss, reason = "clipped or between two bytes")]
-            if inside {
-                v as u8
-            } else if v <= 0.0 {
-                0
-            } else if v >= 255.0 {
-                255
-            } else {
-                v as u8
-            }
-        })
+        .map(|(&a, &b)| clip8(f64::from(f32::from(a) + alpha * (f32::from(b) - f32::from(a)))))
         .collect();
     Rgb { pixels, ..*image }
 }
@@ -301,7 +289,7 @@ fn smooth(image: &Rgb) -> Rgb {
                 sum += row(y + 1, k);
                 sum += row(y, centre);
                 sum += row(y - 1, k);
-                clip8(sum)
+                clip8(f64::from(sum))
             });
             out.put(x, y, value);
         }
@@ -309,8 +297,10 @@ fn smooth(image: &Rgb) -> Rgb {
     out
 }
 
-/// Pillow's `clip8` of a float: 0 below, 255 above, truncated between.
-fn clip8(v: f32) -> u8 {
+/// Pillow's clipping of a computed value to a byte: 0 below, 255 above, truncated between
+/// (`clip8` in `Filter.c`, and the same tests in `Blend.c` and the bicubic filter). Single-precision
+/// values convert to `f64` exactly, so one function serves both.
+fn clip8(v: f64) -> u8 {
     #[expect(clippy::cast_possible_truncation, reason = "clipped to a byte")]
     #[expect(clippy::cast_sign_loss, reason = "clipped to a byte")]
     if v <= 0.0 {
@@ -481,16 +471,7 @@ fn bicubic(image: &Rgb, xs: f64, ys: f64) -> [u8; 3] {
             let r = y0 + int(j);
             rows[j] = if (0..height).contains(&r) { row(clamp(r, height)) } else { rows[j - 1] };
         }
-        let v = cubic(rows, dy);
-        #[expect(clippy::cast_possible_truncation, reason = "clipped to a byte")]
-        #[expect(clippy::cast_sign_loss, reason = "clipped to a byte")]
-        if v <= 0.0 {
-            0
-        } else if v >= 255.0 {
-            255
-        } else {
-            v as u8
-        }
+        clip8(cubic(rows, dy))
     })
 }
 
