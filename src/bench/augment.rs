@@ -15,7 +15,7 @@ use anyhow::{bail, Context};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 use crate::data::augment::AugmentSpec;
 use crate::data::autoaugment::Policy;
@@ -71,10 +71,8 @@ fn images(options: &AugmentOptions) -> anyhow::Result<Vec<u8>> {
 /// augmentation in a pool of `threads` threads; fastest of `passes`.
 fn balms_rate(bytes: &[u8], count: usize, threads: usize, passes: usize) -> anyhow::Result<f64> {
     let n = i64::try_from(count).expect("fits");
-    let mean = Tensor::from_slice(&cifar::MEAN).view([1, 3, 1, 1]);
-    let std = Tensor::from_slice(&cifar::STD).view([1, 3, 1, 1]);
     let x = Tensor::from_slice(bytes).view([n, 32, 32, 3]).permute([0, 3, 1, 2]);
-    let x = ((x.to_kind(Kind::Float) * (1.0 / 255.0) - mean) / std).contiguous();
+    let x = cifar::normalised(&x).contiguous();
     let batches: Vec<Tensor> = x.split(512, 0);
     let spec = AugmentSpec::Cifar { padding: 4, policy: Policy::AutoaugmentCifar10, cutout: 16 };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;

@@ -144,22 +144,17 @@ fn synthetic(cell: &Cell, counts: &[usize], device: Device) -> RunData {
     let mut rng = Seed(1).rng("cost/synthetic");
     let mut inputs = |n: usize| -> Tensor {
         let per = usize::try_from(shape.iter().product::<i64>()).expect("fits");
-        let values: Vec<f32> = if shape.len() == 3 {
-            // Image bytes normalised as CIFAR's (the `cifar` augmentation recovers the bytes).
-            let (mean, std) = (crate::data::cifar::MEAN, crate::data::cifar::STD);
-            let channel = |i: usize| (i / (per / usize::try_from(shape[0]).expect("fits"))).min(2);
-            (0..n * per)
-                .map(|i| {
-                    let c = channel(i % per);
-                    (f32::from(rng.gen::<u8>()) / 255.0 - mean[c]) / std[c]
-                })
-                .collect()
-        } else {
-            (0..n * per).map(|_| rng.gen::<f32>() - 0.5).collect()
-        };
         let mut full = vec![i64::try_from(n).expect("fits")];
         full.extend_from_slice(&shape);
-        Tensor::from_slice(&values).view(&full[..]).to_device(device)
+        let x = if shape.first() == Some(&3) && shape.len() == 3 {
+            // RGB image bytes normalised as CIFAR's (the `cifar` augmentation recovers them).
+            let bytes: Vec<u8> = (0..n * per).map(|_| rng.gen()).collect();
+            crate::data::cifar::normalised(&Tensor::from_slice(&bytes).view(&full[..]))
+        } else {
+            let values: Vec<f32> = (0..n * per).map(|_| rng.gen::<f32>() - 0.5).collect();
+            Tensor::from_slice(&values).view(&full[..])
+        };
+        x.to_device(device)
     };
     let labels = |per_class: &[usize]| -> Vec<i64> {
         per_class

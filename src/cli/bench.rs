@@ -67,21 +67,16 @@ pub struct BenchArgs {
 
 impl BenchArgs {
     /// `--throughput`: a matrix timed at 1 job x N threads and N jobs x 1 thread.
-    #[expect(clippy::print_stdout, reason = "the command's output")]
     fn throughput(&self, matrix: &Path) -> anyhow::Result<()> {
         let jobs = usize::try_from(self.threads).context("threads")?;
         let settings = [(1, self.threads), (jobs, 1)];
         let rows =
             crate::bench::throughput(matrix, &settings, self.data_dir.as_deref(), &self.scratch)?;
         let markdown = crate::bench::throughput_markdown(matrix, &rows, &crate::bench::utc_date());
-        crate::store::write_json(&self.out.with_extension("json"), &rows)?;
-        crate::store::write_atomic(&self.out.with_extension("md"), markdown.as_bytes())?;
-        print!("{markdown}");
-        Ok(())
+        write_results(&self.out, &rows, &markdown)
     }
 
     /// The workloads timed in balms and the reference.
-    #[expect(clippy::print_stdout, reason = "the command's output")]
     fn workloads(&self) -> anyhow::Result<()> {
         let options = crate::bench::BenchOptions {
             workloads: self.workloads.clone(),
@@ -100,11 +95,24 @@ impl BenchArgs {
         };
         let report = crate::bench::run(&options)?;
         let markdown = report.markdown(&crate::bench::utc_date());
-        crate::store::write_json(&self.out.with_extension("json"), &report)?;
-        crate::store::write_atomic(&self.out.with_extension("md"), markdown.as_bytes())?;
-        print!("{markdown}");
-        Ok(())
+        write_results(&self.out, &report, &markdown)
     }
+}
+
+/// A benchmark's results: `<out>.json` and `<out>.md` written atomically, the Markdown printed.
+///
+/// # Errors
+/// A file that cannot be written, naming it.
+#[expect(clippy::print_stdout, reason = "the command's output")]
+pub(super) fn write_results(
+    out: &Path,
+    json: &impl serde::Serialize,
+    markdown: &str,
+) -> anyhow::Result<()> {
+    crate::store::write_json(&out.with_extension("json"), json)?;
+    crate::store::write_atomic(&out.with_extension("md"), markdown.as_bytes())?;
+    print!("{markdown}");
+    Ok(())
 }
 
 /// Runs the benchmark asked for, writes `<out>.json` and `<out>.md`, prints the table.

@@ -41,16 +41,12 @@ pub struct BenchAugmentArgs {
 ///
 /// # Errors
 /// Fashion-MNIST missing, a failing reference, or a file that cannot be written.
-#[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn run(args: BenchAugmentArgs) -> anyhow::Result<ExitCode> {
     let BenchAugmentArgs { python, script, images, passes, threads, data_dir, scratch, out } = args;
     let locator = DataLocator { data_dir };
     let options = AugmentOptions { images, passes, threads, python, script, scratch, locator };
     let rows = augment::run(&options)?;
-    let json = serde_json::to_string_pretty(&rows)? + "\n";
-    crate::store::write_atomic(&out.with_extension("json"), json.as_bytes())?;
     let text = augment::markdown(&rows, &crate::bench::machine(), images);
-    crate::store::write_atomic(&out.with_extension("md"), text.as_bytes())?;
-    print!("{text}");
+    super::bench::write_results(&out, &rows, &text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -41,16 +41,12 @@ pub struct BenchDecodeArgs {
 ///
 /// # Errors
 /// Fashion-MNIST missing, a failing reference, or a file that cannot be written.
-#[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn run(args: BenchDecodeArgs) -> anyhow::Result<ExitCode> {
     let BenchDecodeArgs { python, script, images, passes, threads, data_dir, scratch, out } = args;
     let locator = DataLocator { data_dir };
     let options = DecodeOptions { images, passes, threads, python, script, scratch, locator };
     let rows = decode::run(&options)?;
-    let json = serde_json::to_string_pretty(&rows)? + "\n";
-    crate::store::write_atomic(&out.with_extension("json"), json.as_bytes())?;
     let text = decode::markdown(&rows, &crate::bench::machine(), images);
-    crate::store::write_atomic(&out.with_extension("md"), text.as_bytes())?;
-    print!("{text}");
+    super::bench::write_results(&out, &rows, &text)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -296,18 +296,11 @@ mod tests {
         assert!(AugmentSpec::None.apply(&x, &mut ChaCha8Rng::seed_from_u64(0)).equal(&x));
     }
 
-    /// CIFAR's normalisation, as the pool applies it, of bytes `[B, 3, H, W]`.
-    fn cifar_normalised(bytes: &Tensor) -> Tensor {
-        let mean = Tensor::from_slice(&cifar::MEAN).view([1, 3, 1, 1]);
-        let std = Tensor::from_slice(&cifar::STD).view([1, 3, 1, 1]);
-        (bytes.to_kind(Kind::Float) * (1.0 / 255.0) - mean) / std
-    }
-
     #[test]
     fn cifar_bytes_come_back_exactly_from_the_normalised_floats() {
         let all = Tensor::arange(256, (Kind::Int64, Device::Cpu)).to_kind(Kind::Uint8);
         let bytes = Tensor::stack(&[&all, &all.flip([0]), &all], 0).view([1, 3, 16, 16]);
-        let back = cifar_bytes(&cifar_normalised(&bytes));
+        let back = cifar_bytes(&cifar::normalised(&bytes));
         let expected = Vec::<u8>::try_from(bytes.permute([0, 2, 3, 1]).flatten(0, -1)).unwrap();
         assert_eq!(back, expected);
     }
@@ -326,7 +319,7 @@ mod tests {
         let run = |spec: &AugmentSpec, threads: usize, seed: u64| {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
             pool.install(|| {
-                let x = cifar_normalised(&Tensor::from_slice(&bytes).view([6, 3, 32, 32]));
+                let x = cifar::normalised(&Tensor::from_slice(&bytes).view([6, 3, 32, 32]));
                 spec.apply(&x, &mut ChaCha8Rng::seed_from_u64(seed))
             })
         };

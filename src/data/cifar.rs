@@ -15,6 +15,14 @@ pub const MEAN: [f32; 3] = [0.4914, 0.4822, 0.4465];
 /// Per-channel standard deviation the official CIFAR code normalises with.
 pub const STD: [f32; 3] = [0.2023, 0.1994, 0.2010];
 
+/// CIFAR images as the pool normalises them: bytes `[N, 3, H, W]` (any integer kind) to
+/// `(x * (1 / 255) - MEAN) / STD` in single precision, `[N, 3, H, W]`.
+pub fn normalised(bytes: &tch::Tensor) -> tch::Tensor {
+    let mean = tch::Tensor::from_slice(&MEAN).view([1, 3, 1, 1]).to_device(bytes.device());
+    let std = tch::Tensor::from_slice(&STD).view([1, 3, 1, 1]).to_device(bytes.device());
+    (bytes.to_kind(tch::Kind::Float) * (1.0 / 255.0) - mean) / std
+}
+
 /// Pixel bytes of one record: the red, green and blue 32 x 32 planes.
 pub const PIXELS: usize = 3 * 32 * 32;
 

@@ -112,16 +112,13 @@ fn official_cifar(plan: &Plan) -> Vec<Difference> {
         "draws every stream from the matrix's seeds: one long-tailed subset per column and seed, shared by every method and by the Meta Sampler's meta set",
         "seeds nothing: Python, NumPy and torch generators unseeded, so each run draws its own subset, and the Meta Sampler's meta set (a second `IMBALANCECIFAR` instance) its own subset of the tail classes",
     ));
-    let augment: Vec<&Method> =
-        end_to_end.iter().filter(|(_, s)| s.augment != OFFICIAL_AUGMENT).map(|(m, _)| *m).collect();
+    let (augment, labels): (Vec<&Method>, std::collections::BTreeSet<String>) = end_to_end
+        .iter()
+        .filter(|(_, s)| s.augment != OFFICIAL_AUGMENT)
+        .map(|(m, s)| (*m, s.augment.label()))
+        .unzip();
     if !augment.is_empty() {
-        let labels: Vec<String> = end_to_end
-            .iter()
-            .filter(|(_, s)| s.augment != OFFICIAL_AUGMENT)
-            .map(|(_, s)| s.augment.label())
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
+        let labels: Vec<String> = labels.into_iter().collect();
         out.push(Difference {
             setting: "augmentation",
             balms: format!("{} for {}", labels.join(", "), names(plan, &augment)),

@@ -367,14 +367,16 @@ fn frozen(
     };
     let train_bn = mode == Features::AugmentedTrainBn;
     let val = (!train_bn).then(|| eval_features(&network, &data.val_x));
-    let kind = {
-        let _guard = tch::no_grad_guard();
-        let one = network.backbone.features(
-            &data.val_x.rows(&Tensor::from_slice(&[0i64]).to_device(device)),
-            Phase::Eval,
-        );
-        (one.kind(), one.device())
-    };
+    // The features' kind and device: from the cached ones, or from one validation image.
+    let kind = val.as_ref().map_or_else(
+        || {
+            let _guard = tch::no_grad_guard();
+            let first = data.val_x.rows(&Tensor::from_slice(&[0i64]).to_device(device));
+            let one = network.backbone.features(&first, Phase::Eval);
+            (one.kind(), one.device())
+        },
+        |v| (v.kind(), v.device()),
+    );
     let augmented = matches!(mode, Features::Augmented | Features::AugmentedTrainBn);
     Ok(Frozen {
         train: (mode == Features::Cached).then(|| eval_features(&network, &data.train_x)),
