@@ -358,7 +358,11 @@ fn settings(workload: Workload, options: &BenchOptions, iterations: u64) -> Sett
         length: Length::Iterations(u32::try_from(iterations).expect("fits")),
         batch_size: options.batch,
         optimizer: Optimizer { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: false },
-        schedule: Schedule { warmup: Length::Iterations(0), warmup_start_factor: 1.0 },
+        schedule: Schedule {
+            warmup: Length::Iterations(0),
+            warmup_start_factor: 1.0,
+            stepping: crate::vocab::Stepping::Iteration,
+        },
         augment: workload.augment(),
         selection: Selection::Last,
         precision: options.precision,

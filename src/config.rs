@@ -190,6 +190,8 @@ pub struct ScheduleWire {
     pub warmup_iterations: Option<u32>,
     /// Learning rate at the start of warm-up as a fraction of `lr` (default 0.5: the paper's 0.05 to 0.1).
     pub warmup_start_factor: Option<f64>,
+    /// Per-iteration stepping (default) or the official code's epoch arithmetic.
+    pub stepping: Option<crate::vocab::Stepping>,
 }
 
 /// Settings of stage 2 of decoupled training (a fresh linear classifier on frozen features).
@@ -211,6 +213,8 @@ pub struct Stage2Wire {
     /// Training features computed once (`cached`, default) or by the backbone for every batch
     /// (`per-batch`, as the official code; for measuring the cache).
     pub features: Option<crate::vocab::Features>,
+    /// Per-iteration stepping (default) or the official code's epoch arithmetic.
+    pub stepping: Option<crate::vocab::Stepping>,
 }
 
 /// Deferred re-weighting: class-balanced weights switched on late in training.

@@ -22,7 +22,7 @@ use crate::loss::LossSpec;
 use crate::model::{ClassifierSpec, ModelSpec};
 use crate::sampler::SamplerSpec;
 use crate::seed::Seed;
-use crate::vocab::{Features, Selection, Stage2Classifier};
+use crate::vocab::{Features, Selection, Stage2Classifier, Stepping};
 
 /// A semantic error in a matrix, naming the file and the field or method.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +84,8 @@ impl Length {
     }
 }
 
-/// Cosine-to-zero schedule with linear warm-up, stepped every iteration.
+/// Cosine-to-zero schedule with linear warm-up, stepped every iteration or, as the official
+/// code, every epoch.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Schedule {
@@ -93,6 +94,10 @@ pub struct Schedule {
     pub warmup: Length,
     /// Learning rate at the start of warm-up, as a fraction of the peak.
     pub warmup_start_factor: f64,
+    /// Per iteration (default; omitted from records, so hashes do not move) or the official
+    /// code's epoch arithmetic (`schedule.stepping`).
+    #[serde(skip_serializing_if = "Stepping::is_iteration")]
+    pub stepping: Stepping,
 }
 
 /// Deferred re-weighting (Cao et al., LDAM-DRW): the loss takes class-balanced weights with
@@ -190,6 +195,10 @@ pub struct Stage2 {
     pub batch_size: u32,
     /// SGD (cosine to zero, no warm-up, as the official stage-2 configs).
     pub optimizer: Optimizer,
+    /// Per iteration (default; omitted from records) or the official code's epoch arithmetic
+    /// (`stage2.stepping`: 2,000 iterations become 1,920 at CIFAR-10-LT IF 100).
+    #[serde(skip_serializing_if = "Stepping::is_iteration")]
+    pub stepping: Stepping,
 }
 
 /// How a method trains.
@@ -711,10 +720,11 @@ fn render_method(out: &mut String, method: &Method) {
             );
             let _ = writeln!(
                 out,
-                "    {}; cosine to 0 after {} of warm-up from {}x",
+                "    {}; cosine to 0 after {} of warm-up from {}x{}",
                 render_sgd(&s.optimizer),
                 s.schedule.warmup.label(),
-                s.schedule.warmup_start_factor
+                s.schedule.warmup_start_factor,
+                stepping_label(s.schedule.stepping)
             );
             if !s.precision.is_default() || s.channels_last {
                 let _ = writeln!(
@@ -753,9 +763,20 @@ fn render_method(out: &mut String, method: &Method) {
             };
             let _ = writeln!(
                 out,
-                "    {}; cosine to 0, no warm-up; features frozen ({features})",
-                render_sgd(&s.optimizer)
+                "    {}; cosine to 0, no warm-up{}; features frozen ({features})",
+                render_sgd(&s.optimizer),
+                stepping_label(s.stepping)
             );
+        }
+    }
+}
+
+/// The schedule's stepping, as a suffix of a plan line (nothing for the default).
+fn stepping_label(stepping: Stepping) -> &'static str {
+    match stepping {
+        Stepping::Iteration => "",
+        Stepping::Epoch => {
+            "; the official code's epochs (ceil(iterations / loader length) of floor(N / batch) batches, lr stepped per epoch)"
         }
     }
 }
@@ -1135,6 +1156,7 @@ fn resolve_schedule(own: &ScheduleWire, defaults: &ScheduleWire) -> Result<Sched
             .warmup_start_factor
             .or(defaults.warmup_start_factor)
             .unwrap_or(0.5),
+        stepping: own.stepping.or(defaults.stepping).unwrap_or_default(),
     };
     if matches!(schedule.warmup, Length::Epochs(w) if w.is_nan() || w < 0.0) {
         return Err("`schedule.warmup-epochs` must be non-negative".to_string());
@@ -1207,6 +1229,7 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
         iterations: o.iterations.or(d.iterations).unwrap_or(2000),
         batch_size: o.batch_size.or(d.batch_size).unwrap_or(512),
         optimizer: resolve_optimizer(&o.optimizer, &merged_defaults)?,
+        stepping: o.stepping.or(d.stepping).unwrap_or_default(),
     };
     stage2.loss.check().map_err(|e| format!("`loss` {}: {e}", stage2.loss.label()))?;
     if let Some(meta) = stage2.sampler.meta() {
@@ -1224,8 +1247,9 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
     if own.optimizer.lr.is_some()
         || own.schedule.warmup_epochs.is_some()
         || own.schedule.warmup_iterations.is_some()
+        || own.schedule.stepping.is_some()
     {
-        return Err("a decoupled method's optimiser is set under `stage2.optimizer`".to_string());
+        return Err("a decoupled method's optimiser and schedule are set under `stage2` (`stage2.optimizer`, `stage2.stepping`)".to_string());
     }
     Ok(stage2)
 }
@@ -1265,6 +1289,7 @@ fn check_stage2_classifier(
         || o.batch_size.is_some()
         || o.selection.is_some()
         || o.features.is_some()
+        || o.stepping.is_some()
         || o.optimizer.lr.is_some();
     if classifier.is_post_hoc() && trains {
         return Err(format!(

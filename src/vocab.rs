@@ -147,6 +147,39 @@ impl Features {
     }
 }
 
+/// How a training lays out its iterations and steps its learning rate (`schedule.stepping`,
+/// `stage2.stepping`).
+#[derive(strum::VariantNames, strum::EnumIter, strum::EnumMessage, strum::AsRefStr)]
+#[strum(serialize_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stepping {
+    /// Exactly the matrix's iterations, the learning rate stepped every iteration, every batch of
+    /// an epoch trained on (default; the paper's wording: "in the first 800 iterations").
+    #[strum(message = "exact iterations, learning rate per iteration (default)")]
+    #[default]
+    Iteration,
+    /// The official code's epoch arithmetic (`run_networks.py`): a length in iterations becomes
+    /// `ceil(iterations / L)` epochs and a warm-up `ceil(warm-up / L)` epochs, with `L` the loader's
+    /// length (`ceil(N / batch)`; the Meta Sampler's `N // batch`; class-aware sampling's
+    /// `ceil(C * max n_j / batch)`); each epoch runs `floor(N / batch)` full batches (the rest of
+    /// the loader is skipped), and the learning rate steps once, at the start of each epoch, so
+    /// the last epoch runs at 0. A warm-up of one epoch, which the official scheduler refuses
+    /// (it asserts at least two), starts the cosine at the peak in epoch 1.
+    #[strum(
+        message = "the official code's epochs: ceil(iterations / loader length) epochs of floor(N / batch) steps, learning rate per epoch"
+    )]
+    Epoch,
+}
+
+impl Stepping {
+    /// Whether this is the default (left out of serialised plans, so hashes do not move).
+    #[must_use]
+    pub fn is_iteration(&self) -> bool {
+        *self == Stepping::Iteration
+    }
+}
+
 /// What a figure shows (`kind` in `[[figures]]`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]

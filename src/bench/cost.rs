@@ -26,7 +26,9 @@ use crate::loss::LossSpec;
 use crate::matrix::{Cell, Length, Plan, RunSeeds, Scheme};
 use crate::sampler::SamplerSpec;
 use crate::seed::Seed;
+use crate::train::schedule::Timeline;
 use crate::train::{self, Progress};
+use crate::vocab::Stepping;
 
 /// Iterations of the short calibration runs: `W`, then `W + K` (on 2 CPU cores, 2 and 6
 /// iterations of ResNet-32 took the same time, their difference lost in the fixed cost's noise).
@@ -186,16 +188,19 @@ fn synthetic(cell: &Cell, counts: &[usize], device: Device) -> RunData {
     }
 }
 
-/// A calibration cell: `cell` with its training length set to `iterations`.
+/// A calibration cell: `cell` with its training length set to exactly `iterations` (stepped per
+/// iteration: the official epochs would round a few iterations up to an epoch).
 fn with_iterations(cell: &Cell, iterations: u32) -> Cell {
     let mut cell = cell.clone();
     match &mut cell.method.scheme {
         Scheme::EndToEnd(s) => {
             s.length = Length::Iterations(iterations);
+            s.schedule.stepping = Stepping::Iteration;
             s.selection = crate::vocab::Selection::Last;
         }
         Scheme::Decoupled(s) => {
             s.iterations = iterations;
+            s.stepping = Stepping::Iteration;
             s.selection = crate::vocab::Selection::Last;
         }
     }
@@ -280,16 +285,22 @@ fn calibrate(
     Ok(Timing { slope, intercept: (short - slope * f64::from(WARMUP)).max(0.0) })
 }
 
-/// Iterations `cell` trains, with `n` training images.
-fn iterations(cell: &Cell, n: usize) -> u64 {
-    match &cell.method.scheme {
-        Scheme::EndToEnd(s) => {
-            let per_epoch = (n as u64).div_ceil(u64::from(s.batch_size)).max(1);
-            s.length.iterations(per_epoch)
-        }
-        Scheme::Decoupled(s) if s.classifier.is_post_hoc() => 0,
-        Scheme::Decoupled(s) => u64::from(s.iterations),
-    }
+/// Iterations `cell` trains on a training subset of `counts` images per class (the official
+/// epochs' count where the cell steps per epoch; 0 where it cannot train).
+fn iterations(cell: &Cell, counts: &[usize]) -> u64 {
+    let timeline = match &cell.method.scheme {
+        Scheme::EndToEnd(s) => Timeline::new(
+            s.schedule.stepping,
+            counts,
+            s.batch_size as usize,
+            &s.sampler,
+            s.length,
+            s.schedule.warmup,
+        ),
+        Scheme::Decoupled(s) if s.classifier.is_post_hoc() => return 0,
+        Scheme::Decoupled(s) => Timeline::of_stage2(s, counts),
+    };
+    timeline.map_or(0, |t| t.iterations())
 }
 
 /// Measures and prices every cell of `plan` on `device` (threads as set by the caller), saying on
@@ -310,7 +321,6 @@ pub fn project(plan: &Plan, device: Device, threads: i32) -> anyhow::Result<Plan
             skipped.push(format!("{} (image lists: decoding-bound, see `just bench`)", cell.id()));
             continue;
         };
-        let n = counts.iter().sum();
         let key = workload_key(plan, &cell);
         if !timings.contains_key(&key) {
             let data = data_of.entry(dataset).or_insert_with(|| synthetic(&cell, &counts, device));
@@ -331,7 +341,7 @@ pub fn project(plan: &Plan, device: Device, threads: i32) -> anyhow::Result<Plan
             timings.insert(key.clone(), calibrate(plan, &cell, data, device, &dir)?);
         }
         let timing = timings[&key];
-        let iterations = iterations(&cell, n);
+        let iterations = iterations(&cell, &counts);
         runs.push(RunCost { cell: cell.id(), iterations, seconds: timing.of(iterations) });
     }
     let _ = std::fs::remove_dir_all(&scratch);

@@ -19,7 +19,7 @@ use crate::loss::LossSpec;
 use crate::matrix::Drw;
 use crate::model::{ClassifierSpec, ModelSpec};
 use crate::sampler::SamplerSpec;
-use crate::vocab::{Features, Selection, Stage2Classifier};
+use crate::vocab::{Features, Selection, Stage2Classifier, Stepping};
 
 /// Prints [`registry_listing`].
 #[expect(clippy::print_stdout, reason = "the command's output")]
@@ -45,6 +45,7 @@ pub fn registry_listing() -> String {
     let _ = writeln!(out, "deferred re-weighting (`drw`, on any loss):\n  {drw}");
     section::<Stage2Classifier>(&mut out, "stage-2 classifiers (`stage2.classifier`)");
     section::<Features>(&mut out, "stage-2 features (`stage2.features`)");
+    section::<Stepping>(&mut out, "stepping (`schedule.stepping`, `stage2.stepping`)");
     section::<Selection>(&mut out, "model selection (`selection`, `stage2.selection`)");
     section::<Precision>(&mut out, "precision (`precision`; `channels-last = true` for NHWC)");
     section::<ModelSpec>(&mut out, "models (`model`)");

@@ -1,10 +1,11 @@
 //! The settings where a plan differs from the official protocol it declares it follows
 //! (`follows`), for `balms plan`, every report and the README's faithfulness section.
 //!
-//! The rows about settings a matrix can change (augmentation, optimiser, stage 2's batch norm,
-//! model selection, a scaled protocol) are computed from the plan, so a matrix that adopts the
-//! official setting drops them; the others are fixed text, with CIFAR-10-LT IF 100's numbers as
-//! the example, and what balms cannot match (unseeded global generators) stays on every list. Facts:
+//! The rows about settings a matrix can change (the epoch arithmetic, augmentation, optimiser,
+//! stage 2's batch norm, model selection, a scaled protocol) are computed from the plan, so a
+//! matrix that adopts the official setting drops them; their texts give CIFAR-10-LT IF 100's
+//! numbers as the example, and what balms cannot match (unseeded global generators) stays on
+//! every list. Facts:
 //! ../shared/reference/paper-facts.md sections 3.2, 4.1, 4.4 and 4.5.
 
 use std::fmt::Write as _;
@@ -12,7 +13,7 @@ use std::fmt::Write as _;
 use super::{Method, Plan, Scheme};
 use crate::data::augment::AugmentSpec;
 use crate::data::autoaugment::Policy;
-use crate::vocab::{Features, Protocol, Selection};
+use crate::vocab::{Features, Protocol, Selection, Stepping};
 
 /// One setting where balms differs from the official code.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -66,26 +67,7 @@ fn official_cifar(plan: &Plan) -> Vec<Difference> {
             Scheme::Decoupled(_) | Scheme::EndToEnd(_) => None,
         })
         .collect();
-    let mut out = vec![
-        difference(
-            "learning-rate schedule",
-            "steps every iteration (linear warm-up over its warm-up iterations, 800 in the CIFAR configs, then cosine to 0; stage 2 cosine from the start)",
-            "steps once per epoch: warm-up epochs = ceil(800 / loader length), 32 at CIFAR-10-LT IF 100, and the last epoch runs at lr 0 (`run_networks.py`, `CosineAnnealingLRWarmup`)",
-        ),
-        Difference {
-            setting: "training length",
-            balms: match plan.scale {
-                Some(factor) => format!("runs exactly its iterations, here the matrix's times {factor} (a scaled protocol)"),
-                None => "runs exactly the matrix's iterations".to_string(),
-            },
-            official: "runs ceil(iterations / loader length) epochs of floor(N / batch) steps: 12,480 stage-1 iterations for 13,000 and 1,920 (DT) or 2,016 (BALMS) for 2,000 at CIFAR-10-LT IF 100".to_string(),
-        },
-        difference(
-            "last batch of an epoch",
-            "trains on it (instance sampling: a fresh permutation per epoch, its last batch smaller)",
-            "skips it: each epoch stops after floor(N / batch) full batches",
-        ),
-    ];
+    let mut out = epoch_rows(plan, &end_to_end, &trained_stage2);
     let not_test: Vec<&Method> = plan
         .methods
         .iter()
@@ -104,7 +86,7 @@ fn official_cifar(plan: &Plan) -> Vec<Difference> {
                 "reports the checkpoint its `selection` names, never chosen on test by default ({})",
                 names(plan, &not_test)
             ),
-            official: "reports the best epoch on the CIFAR test set (its 'val' phase loads the test set), and stage 2 starts from that stage-1 epoch".to_string(),
+            official: "reports the best epoch on the CIFAR test set (its 'val' phase loads the test set), and stage 2 starts from that stage-1 epoch (`selection = \"best-test\"` offers the rule, labelled as chosen on test)".to_string(),
         });
     }
     out.push(difference(
@@ -135,6 +117,56 @@ fn official_cifar(plan: &Plan) -> Vec<Difference> {
         });
     }
     out.extend(stage2_rows(plan, &trained_stage2));
+    out
+}
+
+/// The rows about the official code's epochs (`stepping`): its learning-rate stepping, its
+/// training length and its skipped last batch, for the methods that step per iteration.
+fn epoch_rows(
+    plan: &Plan,
+    end_to_end: &[(&Method, &super::Settings)],
+    trained_stage2: &[(&Method, &super::Stage2)],
+) -> Vec<Difference> {
+    let per_iteration: Vec<&Method> = end_to_end
+        .iter()
+        .filter(|(_, s)| s.schedule.stepping == Stepping::Iteration)
+        .map(|(m, _)| *m)
+        .chain(
+            trained_stage2
+                .iter()
+                .filter(|(_, s)| s.stepping == Stepping::Iteration)
+                .map(|(m, _)| *m),
+        )
+        .collect();
+    let mut out = Vec::new();
+    let official_length = "runs ceil(iterations / loader length) epochs of floor(N / batch) steps: 12,480 stage-1 iterations for 13,000 and 1,920 (DT) or 2,016 (BALMS) for 2,000 at CIFAR-10-LT IF 100 (`stepping = \"epoch\"`)";
+    if !per_iteration.is_empty() {
+        let who = names(plan, &per_iteration);
+        out.push(Difference {
+            setting: "learning-rate schedule",
+            balms: format!("steps every iteration ({who}): linear warm-up over its warm-up iterations, 800 in the CIFAR configs, then cosine to 0; stage 2 cosine from the start"),
+            official: "steps once per epoch: warm-up epochs = ceil(800 / loader length), 32 at CIFAR-10-LT IF 100, and the last epoch runs at lr 0 (`run_networks.py`, `CosineAnnealingLRWarmup`)".to_string(),
+        });
+        out.push(Difference {
+            setting: "training length",
+            balms: match plan.scale {
+                Some(factor) => format!("runs exactly its iterations ({who}), here the matrix's times {factor}, a scaled protocol"),
+                None => format!("runs exactly the matrix's iterations ({who})"),
+            },
+            official: official_length.to_string(),
+        });
+        out.push(Difference {
+            setting: "last batch of an epoch",
+            balms: format!("trains on it ({who}): instance sampling draws a fresh permutation per epoch, its last batch smaller"),
+            official: "skips it: each epoch stops after floor(N / batch) full batches".to_string(),
+        });
+    } else if let Some(factor) = plan.scale {
+        out.push(Difference {
+            setting: "training length",
+            balms: format!("runs the official epochs of the matrix's iterations times {factor} (a scaled protocol)"),
+            official: official_length.to_string(),
+        });
+    }
     out
 }
 

@@ -24,6 +24,7 @@ use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
 use super::adam::Adam;
+use super::schedule::Timeline;
 use super::select::{Best, Splits};
 use super::{Blocks, LrPlan, Progress, TrainError};
 use crate::loss::{BuildContext, Loss, Terms};
@@ -335,23 +336,20 @@ pub(super) fn train(
     meta_order.set_stream(1);
     let gumbel_seed = crate::seed::Seed(seeds.order).derive("gumbel");
     let batch = stage2.batch_size as usize;
+    let timeline = Timeline::of_stage2(stage2, data.counts).map_err(TrainError::Data)?;
+    let iterations = timeline.iterations();
     // The Reweighter's batches: instance-balanced (its sampler's batches), drawn from `order`.
     let reweighter_batches = if reweight {
         let mut sampler = stage2.sampler.build(data.train_labels, data.counts.len(), 1);
-        crate::sampler::batches(&mut *sampler, batch, stage2.iterations as usize, &mut order)
+        timeline.batches(&mut *sampler, batch, &mut order)
     } else {
         Vec::new()
     };
-    let plan = LrPlan {
-        peak: stage2.optimizer.lr,
-        total: u64::from(stage2.iterations),
-        warmup: 0,
-        start_factor: 1.0,
-    };
-    let mut blocks = Blocks::new(stage2.iterations as usize);
+    let plan = LrPlan { peak: stage2.optimizer.lr, start_factor: 1.0, timeline };
+    let mut blocks = Blocks::new(usize::try_from(iterations).expect("fits"));
     let mut rates = Vec::new();
     let (splits, best) = selection;
-    for iteration in 0..u64::from(stage2.iterations) {
+    for iteration in 0..iterations {
         if progress.stop_requested() {
             return Err(TrainError::Interrupted);
         }
@@ -414,7 +412,6 @@ pub(super) fn train(
             progress.epoch(block, blocks.count(), mean, lr);
         }
     }
-    let iterations = u64::from(stage2.iterations);
     let outcome = MetaOutcome { iterations, final_train_loss: blocks.mean(), rates };
     Ok((vs, linear, outcome))
 }
@@ -631,6 +628,7 @@ mod tests {
             iterations: 400,
             batch_size: 64,
             optimizer: Optimizer { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: false },
+            stepping: crate::vocab::Stepping::Iteration,
         };
         let rows = |i: &Tensor| x.index_select(0, i);
         let data = MetaData {

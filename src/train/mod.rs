@@ -28,6 +28,7 @@ use crate::matrix::{Optimizer, RunSeeds, Settings};
 use crate::model::{Network, Phase};
 use crate::seed::torch_seed;
 use evaluate::Evaluation;
+use schedule::Timeline;
 
 /// Why training stopped.
 #[derive(Debug, thiserror::Error)]
@@ -129,14 +130,21 @@ pub fn end_to_end(
         crate::model::to_channels_last(&vs);
     }
     let batch = settings.batch_size as usize;
-    let per_epoch = data.train_labels.len().div_ceil(batch) as u64;
+    let timeline = Timeline::new(
+        settings.schedule.stepping,
+        &data.class_counts,
+        batch,
+        &settings.sampler,
+        settings.length,
+        settings.schedule.warmup,
+    )
+    .map_err(TrainError::Data)?;
     let plan = LrPlan {
         peak: settings.optimizer.lr,
-        total: settings.length.iterations(per_epoch),
-        warmup: settings.schedule.warmup.iterations(per_epoch),
         start_factor: settings.schedule.warmup_start_factor,
+        timeline,
     };
-    let epochs = plan.total.div_ceil(per_epoch);
+    let epochs = timeline.epochs();
     let losses = EpochLosses::new(settings, &data.class_counts, device, epochs)?;
     let mut sampler = settings.sampler.build(&data.train_labels, data.class_counts.len(), epochs);
     let mut sgd = Sgd::new(&vs, &settings.optimizer);
@@ -149,7 +157,7 @@ pub fn end_to_end(
         let loss = losses.at(epoch - 1);
         let mut sum = 0.0;
         let mut batches = sampler.epoch(batch, &mut order);
-        batches.truncate(usize::try_from(plan.total - iteration).unwrap_or(usize::MAX));
+        batches.truncate(usize::try_from(timeline.batches_in(epoch)).unwrap_or(usize::MAX));
         let inputs = data.train_x.train_batches(&batches, &settings.augment, &mut augment);
         for (indices, x) in batches.iter().zip(inputs) {
             if progress.stop_requested() {
@@ -284,14 +292,13 @@ impl Blocks {
 /// A learning-rate schedule over a whole training.
 struct LrPlan {
     peak: f64,
-    total: u64,
-    warmup: u64,
     start_factor: f64,
+    timeline: Timeline,
 }
 
 impl LrPlan {
     fn at(&self, iteration: u64) -> f64 {
-        schedule::learning_rate(self.peak, iteration, self.total, self.warmup, self.start_factor)
+        self.timeline.learning_rate(self.peak, self.start_factor, iteration)
     }
 }
 

@@ -13,6 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use tch::nn::{self, Module};
 use tch::{Device, Tensor};
 
+use super::schedule::Timeline;
 use super::select::Splits;
 use super::{bilevel, evaluate, select, Blocks, LrPlan, Progress, Sgd, TrainError, Trained};
 use crate::data::augment::AugmentSpec;
@@ -196,19 +197,13 @@ fn train_classifier(
     };
     let loss = stage2.loss.build(&BuildContext::new(data.class_counts.clone(), device))?;
     let batch = stage2.batch_size as usize;
-    let epochs = (stage2.iterations as usize).div_ceil(data.train_labels.len().div_ceil(batch));
+    let timeline = Timeline::of_stage2(stage2, &data.class_counts).map_err(TrainError::Data)?;
     let mut sampler =
-        stage2.sampler.build(&data.train_labels, data.class_counts.len(), epochs as u64);
+        stage2.sampler.build(&data.train_labels, data.class_counts.len(), timeline.epochs());
     let mut sgd = Sgd::new(&vs, &stage2.optimizer);
-    let plan = LrPlan {
-        peak: stage2.optimizer.lr,
-        total: u64::from(stage2.iterations),
-        warmup: 0,
-        start_factor: 1.0,
-    };
+    let plan = LrPlan { peak: stage2.optimizer.lr, start_factor: 1.0, timeline };
     let mut order = ChaCha8Rng::seed_from_u64(seeds.order);
-    let batches =
-        crate::sampler::batches(&mut *sampler, batch, stage2.iterations as usize, &mut order);
+    let batches = timeline.batches(&mut *sampler, batch, &mut order);
     let mut blocks = Blocks::new(batches.len());
     let mut best = select::Best::new(stage2.selection);
     let (val, test) = (frozen.val_split(data), frozen.test_split(data));
@@ -457,7 +452,11 @@ mod tests {
             length: Length::Iterations(1),
             batch_size: 8,
             optimizer: Optimizer { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: false },
-            schedule: Schedule { warmup: Length::Iterations(0), warmup_start_factor: 1.0 },
+            schedule: Schedule {
+                warmup: Length::Iterations(0),
+                warmup_start_factor: 1.0,
+                stepping: crate::vocab::Stepping::Iteration,
+            },
             augment: AugmentSpec::Cifar {
                 padding: 4,
                 policy: Policy::AutoaugmentCifar10,

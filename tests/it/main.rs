@@ -10,6 +10,7 @@ mod plan;
 mod pretrained;
 mod report;
 mod runs;
+mod schedule;
 mod slurm;
 mod theory;
 mod util;

@@ -550,3 +550,48 @@ fn a_scaled_protocol_runs_apart_and_says_so() {
         stderr(&output)
     );
 }
+
+#[test]
+fn official_epochs_run_floor_n_over_batch_steps_per_epoch_and_are_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = digits_matrix("e", "[1]", 0.05)
+        .replace("epochs = 8\n", "iterations = 50\nschedule = { warmup-iterations = 20, stepping = \"epoch\" }\n")
+        .replace("stage2 = { iterations = 60, batch-size = 64 }", "stage2 = { iterations = 60, batch-size = 64, stepping = \"epoch\" }")
+        + "\n[[methods]]\nname = \"balms\"\nstage1 = \"softmax\"\nloss = \"balanced-softmax\"\nsampler = { meta = { meta-batch = 64 } }\n";
+    let path = matrix(dir.path(), "m.toml", &text);
+    let results = dir.path().join("r");
+    let output = run_matrix(&path, &results);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let read = |method: &str, file: &str| -> serde_json::Value {
+        let path = results.join(format!("e/digits-lt.if10.{method}/seed-1/{file}"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let counts: Vec<u64> =
+        serde_json::from_value(read("softmax", "metrics.json")["class-counts"].clone()).unwrap();
+    let n: u64 = counts.iter().sum();
+    // The official arithmetic, by hand: loader ceil(N / B) (the Meta Sampler's N // B), epochs
+    // ceil(iterations / loader), floor(N / B) steps each.
+    let official =
+        |iterations: u64, batch: u64, loader: u64| iterations.div_ceil(loader) * (n / batch);
+    let expected = [
+        ("softmax", official(50, 32, n.div_ceil(32))),
+        ("balanced-softmax", official(50, 32, n.div_ceil(32))),
+        ("balanced-softmax-dt", official(60, 64, n.div_ceil(64))),
+        ("balms", official(60, 64, n / 64)),
+    ];
+    assert!(n % 32 != 0 && n % 64 != 0, "N = {n}: the test needs a partial last batch");
+    for (method, iterations) in expected {
+        assert_eq!(read(method, "metrics.json")["iterations"], iterations, "{method}");
+        assert!(iterations != if method.contains("dt") || method == "balms" { 60 } else { 50 });
+    }
+    let config = read("softmax", "config.json");
+    assert_eq!(config["cell"]["method"]["scheme"]["end-to-end"]["schedule"]["stepping"], "epoch");
+    let config = read("balms", "config.json");
+    assert_eq!(config["cell"]["method"]["scheme"]["decoupled"]["stepping"], "epoch");
+    // Per-iteration runs keep no `stepping` in their records (their hashes did not move).
+    let plain = std::fs::read_to_string(
+        crate::util::root().join("results/digits-lt/digits-lt.if10.softmax/seed-1/config.json"),
+    )
+    .unwrap();
+    assert!(!plain.contains("stepping"));
+}
