@@ -359,10 +359,14 @@ fn the_readme_lists_the_cifar_matrices_differences_from_the_official_code() {
         std::fs::read_to_string(crate::util::root().join("experiments/cifar10_lt_table8.toml"))
             .unwrap()
             .replace("nesterov = false", "nesterov = true")
-            .replace(", features = \"augmented-train-bn\"", "");
+            .replace(", features = \"augmented-train-bn\"", "")
+            .replace("stepping = \"epoch\"", "stepping = \"iteration\"");
     let dir = tempfile::tempdir().unwrap();
     let changed = Plan::load(&matrix(dir.path(), "t8.toml", &text)).unwrap();
     let rows: Vec<&str> =
         official::differences(&changed, protocol).iter().map(|d| d.setting).collect();
     assert!(rows.contains(&"optimiser") && rows.contains(&"stage-2 backbone"), "{rows:?}");
+    for epochs in ["learning-rate schedule", "training length", "last batch of an epoch"] {
+        assert!(rows.contains(&epochs) && !settings.contains(&epochs), "{rows:?}");
+    }
 }
