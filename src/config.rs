@@ -215,6 +215,9 @@ pub struct Stage2Wire {
     pub features: Option<crate::vocab::Features>,
     /// Per-iteration stepping (default) or the official code's epoch arithmetic.
     pub stepping: Option<crate::vocab::Stepping>,
+    /// With the Meta Sampler and `augmented-train-bn`: a second training-mode pass of each
+    /// training batch after the meta step, as the official code (default false).
+    pub double_forward: Option<bool>,
 }
 
 /// Deferred re-weighting: class-balanced weights switched on late in training.

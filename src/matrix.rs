@@ -199,6 +199,13 @@ pub struct Stage2 {
     /// (`stage2.stepping`: 2,000 iterations become 1,920 at CIFAR-10-LT IF 100).
     #[serde(skip_serializing_if = "Stepping::is_iteration")]
     pub stepping: Stepping,
+    /// With the Meta Sampler and `features = "augmented-train-bn"`: after the meta step, pass each
+    /// training batch through the frozen backbone a second time (the same augmented images), as
+    /// the official code's `meta_forward` then `batch_forward` do, so batch norm's running
+    /// statistics move twice per batch (`stage2.double-forward`; default false, omitted from
+    /// records).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub double_forward: bool,
 }
 
 /// How a method trains.
@@ -763,9 +770,14 @@ fn render_method(out: &mut String, method: &Method) {
             };
             let _ = writeln!(
                 out,
-                "    {}; cosine to 0, no warm-up{}; features frozen ({features})",
+                "    {}; cosine to 0, no warm-up{}; features frozen ({features}{})",
                 render_sgd(&s.optimizer),
-                stepping_label(s.stepping)
+                stepping_label(s.stepping),
+                if s.double_forward {
+                    "; each training batch passed twice, after the meta step again, as the official code"
+                } else {
+                    ""
+                }
             );
         }
     }
@@ -1230,6 +1242,7 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
         batch_size: o.batch_size.or(d.batch_size).unwrap_or(512),
         optimizer: resolve_optimizer(&o.optimizer, &merged_defaults)?,
         stepping: o.stepping.or(d.stepping).unwrap_or_default(),
+        double_forward: o.double_forward.or(d.double_forward).unwrap_or(false),
     };
     stage2.loss.check().map_err(|e| format!("`loss` {}: {e}", stage2.loss.label()))?;
     if let Some(meta) = stage2.sampler.meta() {
@@ -1243,6 +1256,10 @@ fn resolve_stage2(file: &MatrixFile, stage1: &str, own: &SettingsWire) -> Result
     }
     if stage2.iterations == 0 || stage2.batch_size == 0 {
         return Err("`stage2.iterations` and `stage2.batch-size` must be at least 1".to_string());
+    }
+    let meta_sampler = stage2.sampler.meta().is_some() && !stage2.sampler.is_reweighter();
+    if stage2.double_forward && !(meta_sampler && stage2.features == Features::AugmentedTrainBn) {
+        return Err("`stage2.double-forward` repeats the Meta Sampler's training-mode pass: it needs `sampler = \"meta\"` and `stage2.features = \"augmented-train-bn\"`".to_string());
     }
     if own.optimizer.lr.is_some()
         || own.schedule.warmup_epochs.is_some()
@@ -1290,6 +1307,7 @@ fn check_stage2_classifier(
         || o.selection.is_some()
         || o.features.is_some()
         || o.stepping.is_some()
+        || o.double_forward.is_some()
         || o.optimizer.lr.is_some();
     if classifier.is_post_hoc() && trains {
         return Err(format!(

@@ -139,7 +139,7 @@ fn epoch_rows(
         )
         .collect();
     let mut out = Vec::new();
-    let official_length = "runs ceil(iterations / loader length) epochs of floor(N / batch) steps: 12,480 stage-1 iterations for 13,000 and 1,920 (DT) or 2,016 (BALMS) for 2,000 at CIFAR-10-LT IF 100 (`stepping = \"epoch\"`)";
+    let official_length = "runs ceil(iterations / loader length) epochs of floor(N / batch) steps: 12,480 stage-1 iterations for 13,000 and 1,920 (DT) or 2,016 (BALMS) for 2,000 at CIFAR-10-LT IF 100 (`stepping = \"epoch\"`); with class-aware sampling, which no official CIFAR config uses, its loader of C x max n_j images would give 3,192 and 504";
     if !per_iteration.is_empty() {
         let who = names(plan, &per_iteration);
         out.push(Difference {
@@ -180,14 +180,19 @@ fn stage2_rows(plan: &Plan, trained_stage2: &[(&Method, &super::Stage2)]) -> Vec
         .collect();
     let meta_bn: Vec<&Method> = trained_stage2
         .iter()
-        .filter(|(_, s)| s.features == Features::AugmentedTrainBn && s.sampler.meta().is_some())
+        .filter(|(_, s)| {
+            s.features == Features::AugmentedTrainBn
+                && s.sampler.meta().is_some()
+                && !s.sampler.is_reweighter()
+                && !s.double_forward
+        })
         .map(|(m, _)| *m)
         .collect();
     if !meta_bn.is_empty() {
         out.push(Difference {
             setting: "batch-norm updates with the Meta Sampler",
             balms: format!("passes each training batch through the backbone once, moving the running statistics once per batch and once per meta batch ({})", names(plan, &meta_bn)),
-            official: "passes it twice (`meta_forward`, then `batch_forward`; the same features, as training mode normalises with the batch's statistics), so the running statistics move twice per batch".to_string(),
+            official: "passes it twice (`meta_forward`, then `batch_forward`; the same features, as training mode normalises with the batch's statistics), so the running statistics move twice per batch (`stage2.double-forward = true`)".to_string(),
         });
     }
     if !bn.is_empty() {

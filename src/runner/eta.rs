@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::matrix::{Cell, Scheme};
+use crate::train::schedule::Timeline;
 
 /// What a run's time per image depends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -51,16 +52,22 @@ impl Cost {
     /// The planned cost of `cell`'s runs; `train_images` is the training set's size where the
     /// plan cannot know it (an image-list dataset, read before anything trains).
     pub fn of(cell: &Cell, train_images: Option<usize>) -> Cost {
+        // The planned class counts, for the official epochs' iteration counts where a cell
+        // steps per epoch; image-list datasets count iterations per iteration.
+        let counts = cell.column.dataset.class_counts(cell.column.imbalance);
         match &cell.method.scheme {
             Scheme::EndToEnd(s) => {
-                let n: usize = train_images.unwrap_or_else(|| {
-                    cell.column
-                        .dataset
-                        .class_counts(cell.column.imbalance)
-                        .map_or(0, |c| c.iter().sum())
-                });
+                let n: usize =
+                    train_images.unwrap_or_else(|| counts.as_ref().map_or(0, |c| c.iter().sum()));
                 let per_epoch = (n as u64).div_ceil(u64::from(s.batch_size)).max(1);
-                let iterations = s.length.iterations(per_epoch);
+                let iterations = counts
+                    .as_deref()
+                    .and_then(|c| {
+                        let (batch, sampler) = (s.batch_size as usize, &s.sampler);
+                        let (length, warmup) = (s.length, s.schedule.warmup);
+                        Timeline::new(s.schedule.stepping, c, batch, sampler, length, warmup).ok()
+                    })
+                    .map_or_else(|| s.length.iterations(per_epoch), |t| t.iterations());
                 Cost { kind: Kind::EndToEnd, images: (iterations * u64::from(s.batch_size)) as f64 }
             }
             Scheme::Decoupled(s) if s.classifier.is_post_hoc() => {
@@ -72,7 +79,11 @@ impl Cost {
                 } else {
                     Kind::Stage2 { backbone: s.features != crate::vocab::Features::Cached }
                 };
-                let images = f64::from(s.iterations) * f64::from(s.batch_size);
+                let iterations = counts
+                    .as_deref()
+                    .and_then(|c| Timeline::of_stage2(s, c).ok())
+                    .map_or(u64::from(s.iterations), |t| t.iterations());
+                let images = (iterations * u64::from(s.batch_size)) as f64;
                 Cost { kind, images }
             }
         }

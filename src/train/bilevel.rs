@@ -48,6 +48,9 @@ pub(super) struct MetaData<'a> {
     pub(super) counts: &'a [usize],
     /// Feature width, and the features' kind and device.
     pub(super) features: (i64, Kind, Device),
+    /// Called after each meta step, before the real step (`stage2.double-forward`'s second
+    /// pass of the training batch through the backbone; nothing otherwise).
+    pub(super) after_meta_step: &'a dyn Fn(),
 }
 
 /// What the bi-level loop returns besides the trained classifier.
@@ -393,6 +396,7 @@ pub(super) fn train(
         );
         let grad = Tensor::run_backward(&[meta_loss], &[&phi], false, false);
         adam.step(&mut phi, &grad[0]);
+        (data.after_meta_step)();
         // (4) the real step on the plain (Reweighter: detached-weighted) loss.
         let terms = loss.terms(&x.linear(&live.weight, Some(&live.bias)), &y);
         let value =
@@ -629,6 +633,7 @@ mod tests {
             batch_size: 64,
             optimizer: Optimizer { lr: 0.1, momentum: 0.9, weight_decay: 5e-4, nesterov: false },
             stepping: crate::vocab::Stepping::Iteration,
+            double_forward: false,
         };
         let rows = |i: &Tensor| x.index_select(0, i);
         let data = MetaData {
@@ -640,6 +645,7 @@ mod tests {
             meta_labels: &labels,
             counts: &counts,
             features: (8, Kind::Float, Device::Cpu),
+            after_meta_step: &|| {},
         };
         let seeds =
             crate::matrix::RunSeeds { seed: Seed(1), subset: 1, init: 2, order: 3, augment: 4 };

@@ -28,7 +28,7 @@ pub fn learning_rate(peak: f64, t: u64, total: u64, warmup: u64, start_factor: f
 /// before `warmup` rise linearly from `start_factor * peak` (epoch 1) to just below `peak`, and
 /// from epoch `warmup` on the rate is `peak (1 + cos(pi (e - warmup) / (epochs - warmup))) / 2`;
 /// without warm-up (`CosineAnnealingLR`) it is `peak (1 + cos(pi e / epochs)) / 2`. Either way
-/// the last epoch runs at 0. With one warm-up epoch (which the official scheduler refuses: it
+/// the last epoch runs at 0 (unless every epoch is a warm-up epoch). With one warm-up epoch (which the official scheduler refuses: it
 /// asserts at least two) the cosine starts at `peak` in epoch 1, as its formula gives.
 #[must_use]
 pub fn epoch_learning_rate(peak: f64, e: u64, epochs: u64, warmup: u64, start_factor: f64) -> f64 {
@@ -75,8 +75,9 @@ impl Timeline {
     /// `batch` drawn by `sampler`, for `length` and `warmup` as the matrix gives them.
     ///
     /// # Errors
-    /// With [`Stepping::Epoch`], fewer training images than one batch: the official loop would
-    /// train on nothing.
+    /// With [`Stepping::Epoch`], fewer training images than one batch (the official loop would
+    /// train on nothing), or as many warm-up epochs as epochs, at least 2 (the official
+    /// scheduler divides by zero in the last epoch).
     pub fn new(
         stepping: Stepping,
         counts: &[usize],
@@ -113,12 +114,13 @@ impl Timeline {
                     )]
                     Length::Epochs(e) => e.ceil() as u64,
                 };
-                Ok(Timeline::PerEpoch {
-                    epochs: epochs_of(length),
-                    steps,
-                    warmup: epochs_of(warmup),
-                    loader,
-                })
+                let (epochs, warmup) = (epochs_of(length), epochs_of(warmup));
+                if warmup >= 2 && warmup == epochs {
+                    return Err(format!(
+                        "stepping = \"epoch\": the warm-up is all {epochs} epochs (loader length {loader}); the official scheduler's cosine divides by zero then: shorten the warm-up or lengthen the training"
+                    ));
+                }
+                Ok(Timeline::PerEpoch { epochs, steps, warmup, loader })
             }
         }
     }
@@ -213,7 +215,8 @@ impl Timeline {
 
 /// The official loader's length, in batches: `ceil(N / batch)` (`drop_last` false), the Meta
 /// Sampler's `N // batch` (`MetaSampler.__iter__`), class-aware sampling's `ceil(C * max n_j /
-/// batch)` (`ClassAwareSampler.num_samples`).
+/// batch)` (`ClassAwareSampler.num_samples`). The official classification code has no
+/// square-root, progressively-balanced or Meta Reweighter loader; they take `ceil(N / batch)`.
 fn loader_length(counts: &[usize], batch: u64, sampler: &SamplerSpec) -> u64 {
     let n = counts.iter().sum::<usize>() as u64;
     match sampler {
@@ -343,6 +346,40 @@ mod tests {
             Length::Iterations(0),
         );
         assert!(small.unwrap_err().contains("N = 15"));
+        // As many warm-up epochs as epochs: refused (the official cosine divides by zero).
+        let all_warmup = Timeline::new(
+            Stepping::Epoch,
+            &counts,
+            128,
+            &SamplerSpec::Instance,
+            Length::Iterations(16),
+            Length::Iterations(16),
+        );
+        assert!(all_warmup.unwrap_err().contains("all 2 epochs"));
+    }
+
+    #[test]
+    fn one_warmup_epoch_starts_the_cosine_at_the_peak_and_class_aware_loaders_are_longer() {
+        // W = 1 (refused by the official scheduler's assert): its cosine formula from epoch 1.
+        let rates: Vec<f64> = (1..=5).map(|e| epoch_learning_rate(0.1, e, 5, 1, 0.5)).collect();
+        assert!((rates[0] - 0.1).abs() < 1e-15 && rates[4].abs() < 1e-15);
+        assert!((rates[2] - 0.05).abs() < 1e-15);
+        // W = 0 is torch's CosineAnnealingLR: epoch 1 already below the peak.
+        assert!(
+            (epoch_learning_rate(0.1, 1, 4, 0, 0.5) - 0.05 * (1.0 + (PI / 4.0).cos())).abs()
+                < 1e-15
+        );
+        // CIFAR-10-LT IF 100 with class-aware sampling: 10 x 5,000 = 50,000 samples, 98 batches:
+        // 13,000 iterations are 133 epochs of 24 (3,192), 2,000 are 21 (504).
+        let counts = cifar_counts(5000.0, 10, 100.0);
+        let t = |i: u32| {
+            let (s, l) = (&SamplerSpec::ClassBalanced, Length::Iterations(i));
+            Timeline::new(Stepping::Epoch, &counts, 512, s, l, Length::Iterations(0)).unwrap()
+        };
+        assert_eq!(
+            (t(13_000).epochs(), t(13_000).iterations(), t(2_000).iterations()),
+            (133, 3_192, 504)
+        );
     }
 
     #[test]

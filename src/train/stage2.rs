@@ -45,20 +45,60 @@ struct Frozen {
     width: i64,
     /// Stage 1's augmentation and its generator, for augmented per-batch features.
     augment: Option<(AugmentSpec, RefCell<ChaCha8Rng>)>,
+    /// `stage2.double-forward`: the last training batch's (augmented) inputs, kept for
+    /// [`Frozen::repeat_train_pass`]; `None` inside when nothing is kept.
+    last_inputs: Option<RefCell<Option<Tensor>>>,
 }
 
 impl Frozen {
-    /// Features of training rows `index`: from the cache, or through the backbone.
+    /// Features of training rows `index`: from the cache, or through the backbone; with
+    /// `double-forward`, the batch's inputs are kept for [`Frozen::repeat_train_pass`].
     fn train_rows(&self, inputs: &Inputs, index: &Tensor) -> Tensor {
-        if let Some(cached) = &self.train {
-            return cached.index_select(0, index);
+        let x = self.train_inputs(inputs, index);
+        if let (Some(x), Some(kept)) = (&x, &self.last_inputs) {
+            *kept.borrow_mut() = Some(x.shallow_clone());
         }
-        let _guard = tch::no_grad_guard();
-        let x = match &self.augment {
+        self.features_of(x, index)
+    }
+
+    /// Features of training rows `index` drawn as meta batches (the Meta Sampler's meta set from
+    /// the training split): as [`Frozen::train_rows`], but never kept for a second pass.
+    fn meta_train_rows(&self, inputs: &Inputs, index: &Tensor) -> Tensor {
+        let x = self.train_inputs(inputs, index);
+        self.features_of(x, index)
+    }
+
+    /// The (augmented) inputs of training rows `index`, or `None` when features are cached.
+    fn train_inputs(&self, inputs: &Inputs, index: &Tensor) -> Option<Tensor> {
+        if self.train.is_some() {
+            return None;
+        }
+        Some(match &self.augment {
             Some((spec, rng)) => inputs.augmented_rows(index, spec, &mut rng.borrow_mut()),
             None => inputs.rows(index),
-        };
-        self.network.backbone.features(&x, self.batch_phase())
+        })
+    }
+
+    /// The backbone's features of inputs `x`, or the cached features of rows `index`.
+    fn features_of(&self, x: Option<Tensor>, index: &Tensor) -> Tensor {
+        match (x, &self.train) {
+            (Some(x), _) => {
+                let _guard = tch::no_grad_guard();
+                self.network.backbone.features(&x, self.batch_phase())
+            }
+            (None, Some(cached)) => cached.index_select(0, index),
+            (None, None) => unreachable!("inputs are drawn whenever nothing is cached"),
+        }
+    }
+
+    /// `double-forward`: the last training batch through the backbone again, in training mode,
+    /// for its effect on batch norm's running statistics (the official code's `batch_forward`
+    /// after `meta_forward`); the features, equal to the first pass's, are dropped.
+    fn repeat_train_pass(&self) {
+        if let Some(x) = self.last_inputs.as_ref().and_then(|kept| kept.borrow_mut().take()) {
+            let _guard = tch::no_grad_guard();
+            let _ = self.network.backbone.features(&x, self.batch_phase());
+        }
     }
 
     /// The backbone's phase for stage-2 batches: training mode moves batch norm's statistics.
@@ -141,7 +181,10 @@ pub fn stage2(
 ) -> Result<Trained, TrainError> {
     // A post-hoc adjustment trains nothing, so nothing moves batch norm: cached features.
     let features = if stage2.classifier.is_post_hoc() { Features::Cached } else { stage2.features };
-    let frozen = frozen(stage1, data, (device, checkpoint), features, seeds)?;
+    let mut frozen = frozen(stage1, data, (device, checkpoint), features, seeds)?;
+    if stage2.double_forward && features == Features::AugmentedTrainBn {
+        frozen.last_inputs = Some(RefCell::new(None));
+    }
     match &stage2.classifier {
         Stage2Classifier::Retrain if stage2.sampler.meta().is_some() => {
             train_meta(stage2, &frozen, data, seeds, progress)
@@ -246,9 +289,11 @@ fn train_meta(
     let spec = stage2.sampler.meta().expect("a meta sampler");
     let val_labels = Vec::<i64>::try_from(&data.val_y.to_device(Device::Cpu)).expect("int64");
     let train_rows = |index: &Tensor| frozen.train_rows(&data.train_x, index);
+    let meta_train_rows = |index: &Tensor| frozen.meta_train_rows(&data.train_x, index);
     let val_rows = |index: &Tensor| frozen.val_rows(&data.val_x, index);
+    let repeat = || frozen.repeat_train_pass();
     let (meta_x, meta_y, meta_labels): (&dyn Fn(&Tensor) -> Tensor, _, _) = match spec.meta_set {
-        MetaSet::Train => (&train_rows, &data.train_y, &data.train_labels[..]),
+        MetaSet::Train => (&meta_train_rows, &data.train_y, &data.train_labels[..]),
         MetaSet::Validation => (&val_rows, &data.val_y, &val_labels[..]),
     };
     let input = bilevel::MetaData {
@@ -260,6 +305,7 @@ fn train_meta(
         meta_labels,
         counts: &data.class_counts,
         features: (frozen.width, frozen.kind.0, frozen.kind.1),
+        after_meta_step: &repeat,
     };
     let (val, test) = (frozen.val_split(data), frozen.test_split(data));
     let splits = Splits { val: (&val, &data.val_y), test: (&test, &data.test_y) };
@@ -385,6 +431,7 @@ fn frozen(
         augment: augmented.then(|| {
             (stage1.augment.clone(), RefCell::new(ChaCha8Rng::seed_from_u64(seeds.augment)))
         }),
+        last_inputs: None,
     })
 }
 
@@ -511,5 +558,61 @@ mod tests {
         assert!(again.equal(&after_bn) && batch_again.equal(&batch_bn));
         let (_, _, eval_again) = one_batch(Features::Augmented, &checkpoint);
         assert!(eval_again.equal(&batch));
+    }
+
+    /// Test features (eval mode) of `frozen` now.
+    fn test_features(frozen: &Frozen, data: &RunData) -> Tensor {
+        let mut chunks = Vec::new();
+        frozen.test_split(data).each_chunk(64, &mut |_, c| chunks.push(c));
+        Tensor::cat(&chunks, 0)
+    }
+
+    #[test]
+    fn double_forward_passes_the_same_augmented_batch_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = dir.path().join("stage1.ot");
+        tch::manual_seed(5);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _network = Network::new(
+            &vs.root(),
+            &ModelSpec::Resnet32,
+            ClassifierSpec::Linear,
+            &[3, 32, 32],
+            10,
+        );
+        vs.save(&checkpoint).unwrap();
+        let data = data();
+        let seeds = RunSeeds { seed: Seed(1), subset: 1, init: 2, order: 3, augment: 4 };
+        let build = |double: bool| {
+            let mode = Features::AugmentedTrainBn;
+            let mut f = frozen(&stage1(), &data, (Device::Cpu, &checkpoint), mode, &seeds).unwrap();
+            if double {
+                f.last_inputs = Some(RefCell::new(None));
+            }
+            f
+        };
+        let index = Tensor::arange(16, (Kind::Int64, Device::Cpu));
+        let (once, twice) = (build(false), build(true));
+        let batch_once = once.train_rows(&data.train_x, &index);
+        let batch_twice = twice.train_rows(&data.train_x, &index);
+        assert!(batch_once.equal(&batch_twice), "the first pass is the same");
+        let kept = twice.last_inputs.as_ref().unwrap().borrow().as_ref().unwrap().copy();
+        // A meta batch from the training split (through the backbone too) is not kept.
+        let _ = once.meta_train_rows(&data.train_x, &index.flip([0]));
+        let _ = twice.meta_train_rows(&data.train_x, &index.flip([0]));
+        assert!(twice.last_inputs.as_ref().unwrap().borrow().as_ref().unwrap().equal(&kept));
+        let after_once = test_features(&once, &data);
+        twice.repeat_train_pass();
+        let after_twice = test_features(&twice, &data);
+        assert!(!after_twice.equal(&after_once), "the second pass moved the statistics again");
+        // It is the same augmented images through the backbone in training mode once more.
+        {
+            let _guard = tch::no_grad_guard();
+            let _ = once.network.backbone.features(&kept, Phase::Train);
+        }
+        assert!(test_features(&once, &data).equal(&after_twice));
+        // The kept inputs are used once.
+        twice.repeat_train_pass();
+        assert!(test_features(&twice, &data).equal(&after_twice));
     }
 }

@@ -215,6 +215,13 @@ fn meta_samplers_belong_to_stage2_and_take_parameters() {
         "{HEAD}{stage1}[[methods]]\nname = \"m\"\nstage1 = \"ce\"\nsampler = \"meta\"\nstage2 = {{ classifier = \"lws\" }}\n"
     ));
     assert!(e.contains("fresh classifier"), "{e}");
+    // The official double pass: the Meta Sampler's, on training-mode batch norm only.
+    for (sampler, features) in [("meta", "cached"), ("instance", "augmented-train-bn")] {
+        let e = plan_error(&format!(
+            "{HEAD}{stage1}[[methods]]\nname = \"m\"\nstage1 = \"ce\"\nsampler = \"{sampler}\"\nstage2 = {{ double-forward = true, features = \"{features}\" }}\n"
+        ));
+        assert!(e.contains("`stage2.double-forward` repeats the Meta Sampler's"), "{e}");
+    }
     // The order-statistics draw: shown in the plan, temperature 1 only, the Meta Sampler's only.
     let rendered = plan_ok(&format!(
         "{HEAD}{stage1}[[methods]]\nname = \"m\"\nstage1 = \"ce\"\nsampler = {{ meta = {{ draw = \"order-statistics\" }} }}\n"
@@ -366,7 +373,11 @@ fn the_readme_lists_the_cifar_matrices_differences_from_the_official_code() {
     let rows: Vec<&str> =
         official::differences(&changed, protocol).iter().map(|d| d.setting).collect();
     assert!(rows.contains(&"optimiser") && rows.contains(&"stage-2 backbone"), "{rows:?}");
+    // Stepping per iteration everywhere: the epoch rows name every method, not only the
+    // class-balanced ones.
+    let differences = official::differences(&changed, protocol);
     for epochs in ["learning-rate schedule", "training length", "last batch of an epoch"] {
-        assert!(rows.contains(&epochs) && !settings.contains(&epochs), "{rows:?}");
+        let row = differences.iter().find(|d| d.setting == epochs).expect("an epoch row");
+        assert!(row.balms.contains("(every method)"), "{row:?}");
     }
 }

@@ -588,10 +588,11 @@ fn official_epochs_run_floor_n_over_batch_steps_per_epoch_and_are_recorded() {
     assert_eq!(config["cell"]["method"]["scheme"]["end-to-end"]["schedule"]["stepping"], "epoch");
     let config = read("balms", "config.json");
     assert_eq!(config["cell"]["method"]["scheme"]["decoupled"]["stepping"], "epoch");
-    // Per-iteration runs keep no `stepping` in their records (their hashes did not move).
-    let plain = std::fs::read_to_string(
-        crate::util::root().join("results/digits-lt/digits-lt.if10.softmax/seed-1/config.json"),
-    )
-    .unwrap();
-    assert!(!plain.contains("stepping"));
+    // Per-iteration runs keep no `stepping` in their records, so their hashes did not move.
+    let plain = matrix(dir.path(), "plain.toml", &digits_matrix("p", "[1]", 0.05));
+    assert!(run_matrix(&plain, &results).status.success());
+    for method in ["softmax", "balanced-softmax-dt"] {
+        let path = results.join(format!("p/digits-lt.if10.{method}/seed-1/config.json"));
+        assert!(!std::fs::read_to_string(path).unwrap().contains("stepping"), "{method}");
+    }
 }
