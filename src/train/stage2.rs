@@ -531,10 +531,9 @@ mod tests {
         (before, features(&frozen), batch)
     }
 
-    #[test]
-    fn train_mode_batch_norm_moves_the_statistics_and_eval_mode_does_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let checkpoint = dir.path().join("stage1.ot");
+    /// A freshly initialised ResNet-32 saved as a stage-1 checkpoint in `dir`.
+    fn stage1_checkpoint(dir: &Path) -> std::path::PathBuf {
+        let checkpoint = dir.join("stage1.ot");
         tch::manual_seed(5);
         let vs = nn::VarStore::new(Device::Cpu);
         let _network = Network::new(
@@ -545,6 +544,13 @@ mod tests {
             10,
         );
         vs.save(&checkpoint).unwrap();
+        checkpoint
+    }
+
+    #[test]
+    fn train_mode_batch_norm_moves_the_statistics_and_eval_mode_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let checkpoint = stage1_checkpoint(dir.path());
 
         let (before, after, batch) = one_batch(Features::Augmented, &checkpoint);
         assert!(before.equal(&after), "eval mode left the statistics alone");
@@ -570,17 +576,7 @@ mod tests {
     #[test]
     fn double_forward_passes_the_same_augmented_batch_again() {
         let dir = tempfile::tempdir().unwrap();
-        let checkpoint = dir.path().join("stage1.ot");
-        tch::manual_seed(5);
-        let vs = nn::VarStore::new(Device::Cpu);
-        let _network = Network::new(
-            &vs.root(),
-            &ModelSpec::Resnet32,
-            ClassifierSpec::Linear,
-            &[3, 32, 32],
-            10,
-        );
-        vs.save(&checkpoint).unwrap();
+        let checkpoint = stage1_checkpoint(dir.path());
         let data = data();
         let seeds = RunSeeds { seed: Seed(1), subset: 1, init: 2, order: 3, augment: 4 };
         let build = |double: bool| {
