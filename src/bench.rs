@@ -306,6 +306,7 @@ fn cifar_shaped(device: Device) -> (RunData, Tensor) {
             from_training: 0,
             indices_sha256: String::new(),
         },
+        pool_indices: None,
     };
     (data, raw)
 }

@@ -55,6 +55,21 @@ pub struct MatrixFile {
     /// smoke runs and stand-ins; the matrix's name gains `-scaled-<F>` (see `Plan::scale_by`).
     #[serde(default)]
     pub scale: Option<f64>,
+    /// The interpreter `{python}` stands for in external methods' commands (default: the
+    /// `BALMS_PYTHON` environment variable, else `.venv-ref/bin/python`); the environment wins.
+    #[serde(default)]
+    pub python: Option<PathBuf>,
+}
+
+/// A method that runs a command instead of balms's trainer (README, "External methods").
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ExternalWire {
+    /// The program and its arguments; `{python}` stands for the interpreter. balms appends
+    /// `--run <run.json> --out <folder>`.
+    pub command: Vec<String>,
+    /// Seconds before the command is stopped and the run recorded as failed (default 86,400).
+    pub timeout_seconds: Option<u64>,
 }
 
 /// `[paper]`: a reference table (`paper/reference/<table>.csv`) and the paper's row name of each
@@ -164,6 +179,8 @@ pub struct SettingsWire {
     /// Settings of the decoupled second stage.
     #[serde(default)]
     pub stage2: Stage2Wire,
+    /// Run this command instead of balms's trainer, with the settings above (methods only).
+    pub external: Option<ExternalWire>,
 }
 
 /// SGD with momentum (the paper's optimiser).

@@ -226,7 +226,27 @@ pub struct Method {
     pub name: String,
     /// How it trains.
     pub scheme: Scheme,
+    /// Run by a command instead of balms's trainer, with `scheme`'s settings (omitted from
+    /// records when absent, so no hash moves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external: Option<External>,
 }
+
+/// A method run by a command (`external = { command = [...] }`): balms writes the run's data and
+/// `run.json`, runs the command with `--run <run.json> --out <folder>`, and validates and records
+/// the `metrics.json` it writes (README, "External methods": the contract).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct External {
+    /// The program and its arguments; `{python}` stands for the interpreter.
+    pub command: Vec<String>,
+    /// Seconds before the command is stopped and the run recorded as failed (default 86,400;
+    /// not part of the configuration hash: it changes no result).
+    #[serde(skip)]
+    pub timeout_seconds: u64,
+}
+
+/// The default time limit of an external method's command: a day.
+pub const EXTERNAL_TIMEOUT_SECONDS: u64 = 86_400;
 
 impl Method {
     /// The model-selection rule its results record.
@@ -385,6 +405,9 @@ pub struct Plan {
     /// `None` for the matrix's own protocol.
     #[serde(skip)]
     pub scale: Option<f64>,
+    /// The interpreter external commands' `{python}` stands for, from the matrix's `python`
+    /// (the `BALMS_PYTHON` environment variable overrides it when the run starts).
+    pub python: Option<PathBuf>,
 }
 
 impl Plan {
@@ -446,6 +469,7 @@ impl Plan {
             figures: file.figures,
             follows: file.follows,
             scale: None,
+            python: file.python.clone(),
         })
         .and_then(|mut plan| match file.scale {
             Some(factor) => plan.scale_by(factor).map(|()| plan).map_err(fail),
@@ -781,6 +805,14 @@ fn render_method(out: &mut String, method: &Method) {
             );
         }
     }
+    if let Some(external) = &method.external {
+        let _ = writeln!(
+            out,
+            "    external: runs `{}` with these settings (timeout {} s)",
+            external.command.join(" "),
+            external.timeout_seconds
+        );
+    }
 }
 
 /// The schedule's stepping, as a suffix of a plan line (nothing for the default).
@@ -911,9 +943,12 @@ fn resolve_methods(file: &MatrixFile) -> Result<Vec<Method>, String> {
     if file.methods.is_empty() {
         return Err("`methods` is empty".to_string());
     }
-    if file.defaults.name.is_some() || file.defaults.stage1.is_some() {
+    if file.defaults.name.is_some()
+        || file.defaults.stage1.is_some()
+        || file.defaults.external.is_some()
+    {
         return Err(
-            "`defaults.name` and `defaults.stage1` are a method's fields, not defaults".into()
+            "`defaults.name`, `defaults.stage1` and `defaults.external` are a method's fields, not defaults".into()
         );
     }
     let mut methods = Vec::new();
@@ -932,9 +967,38 @@ fn resolve_methods(file: &MatrixFile) -> Result<Vec<Method>, String> {
                 resolve_stage2(file, stage1, wire).map_err(|e| format!("{field}: {e}"))?,
             ),
         };
-        methods.push(Method { name, scheme });
+        let external = resolve_external(file, wire).map_err(|e| format!("{field}: {e}"))?;
+        methods.push(Method { name, scheme, external });
     }
     Ok(methods)
+}
+
+/// An external method's command; a decoupled external method's stage 1 must be external too
+/// (its model is the command's), and balms's own stage 2 cannot load an external stage 1.
+fn resolve_external(file: &MatrixFile, wire: &SettingsWire) -> Result<Option<External>, String> {
+    let stage1_external = wire
+        .stage1
+        .as_ref()
+        .map(|s| file.methods.iter().any(|m| m.name.as_ref() == Some(s) && m.external.is_some()));
+    let Some(external) = &wire.external else {
+        if stage1_external == Some(true) {
+            return Err("its `stage1` is an external method, whose model balms cannot load: make this method external too".to_string());
+        }
+        return Ok(None);
+    };
+    if external.command.first().is_none_or(String::is_empty) {
+        return Err("`external.command` needs a program".to_string());
+    }
+    if stage1_external == Some(false) {
+        return Err("an external stage 2 needs an external `stage1` (balms's checkpoints are libtorch's, not the command's)".to_string());
+    }
+    if external.timeout_seconds == Some(0) {
+        return Err("`external.timeout-seconds` must be at least 1".to_string());
+    }
+    Ok(Some(External {
+        command: external.command.clone(),
+        timeout_seconds: external.timeout_seconds.unwrap_or(EXTERNAL_TIMEOUT_SECONDS),
+    }))
 }
 
 /// `[paper]` names a reference table, methods of the matrix and rows of that table.

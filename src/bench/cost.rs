@@ -185,6 +185,7 @@ fn synthetic(cell: &Cell, counts: &[usize], device: Device) -> RunData {
             from_training: 0,
             indices_sha256: String::new(),
         },
+        pool_indices: None,
     }
 }
 
@@ -316,6 +317,10 @@ pub fn project(plan: &Plan, device: Device, threads: i32) -> anyhow::Result<Plan
     let mut runs = Vec::new();
     let mut skipped = Vec::new();
     for cell in plan.cells() {
+        if cell.method.external.is_some() {
+            skipped.push(format!("{} (an external command: not timed)", cell.id()));
+            continue;
+        }
         let dataset = cell.column.dataset.name().to_string();
         let Some(counts) = cell.column.dataset.class_counts(cell.column.imbalance) else {
             skipped.push(format!("{} (image lists: decoding-bound, see `just bench`)", cell.id()));

@@ -33,7 +33,7 @@ pub use registry::{
     DatasetKind, DatasetSpec, Descriptor, Folder, Format, GaussianEntry, Imbalances, ListParams,
     Source,
 };
-pub use run_data::{subset_stream, RunData, ValidationInfo, VAL_PER_CLASS};
+pub use run_data::{subset_stream, PoolIndices, RunData, ValidationInfo, VAL_PER_CLASS};
 
 /// Why data could not be had.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,7 @@ use super::inputs::Inputs;
 use super::lists::{self, Lists};
 use super::raw::RawImages;
 use super::registry::{Folder, Format, Source};
-use super::run_data::{subset_stream, RunData, ValidationInfo, VAL_PER_CLASS};
+use super::run_data::{subset_stream, PoolIndices, RunData, ValidationInfo, VAL_PER_CLASS};
 use super::synthetic::GaussianParams;
 use super::{cifar, digits, idx, longtail, DataError, DataLocator, DatasetKind};
 use crate::seed::Seed;
@@ -211,6 +211,7 @@ fn list_data(
             from_training: 0,
             indices_sha256: lists.val.sha256.clone(),
         },
+        pool_indices: None,
     }
 }
 
@@ -267,6 +268,10 @@ impl TensorPool {
                 from_training: subset.validation_from_training,
                 indices_sha256: longtail::indices_hash(&subset.validation),
             },
+            pool_indices: Some(PoolIndices {
+                train: subset.train.clone(),
+                validation: subset.validation.clone(),
+            }),
         })
     }
 

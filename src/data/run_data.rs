@@ -53,4 +53,16 @@ pub struct RunData {
     pub indices_sha256: String,
     /// How the validation split was formed.
     pub validation: ValidationInfo,
+    /// The training and validation images' positions in the dataset's training pool (its files'
+    /// order), for datasets held in memory; `None` for image lists and synthetic data.
+    pub pool_indices: Option<PoolIndices>,
+}
+
+/// Positions in a dataset's training pool, in the order of the run's rows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PoolIndices {
+    /// The long-tailed training subset's rows.
+    pub train: Vec<usize>,
+    /// The validation split's rows.
+    pub validation: Vec<usize>,
 }

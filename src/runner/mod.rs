@@ -22,6 +22,7 @@ use crate::store::{
 use crate::train::{self, Progress, Trained};
 
 mod eta;
+mod external;
 pub mod interrupt;
 pub mod slurm;
 mod workers;
@@ -400,8 +401,29 @@ fn execute(
         lease: Some(lease),
         disk_full: None,
     };
-    let trained = match &job.cell.method.scheme {
-        Scheme::EndToEnd(settings) => {
+    let mut external_record = None;
+    let trained = match (&job.cell.method.scheme, &job.cell.method.external) {
+        (_, Some(external)) => {
+            let run = external::ExternalRun {
+                plan,
+                cell: &job.cell,
+                seed: job.seed.0,
+                seeds: &job.seeds,
+                run_dir: &job.dir,
+                stage1: job
+                    .stage1
+                    .as_ref()
+                    .map(|c| (c, options.store.run_dir(&plan.name, c, job.seed.0))),
+                device: crate::device::label(options.device),
+                threads: options.threads,
+                source: &config.provenance.data_source,
+            };
+            let stop = || progress.stop_requested();
+            let (trained, record) = external::run(external, &run, &data, &stop)?;
+            external_record = Some(record);
+            trained
+        }
+        (Scheme::EndToEnd(settings), None) => {
             let trained = train::end_to_end(
                 settings,
                 &data,
@@ -414,7 +436,7 @@ fn execute(
             Store::record_checkpoint(&job.dir, checkpoint_hash(&trained))?;
             trained
         }
-        Scheme::Decoupled(stage2) => {
+        (Scheme::Decoupled(stage2), None) => {
             let stage1 = job.stage1.as_ref().expect("decoupled cells have a stage 1");
             let (checkpoint, settings) =
                 stage1_checkpoint(plan, stage1, job.seed, &data, options, bars, lease)?;
@@ -431,7 +453,8 @@ fn execute(
         }
     };
     progress.bar.finish_and_clear();
-    let metrics = to_metrics(job, &data, trained);
+    let mut metrics = to_metrics(job, &data, trained);
+    metrics.external = external_record;
     Store::log(
         &job.dir,
         &serde_json::json!({"type": "end", "seconds": started.elapsed().as_secs_f64(), "top1": metrics.evaluation.top1}),
@@ -518,6 +541,7 @@ fn to_metrics(job: &Job, data: &RunData, trained: Trained) -> Metrics {
         meta_rates: trained.meta_rates,
         class_counts: data.class_counts.clone(),
         train_indices_sha256: data.indices_sha256.clone(),
+        external: None,
         evaluation: trained.evaluation,
     }
 }

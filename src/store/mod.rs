@@ -152,9 +152,26 @@ pub struct Metrics {
     pub class_counts: Vec<usize>,
     /// SHA-256 of the chosen training indices.
     pub train_indices_sha256: String,
+    /// An external method's command, the SHA-256 of the files it names and the versions it
+    /// reported (absent for balms's own methods).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalRecord>,
     /// Test metrics.
     #[serde(flatten)]
     pub evaluation: Evaluation,
+}
+
+/// What ran an external method (in its `metrics.json`: nothing here varies between identical
+/// runs; the resolved interpreter is in `log.jsonl`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct ExternalRecord {
+    /// The command as the matrix gives it (`{python}` unresolved).
+    pub command: Vec<String>,
+    /// SHA-256 of each argument that names a file (the script).
+    pub files_sha256: std::collections::BTreeMap<String, String>,
+    /// What the command reported about itself (`python`, `torch`, ...).
+    pub environment: std::collections::BTreeMap<String, String>,
 }
 
 /// `failed.json`: a run that failed or diverged. Never counted as a result.

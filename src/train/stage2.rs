@@ -486,6 +486,7 @@ mod tests {
                 from_training: 0,
                 indices_sha256: String::new(),
             },
+            pool_indices: None,
         }
     }
 

@@ -3,6 +3,7 @@
 mod augment;
 mod cli;
 mod data;
+mod external;
 mod faults;
 mod images;
 mod imports;

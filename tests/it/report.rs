@@ -35,6 +35,7 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
         meta_rates_variance: None,
         class_counts: counts,
         train_indices_sha256: format!("{}-{seed}", cell.column.id()),
+        external: None,
         evaluation: Evaluation {
             top1,
             many: Some(top1 + 0.05),

@@ -1,0 +1,411 @@
+//! External methods: a run trained by a command (a PyTorch script, say) instead of balms's
+//! trainer, on the same data, seeds and settings, recorded like any other run.
+//!
+//! The contract (version [`CONTRACT`]; README, "External methods"):
+//!
+//! ```text
+//! <run>/external/
+//!   run.json       what balms gives: run id, seeds, dataset (name, classes, imbalance factor,
+//!                  class counts, source, input shape, the training and validation rows' positions
+//!                  in the dataset's training pool), the arrays file, the method's settings, the
+//!                  stage-1 run's output folder for a decoupled method, device, threads
+//!   data.npz       train_x, train_y, val_x, val_y, test_x, test_y: the run's rows, normalised as
+//!                  balms normalises them (float32 [N, C, H, W]; labels int64); removed afterwards
+//!   out/           the command's folder: its models, and its metrics.json
+//!   stdout.log, stderr.log
+//! ```
+//!
+//! The command runs as `<command> --run <run.json> --out <out>` with `OMP_NUM_THREADS` set to the
+//! run's threads, and must write `out/metrics.json`: `test-predictions` (the predicted class of
+//! every test row, in order), `validation-top1` (in [0, 1]) and `marginal-likelihood` (p(y): the
+//! mean softmax probability of each class over the test set, summing to 1), and optionally
+//! `iterations`, `final-train-loss`, `meta-rates` (rows of per-class rates in [0, 1]) and
+//! `environment` (names to versions, e.g. `torch`). balms scores the predictions with its own
+//! evaluation, so every method is scored by one evaluator. A command that fails, times out or
+//! writes a malformed file fails the run, with the tail of its stderr or the field at fault.
+
+use std::collections::BTreeMap;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+use tch::Tensor;
+use wait_timeout::ChildExt;
+
+use crate::data::inputs::Inputs;
+use crate::data::RunData;
+use crate::matrix::{Cell, External, Plan};
+use crate::store::ExternalRecord;
+use crate::train::evaluate;
+use crate::train::{TrainError, Trained};
+
+/// Version of the contract `run.json` states and this module reads.
+pub const CONTRACT: u32 = 1;
+
+/// Lines of the command's stderr quoted when it fails.
+const STDERR_TAIL: usize = 20;
+
+/// `run.json`.
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct RunFile<'a> {
+    contract: u32,
+    run: String,
+    seed: u64,
+    seeds: Seeds,
+    dataset: DatasetFile<'a>,
+    /// The arrays, absolute path.
+    data: PathBuf,
+    method: &'a crate::matrix::Method,
+    stage1: Option<Stage1File<'a>>,
+    device: String,
+    threads: i32,
+    /// The command's output folder, absolute path.
+    out: PathBuf,
+}
+
+#[derive(Serialize)]
+struct Seeds {
+    init: u64,
+    order: u64,
+    augment: u64,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "kebab-case")]
+struct DatasetFile<'a> {
+    name: &'a str,
+    classes: usize,
+    imbalance: f64,
+    class_counts: &'a [usize],
+    source: &'a str,
+    input_shape: Vec<i64>,
+    train_indices: &'a [usize],
+    validation_indices: &'a [usize],
+}
+
+#[derive(Serialize)]
+struct Stage1File<'a> {
+    method: &'a crate::matrix::Method,
+    /// The stage-1 run's output folder (its models), absolute path.
+    out: PathBuf,
+}
+
+/// `out/metrics.json` as the command writes it.
+#[derive(Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+struct Reported {
+    test_predictions: Vec<i64>,
+    validation_top1: f64,
+    marginal_likelihood: Vec<f64>,
+    #[serde(default)]
+    iterations: Option<u64>,
+    #[serde(default)]
+    final_train_loss: Option<f64>,
+    #[serde(default)]
+    meta_rates: Option<Vec<Vec<f64>>>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+}
+
+/// Where a run's external files are.
+pub(super) fn folder(run_dir: &Path) -> PathBuf {
+    run_dir.join("external")
+}
+
+/// Everything a command needs from the runner.
+pub(super) struct ExternalRun<'a> {
+    pub plan: &'a Plan,
+    pub cell: &'a Cell,
+    pub seed: u64,
+    pub seeds: &'a crate::matrix::RunSeeds,
+    pub run_dir: &'a Path,
+    /// The stage-1 cell and its run folder, for a decoupled method.
+    pub stage1: Option<(&'a Cell, PathBuf)>,
+    pub device: String,
+    pub threads: i32,
+    /// Where the data came from (the provenance's `data_source`).
+    pub source: &'a str,
+}
+
+/// Runs `external` for one run: writes its data and `run.json`, runs the command and reads what
+/// it reports back, as a [`Trained`] and the record of what ran.
+///
+/// # Errors
+/// A dataset not held in memory, files that cannot be written, a command that cannot start,
+/// fails, times out (or is interrupted: [`TrainError::Interrupted`]) or writes a malformed
+/// `metrics.json`.
+pub(super) fn run(
+    external: &External,
+    context: &ExternalRun<'_>,
+    data: &RunData,
+    stop_requested: &dyn Fn() -> bool,
+) -> anyhow::Result<(Trained, ExternalRecord)> {
+    let dir = folder(context.run_dir);
+    let out = dir.join("out");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing `{}`", out.display()))?;
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
+    let arrays = dir.join("data.npz");
+    write_arrays(data, &arrays)?;
+    let run_json = dir.join("run.json");
+    let stage1 = match &context.stage1 {
+        None => None,
+        Some((cell, run_dir)) => {
+            let out = absolute(&folder(run_dir).join("out"))?;
+            if !out.join("metrics.json").is_file() {
+                bail!(
+                    "the external stage-1 run `{}` seed {} has no outputs in `{}` (they are not committed): delete its metrics.json to rerun it",
+                    cell.id(),
+                    context.seed,
+                    out.display()
+                );
+            }
+            Some(Stage1File { method: &cell.method, out })
+        }
+    };
+    let indices = data.pool_indices.as_ref().expect("checked by write_arrays");
+    let file = RunFile {
+        contract: CONTRACT,
+        run: context.cell.id(),
+        seed: context.seed,
+        seeds: Seeds {
+            init: context.seeds.init,
+            order: context.seeds.order,
+            augment: context.seeds.augment,
+        },
+        dataset: DatasetFile {
+            name: context.cell.column.dataset.name(),
+            classes: data.class_counts.len(),
+            imbalance: context.cell.column.imbalance,
+            class_counts: &data.class_counts,
+            source: context.source,
+            input_shape: data.train_x.sample_shape(),
+            train_indices: &indices.train,
+            validation_indices: &indices.validation,
+        },
+        data: absolute(&arrays)?,
+        method: &context.cell.method,
+        stage1,
+        device: context.device.clone(),
+        threads: context.threads,
+        out: absolute(&out)?,
+    };
+    crate::store::write_json(&run_json, &file)?;
+    let command = resolve(&external.command, context.plan.python.as_deref());
+    let started = Instant::now();
+    let outcome = execute(&command, &run_json, &out, &dir, context, external, stop_requested);
+    crate::store::Store::log(
+        context.run_dir,
+        &serde_json::json!({"type": "external", "command": command, "seconds": started.elapsed().as_secs_f64(), "ok": outcome.is_ok()}),
+    )?;
+    // The arrays are the run's data again: not worth keeping.
+    let _ = std::fs::remove_file(&arrays);
+    outcome?;
+    let reported = read_reported(&out.join("metrics.json"), data)?;
+    let record = ExternalRecord {
+        command: external.command.clone(),
+        files_sha256: file_hashes(&external.command)?,
+        environment: reported.environment.clone(),
+    };
+    Ok((trained(reported, data), record))
+}
+
+/// The command with `{python}` replaced: `BALMS_PYTHON`, else the matrix's `python`, else
+/// `.venv-ref/bin/python`.
+fn resolve(command: &[String], matrix_python: Option<&Path>) -> Vec<String> {
+    let python = std::env::var_os("BALMS_PYTHON").map_or_else(
+        || matrix_python.map_or_else(|| PathBuf::from(".venv-ref/bin/python"), Path::to_path_buf),
+        PathBuf::from,
+    );
+    let python = python.display().to_string();
+    command.iter().map(|a| a.replace("{python}", &python)).collect()
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    std::path::absolute(path).with_context(|| format!("resolving `{}`", path.display()))
+}
+
+/// The run's rows, normalised, as `data.npz`.
+fn write_arrays(data: &RunData, path: &Path) -> anyhow::Result<()> {
+    let memory = |inputs: &Inputs| {
+        match inputs {
+        Inputs::Memory(x) => Ok(x.to_device(tch::Device::Cpu)),
+        Inputs::Files { .. } => Err(anyhow::anyhow!(
+            "external methods need a dataset held in memory; image-list datasets are not supported yet"
+        )),
+    }
+    };
+    if data.pool_indices.is_none() {
+        bail!("external methods need a dataset drawn from a pool held in memory");
+    }
+    let cpu = |t: &Tensor| t.to_device(tch::Device::Cpu);
+    let arrays = [
+        ("train_x", memory(&data.train_x)?),
+        ("train_y", cpu(&data.train_y)),
+        ("val_x", memory(&data.val_x)?),
+        ("val_y", cpu(&data.val_y)),
+        ("test_x", memory(&data.test_x)?),
+        ("test_y", cpu(&data.test_y)),
+    ];
+    Tensor::write_npz(&arrays, path).with_context(|| format!("writing `{}`", path.display()))
+}
+
+/// Runs the command to its end, its time limit or a stop request.
+fn execute(
+    command: &[String],
+    run_json: &Path,
+    out: &Path,
+    dir: &Path,
+    context: &ExternalRun<'_>,
+    external: &External,
+    stop_requested: &dyn Fn() -> bool,
+) -> anyhow::Result<()> {
+    let log = |name: &str| {
+        let path = dir.join(name);
+        std::fs::File::create(&path).with_context(|| format!("creating `{}`", path.display()))
+    };
+    let shown = command.join(" ");
+    let mut child = Command::new(&command[0])
+        .args(&command[1..])
+        .arg("--run")
+        .arg(run_json)
+        .arg("--out")
+        .arg(out)
+        .env("OMP_NUM_THREADS", context.threads.to_string())
+        .env("MKL_NUM_THREADS", context.threads.to_string())
+        .stdin(Stdio::null())
+        .stdout(log("stdout.log")?)
+        .stderr(log("stderr.log")?)
+        .spawn()
+        .with_context(|| format!("cannot start `{shown}`"))?;
+    let started = Instant::now();
+    let limit = Duration::from_secs(external.timeout_seconds);
+    let status = loop {
+        if let Some(status) = child.wait_timeout(Duration::from_millis(100))? {
+            break status;
+        }
+        let stop = stop_requested();
+        if stop || started.elapsed() >= limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            if stop {
+                return Err(TrainError::Interrupted.into());
+            }
+            bail!(
+                "`{shown}` ran past its time limit of {} s and was stopped{}",
+                external.timeout_seconds,
+                stderr_tail(dir)
+            );
+        }
+    };
+    if !status.success() {
+        bail!("`{shown}` failed ({status}){}", stderr_tail(dir));
+    }
+    Ok(())
+}
+
+/// The last lines of the command's stderr, as a suffix of an error message.
+fn stderr_tail(dir: &Path) -> String {
+    let mut text = String::new();
+    let _ =
+        std::fs::File::open(dir.join("stderr.log")).and_then(|mut f| f.read_to_string(&mut text));
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return "; its stderr is empty".to_string();
+    }
+    let tail = &lines[lines.len().saturating_sub(STDERR_TAIL)..];
+    format!("; its stderr ends:\n{}", tail.join("\n"))
+}
+
+/// Reads and checks the command's `metrics.json` against the run's data.
+fn read_reported(path: &Path, data: &RunData) -> anyhow::Result<Reported> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("the command wrote no `{}`", path.display()))?;
+    let reported: Reported =
+        serde_json::from_str(&text).with_context(|| format!("malformed `{}`", path.display()))?;
+    let fail = |field: &str, why: String| anyhow::anyhow!("`{}`: `{field}` {why}", path.display());
+    let classes = data.class_counts.len();
+    let test_size = usize::try_from(data.test_y.size()[0]).expect("a size");
+    if reported.test_predictions.len() != test_size {
+        return Err(fail(
+            "test-predictions",
+            format!("has {} entries for {test_size} test rows", reported.test_predictions.len()),
+        ));
+    }
+    if let Some(bad) = reported
+        .test_predictions
+        .iter()
+        .find(|&&p| usize::try_from(p).map_or(true, |p| p >= classes))
+    {
+        return Err(fail("test-predictions", format!("holds {bad}, not a class of 0..{classes}")));
+    }
+    if !(0.0..=1.0).contains(&reported.validation_top1) {
+        return Err(fail(
+            "validation-top1",
+            format!("= {} is not in [0, 1]", reported.validation_top1),
+        ));
+    }
+    let p = &reported.marginal_likelihood;
+    if p.len() != classes || p.iter().any(|v| !v.is_finite() || *v < 0.0) {
+        return Err(fail(
+            "marginal-likelihood",
+            format!("needs {classes} finite non-negative values"),
+        ));
+    }
+    let sum: f64 = p.iter().sum();
+    if (sum - 1.0).abs() > 1e-4 {
+        return Err(fail("marginal-likelihood", format!("sums to {sum}, not 1")));
+    }
+    if let Some(loss) = reported.final_train_loss.filter(|l| !l.is_finite()) {
+        return Err(fail("final-train-loss", format!("= {loss} is not finite")));
+    }
+    if let Some(rates) = &reported.meta_rates {
+        let bad = rates
+            .iter()
+            .any(|row| row.len() != classes || row.iter().any(|r| !(0.0..=1.0).contains(r)));
+        if bad {
+            return Err(fail("meta-rates", format!("needs rows of {classes} rates in [0, 1]")));
+        }
+    }
+    Ok(reported)
+}
+
+/// What the command reported, scored by balms's evaluation.
+fn trained(reported: Reported, data: &RunData) -> Trained {
+    let labels = Vec::<i64>::try_from(&data.test_y.to_device(tch::Device::Cpu)).expect("int64");
+    let evaluation = evaluate::from_predictions(
+        &reported.test_predictions,
+        &labels,
+        reported.marginal_likelihood,
+        &data.class_counts,
+    );
+    let iterations = reported.iterations.unwrap_or(0);
+    Trained {
+        evaluation,
+        validation_top1: reported.validation_top1,
+        iterations,
+        selected_iteration: iterations,
+        final_train_loss: reported.final_train_loss,
+        tau: None,
+        meta_rates: reported.meta_rates,
+        checkpoint_sha256: None,
+    }
+}
+
+/// SHA-256 of every argument of the command that names a file (the script, its modules).
+fn file_hashes(command: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut hashes = BTreeMap::new();
+    for arg in command {
+        let path = Path::new(arg);
+        if !arg.contains("{python}") && path.is_file() {
+            let bytes = std::fs::read(path).with_context(|| format!("reading `{arg}`"))?;
+            hashes.insert(arg.clone(), crate::files::sha256(&bytes));
+        }
+    }
+    Ok(hashes)
+}

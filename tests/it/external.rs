@@ -1,0 +1,175 @@
+//! External methods: a command trains the run (`tests/fixtures/external_ncm.py`, nearest class
+//! mean on the arrays balms writes), and balms records, resumes, fails and reports it like any
+//! other run.
+
+use std::path::Path;
+
+use crate::util::{matrix, root, run, run_matrix_with, stderr, torch_python};
+
+/// A digits matrix with balms's Softmax, an external method and an external stage 2 on it, plus
+/// `extra` methods; `python` is the interpreter.
+fn external_matrix(python: &Path, extra: &str) -> String {
+    let script = root().join("tests/fixtures/external_ncm.py");
+    let script = script.display();
+    format!(
+        r#"name = "x"
+seeds = [1, 2]
+python = "{python}"
+datasets = [{{ digits-lt = {{ imbalance = [10] }} }}]
+
+[defaults]
+model = {{ mlp = {{ hidden = [32] }} }}
+epochs = 4
+batch-size = 32
+
+[[methods]]
+name = "softmax"
+
+[[methods]]
+name = "ncm"
+external = {{ command = ["{{python}}", "{script}"] }}
+
+[[methods]]
+name = "ncm-dt"
+stage1 = "ncm"
+external = {{ command = ["{{python}}", "{script}"] }}
+{extra}"#,
+        python = python.display()
+    )
+}
+
+fn read(path: impl AsRef<Path>) -> serde_json::Value {
+    let path = path.as_ref();
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("{}: {e}", path.display());
+    }))
+    .unwrap()
+}
+
+#[test]
+fn an_external_method_runs_records_resumes_and_reports() {
+    let Some(python) = torch_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "x.toml", &external_matrix(&python, ""));
+    let results = dir.path().join("r");
+    let output = run_matrix_with(&path, &results, &["--threads", "1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run_dir =
+        |method: &str, seed: u64| results.join(format!("x/digits-lt.if10.{method}/seed-{seed}"));
+    let metrics = read(run_dir("ncm", 1).join("metrics.json"));
+    // Nearest class mean on the digits: far above chance, scored by balms from the predictions.
+    let top1 = metrics["top1"].as_f64().unwrap();
+    assert!(top1 > 0.8, "{metrics}");
+    let external = &metrics["external"];
+    assert_eq!(external["environment"]["numpy"].as_str().map(str::is_empty), Some(false));
+    let script = root().join("tests/fixtures/external_ncm.py").display().to_string();
+    assert_eq!(external["files-sha256"][&script].as_str().map(str::len), Some(64), "{external}");
+    assert_eq!(metrics["per-class-accuracy"].as_array().unwrap().len(), 10);
+    // The same subset as balms's own methods at the seed.
+    let softmax = read(run_dir("softmax", 1).join("metrics.json"));
+    assert_eq!(metrics["train-indices-sha256"], softmax["train-indices-sha256"]);
+    // run.json gave the seeds and settings; the arrays are gone.
+    let contract = read(run_dir("ncm", 1).join("external/run.json"));
+    assert_eq!(contract["contract"], 1);
+    assert_eq!(contract["method"]["scheme"]["end-to-end"]["batch-size"], 32);
+    assert!(contract["stage1"].is_null());
+    assert!(!run_dir("ncm", 1).join("external/data.npz").exists());
+    // The decoupled external run got its stage 1's outputs: the same means, the same scores.
+    let stage2 = read(run_dir("ncm-dt", 2).join("external/run.json"));
+    assert!(stage2["stage1"]["out"].as_str().unwrap().ends_with("ncm/seed-2/external/out"));
+    let dt = read(run_dir("ncm-dt", 2).join("metrics.json"));
+    let ncm = read(run_dir("ncm", 2).join("metrics.json"));
+    assert_eq!(dt["per-class-accuracy"], ncm["per-class-accuracy"]);
+
+    // Resumable: nothing reruns.
+    let again = run_matrix_with(&path, &results, &["--threads", "1"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("0 trained, 6 already finished"), "{}", stderr(&again));
+
+    // Reported like any run.
+    let paper = dir.path().join("paper");
+    let (m, r, p) = (path.to_str().unwrap(), results.to_str().unwrap(), paper.to_str().unwrap());
+    let output = run(&["report", m, "--results", r, "--paper", p]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report = std::fs::read_to_string(paper.join("x.md")).unwrap();
+    assert!(report.contains("ncm-dt") && !report.contains("not run"), "{report}");
+}
+
+#[test]
+fn a_failing_malformed_or_slow_command_fails_its_run_and_the_matrix_goes_on() {
+    let Some(python) = torch_python() else { return };
+    let script = root().join("tests/fixtures/external_ncm.py");
+    let method = |name: &str, args: &str, timeout: &str| {
+        format!(
+            "\n[[methods]]\nname = \"{name}\"\nexternal = {{ command = [\"{{python}}\", \"{}\"{args}]{timeout} }}\n",
+            script.display()
+        )
+    };
+    let extra = [
+        method("fails", ", \"--fail\"", ""),
+        method("short", ", \"--bad\", \"test-predictions\"", ""),
+        method("negative", ", \"--bad\", \"marginal-likelihood\"", ""),
+        method("typo", ", \"--bad\", \"validation-top-1\"", ""),
+        method("slow", ", \"--sleep\", \"30\"", ", timeout-seconds = 1"),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let text = external_matrix(&python, &extra).replace("seeds = [1, 2]", "seeds = [1]");
+    let path = matrix(dir.path(), "x.toml", &text);
+    let results = dir.path().join("r");
+    let started = std::time::Instant::now();
+    let output = run_matrix_with(&path, &results, &["--threads", "1"]);
+    assert!(!output.status.success());
+    assert!(started.elapsed().as_secs() < 25, "the slow command was stopped at its limit");
+    let failed = |method: &str| -> String {
+        let dir = results.join(format!("x/digits-lt.if10.{method}/seed-1"));
+        assert!(!dir.join("metrics.json").exists(), "{method}");
+        read(dir.join("failed.json"))["error"].as_str().unwrap().to_string()
+    };
+    let e = failed("fails");
+    assert!(
+        e.contains("failed (exit status: 3)")
+            && e.contains("RuntimeError: the stub failed on purpose"),
+        "{e}"
+    );
+    let e = failed("short");
+    assert!(e.contains("`test-predictions` has") && e.contains("metrics.json"), "{e}");
+    let e = failed("negative");
+    assert!(e.contains("`marginal-likelihood` needs 10 finite"), "{e}");
+    let e = failed("typo");
+    assert!(e.contains("malformed") && e.contains("metrics.json"), "{e}");
+    let e = failed("slow");
+    assert!(e.contains("time limit of 1 s"), "{e}");
+    // The others finished.
+    for method in ["softmax", "ncm", "ncm-dt"] {
+        let dir = results.join(format!("x/digits-lt.if10.{method}/seed-1"));
+        assert!(dir.join("metrics.json").exists(), "{method}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn external_methods_are_planned_and_checked() {
+    let script = root().join("tests/fixtures/external_ncm.py");
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "x.toml", &external_matrix(Path::new("/usr/bin/python3"), ""));
+    let output = run(&["plan", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let plan = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(plan.contains(&format!("external: runs `{{python}} {}`", script.display())), "{plan}");
+    // A balms stage 2 cannot load an external stage 1, nor the other way round.
+    let text =
+        external_matrix(Path::new("python3"), "\n[[methods]]\nname = \"bad\"\nstage1 = \"ncm\"\n");
+    let path = matrix(dir.path(), "y.toml", &text);
+    let e = stderr(&run(&["plan", path.to_str().unwrap()]));
+    assert!(e.contains("method `bad`: its `stage1` is an external method"), "{e}");
+    let text = external_matrix(Path::new("python3"), "")
+        .replace("stage1 = \"ncm\"", "stage1 = \"softmax\"");
+    let path = matrix(dir.path(), "z.toml", &text);
+    let e = stderr(&run(&["plan", path.to_str().unwrap()]));
+    assert!(e.contains("an external stage 2 needs an external `stage1`"), "{e}");
+    let text = external_matrix(Path::new("python3"), "")
+        .replace("command = [\"{python}\"", "commnd = [\"{python}\"");
+    let path = matrix(dir.path(), "w.toml", &text);
+    let e = stderr(&run(&["plan", path.to_str().unwrap()]));
+    assert!(e.contains("commnd"), "{e}");
+}
