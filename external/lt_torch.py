@@ -1,0 +1,232 @@
+"""Long-tailed recognition methods in plain PyTorch, as balms external methods.
+
+Written from the paper and the official code's behaviour (../shared/reference/paper-facts.md),
+not ported from balms, so that a balms matrix can compare the two implementations on the same
+subsets and seeds (README, "External methods" and "Cross-checked against PyTorch").
+
+    python external/lt_torch.py --run <run.json> --out <folder>
+
+The method comes from run.json's settings:
+
+- end to end: an MLP backbone (`model = { mlp = { hidden = [...] } }`, ReLU after each layer) and
+  a linear classifier, trained with Softmax cross-entropy or Balanced Softmax (cross-entropy of
+  `logits + exponent * log n_j`; raw logits at test time), instance-balanced batches from a
+  seeded `DataLoader`, SGD (momentum, weight decay on every parameter), a linear warm-up then
+  cosine to 0, stepped every iteration;
+- decoupled (stage 2): the stage-1 backbone frozen (its features computed once, in eval mode), a
+  fresh linear classifier trained with Softmax or Balanced Softmax, on instance-balanced batches
+  (DT) or class-aware ones (cRT: Kang et al.'s `ClassAwareSampler`, 4 images per class visit),
+  cosine to 0 from the start.
+
+Anything else in the settings (another model, loss, sampler, augmentation, selection rule,
+precision) is refused with a message, rather than silently run differently.
+"""
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Sampler, TensorDataset
+
+
+def refuse(message):
+    print(f"lt_torch.py: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def torch_seed(value):
+    """A 64-bit seed from run.json as torch takes it."""
+    return value % (2**63)
+
+
+def loss_of(spec, counts):
+    """Softmax cross-entropy, or Balanced Softmax with its exponent on the prior."""
+    if spec == "softmax":
+        return nn.CrossEntropyLoss()
+    if isinstance(spec, dict) and "balanced-softmax" in spec:
+        exponent = spec["balanced-softmax"].get("exponent", 1.0)
+        log_prior = exponent * torch.log(torch.tensor(counts, dtype=torch.float32))
+        cross_entropy = nn.CrossEntropyLoss()
+        return lambda logits, y: cross_entropy(logits + log_prior, y)
+    if spec == "balanced-softmax":
+        return loss_of({"balanced-softmax": {}}, counts)
+    refuse(f"loss {spec!r} is not implemented here")
+
+
+def backbone_of(spec, input_size):
+    if not (isinstance(spec, dict) and "mlp" in spec):
+        refuse(f"model {spec!r} is not implemented here (only mlp)")
+    layers, width = [nn.Flatten()], input_size
+    for hidden in spec["mlp"]["hidden"]:
+        layers += [nn.Linear(width, hidden), nn.ReLU()]
+        width = hidden
+    return nn.Sequential(*layers), width
+
+
+def schedule(optimizer, total, warmup, start_factor):
+    """Linear warm-up from `start_factor` over `warmup` iterations, then cosine to 0."""
+
+    def factor(t):
+        if t < warmup:
+            return start_factor + (1.0 - start_factor) * t / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (t - warmup) / max(total - warmup, 1)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def sgd(parameters, o):
+    return torch.optim.SGD(
+        parameters,
+        lr=o["lr"],
+        momentum=o["momentum"],
+        weight_decay=o["weight-decay"],
+        nesterov=o["nesterov"],
+    )
+
+
+class ClassAware(Sampler):
+    """Class-aware sampling (Kang et al.'s `ClassAwareSampler`, `num_samples_cls = 4`): classes
+    visited in shuffled cycles, 4 images per visit, each class's images in shuffled cycles; an
+    epoch is as long as the training set."""
+
+    def __init__(self, labels, classes, generator, per_visit=4):
+        self.by_class = [np.flatnonzero(labels == c) for c in range(classes)]
+        self.generator = generator
+        self.per_visit = per_visit
+        self.length = len(labels)
+
+    def _cycle(self, items):
+        while True:
+            order = torch.randperm(len(items), generator=self.generator).tolist()
+            for i in order:
+                yield items[i]
+
+    def __iter__(self):
+        classes = self._cycle(list(range(len(self.by_class))))
+        members = [self._cycle(list(m)) for m in self.by_class]
+        produced = 0
+        while produced < self.length:
+            c = next(classes)
+            for _ in range(min(self.per_visit, self.length - produced)):
+                yield int(next(members[c]))
+                produced += 1
+
+    def __len__(self):
+        return self.length
+
+
+def batches(x, y, batch, sampler_spec, classes, generator):
+    dataset = TensorDataset(x, y)
+    if sampler_spec == "instance":
+        return DataLoader(dataset, batch_size=batch, shuffle=True, generator=generator)
+    if sampler_spec == "class-balanced":
+        sampler = ClassAware(y.numpy(), classes, generator)
+        return DataLoader(dataset, batch_size=batch, sampler=sampler)
+    refuse(f"sampler {sampler_spec!r} is not implemented here")
+
+
+def train(model, loss, loader, optimizer, scheduler, total):
+    """`total` SGD steps over whole epochs of `loader`, the last one cut; returns the mean loss
+    of the last epoch (stage 2: of the last 100 steps) and the steps run."""
+    step, recent = 0, []
+    while step < total:
+        for xb, yb in loader:
+            if step == total:
+                break
+            value = loss(model(xb), yb)
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step()
+            scheduler.step()
+            recent.append(value.item())
+            step += 1
+    return float(np.mean(recent[-100:])), step
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--run", required=True)
+    parser.add_argument("--out", required=True)
+    args = parser.parse_args()
+    run = json.load(open(args.run))
+    if run["contract"] != 1:
+        refuse(f"contract {run['contract']} (this script reads contract 1)")
+    torch.set_num_threads(run["threads"])
+    if run["device"] != "cpu":
+        refuse(f"device {run['device']} (this script runs on the CPU)")
+    data = np.load(run["data"])
+    tensors = {k: torch.from_numpy(data[k]) for k in data.files}
+    counts = run["dataset"]["class-counts"]
+    classes = run["dataset"]["classes"]
+    method = run["method"]
+    scheme = method["scheme"]
+    generator = torch.Generator().manual_seed(torch_seed(run["seeds"]["order"]))
+    torch.manual_seed(torch_seed(run["seeds"]["init"]))
+    input_size = int(np.prod(run["dataset"]["input-shape"]))
+
+    if "end-to-end" in scheme:
+        s = scheme["end-to-end"]
+        for field, value in [("classifier", "linear"), ("drw", None), ("augment", "none"), ("selection", "last")]:
+            if s.get(field) != value:
+                refuse(f"`{field}` = {s.get(field)!r} is not implemented here")
+        if s.get("precision", "f32") != "f32" or s.get("schedule", {}).get("stepping", "iteration") != "iteration":
+            refuse("only f32 and per-iteration stepping are implemented here")
+        backbone, width = backbone_of(s["model"], input_size)
+        model = nn.Sequential(backbone, nn.Linear(width, classes))
+        n, batch = len(tensors["train_y"]), s["batch-size"]
+        per_epoch = math.ceil(n / batch)
+        length = s["length"]
+        total = round(length["epochs"] * per_epoch) if "epochs" in length else length["iterations"]
+        warmup = s["schedule"]["warmup"]
+        warmup = round(warmup["epochs"] * per_epoch) if "epochs" in warmup else warmup["iterations"]
+        loader = batches(tensors["train_x"], tensors["train_y"], batch, s["sampler"], classes, generator)
+        optimizer = sgd(model.parameters(), s["optimizer"])
+        scheduler = schedule(optimizer, total, warmup, s["schedule"]["warmup-start-factor"])
+        model.train()
+        final_loss, steps = train(model, loss_of(s["loss"], counts), loader, optimizer, scheduler, total)
+        torch.save({"backbone": backbone.state_dict(), "width": width, "model": s["model"]}, os.path.join(args.out, "model.pt"))
+    else:
+        s = scheme["decoupled"]
+        if s["classifier"] != "retrain" or s["selection"] != "last" or s.get("features", "cached") != "cached":
+            refuse("only `retrain` with `selection = \"last\"` on cached features is implemented here")
+        if s.get("stepping", "iteration") != "iteration":
+            refuse("only per-iteration stepping is implemented here")
+        saved = torch.load(os.path.join(run["stage1"]["out"], "model.pt"))
+        backbone, width = backbone_of(saved["model"], input_size)
+        backbone.load_state_dict(saved["backbone"])
+        backbone.eval()
+        with torch.no_grad():
+            features = {k: backbone(tensors[f"{k}_x"]) for k in ["train", "val", "test"]}
+        classifier = nn.Linear(width, classes)
+        loader = batches(features["train"], tensors["train_y"], s["batch-size"], s["sampler"], classes, generator)
+        optimizer = sgd(classifier.parameters(), s["optimizer"])
+        total = s["iterations"]
+        scheduler = schedule(optimizer, total, 0, 1.0)
+        final_loss, steps = train(classifier, loss_of(s["loss"], counts), loader, optimizer, scheduler, total)
+        model = classifier
+        tensors = {**tensors, "val_x": features["val"], "test_x": features["test"]}
+
+    model.eval()
+    with torch.no_grad():
+        test_logits = model(tensors["test_x"]).double()
+        val_predictions = model(tensors["val_x"]).argmax(1)
+    metrics = {
+        "test-predictions": test_logits.argmax(1).tolist(),
+        "validation-top1": float((val_predictions == tensors["val_y"]).double().mean()),
+        "marginal-likelihood": test_logits.softmax(1).mean(0).tolist(),
+        "iterations": steps,
+        "final-train-loss": final_loss,
+        "environment": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+    }
+    with open(os.path.join(args.out, "metrics.json"), "w") as f:
+        json.dump(metrics, f)
+
+
+if __name__ == "__main__":
+    main()
