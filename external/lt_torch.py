@@ -16,7 +16,14 @@ The method comes from run.json's settings:
 - decoupled (stage 2): the stage-1 backbone frozen (its features computed once, in eval mode), a
   fresh linear classifier trained with Softmax or Balanced Softmax, on instance-balanced batches
   (DT) or class-aware ones (cRT: Kang et al.'s `ClassAwareSampler`, 4 images per class visit),
-  cosine to 0 from the start.
+  cosine to 0 from the start;
+- BALMS's stage 2 (`sampler = "meta"`): the Meta Sampler as the official code runs it. Per-class
+  rates `sigmoid(phi_c)`; each batch row a straight-through Gumbel-softmax (`F.gumbel_softmax`,
+  hard) over every training image with logits `log sigmoid(phi_c)`; a one-step look-ahead of the
+  classifier (SGD with the real optimiser's momentum buffers and weight decay, written out
+  functionally) on the batch loss weighted by the hard-minus-soft-plus-soft selection; the
+  cross-entropy of the looked-ahead classifier on a class-balanced meta batch from the training
+  set; an Adam step on `phi`; then the real SGD step on the plain batch loss.
 
 Anything else in the settings (another model, loss, sampler, augmentation, selection rule,
 precision) is refused with a message, rather than silently run differently.
@@ -32,6 +39,7 @@ import sys
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torch.utils.data import DataLoader, Sampler, TensorDataset
 
 
@@ -45,17 +53,17 @@ def torch_seed(value):
     return value % (2**63)
 
 
-def loss_of(spec, counts):
+def loss_of(spec, counts, reduction="mean"):
     """Softmax cross-entropy, or Balanced Softmax with its exponent on the prior."""
     if spec == "softmax":
-        return nn.CrossEntropyLoss()
+        return nn.CrossEntropyLoss(reduction=reduction)
     if isinstance(spec, dict) and "balanced-softmax" in spec:
         exponent = spec["balanced-softmax"].get("exponent", 1.0)
         log_prior = exponent * torch.log(torch.tensor(counts, dtype=torch.float32))
-        cross_entropy = nn.CrossEntropyLoss()
+        cross_entropy = nn.CrossEntropyLoss(reduction=reduction)
         return lambda logits, y: cross_entropy(logits + log_prior, y)
     if spec == "balanced-softmax":
-        return loss_of({"balanced-softmax": {}}, counts)
+        return loss_of({"balanced-softmax": {}}, counts, reduction)
     refuse(f"loss {spec!r} is not implemented here")
 
 
@@ -95,11 +103,11 @@ class ClassAware(Sampler):
     visited in shuffled cycles, 4 images per visit, each class's images in shuffled cycles; an
     epoch is as long as the training set."""
 
-    def __init__(self, labels, classes, generator, per_visit=4):
+    def __init__(self, labels, classes, generator, per_visit=4, endless=False):
         self.by_class = [np.flatnonzero(labels == c) for c in range(classes)]
         self.generator = generator
         self.per_visit = per_visit
-        self.length = len(labels)
+        self.length = sys.maxsize if endless else len(labels)
 
     def _cycle(self, items):
         while True:
@@ -147,6 +155,66 @@ def train(model, loss, loader, optimizer, scheduler, total):
             recent.append(value.item())
             step += 1
     return float(np.mean(recent[-100:])), step
+
+
+def meta_stage2(s, features, labels, counts, classes, generator):
+    """BALMS's stage 2 with the Meta Sampler; returns the classifier, the mean loss of the last
+    100 steps, the steps run and the rates after each tenth of them."""
+    spec = s["sampler"]["meta"]
+    if spec.get("draw", "exact") != "exact" or spec["meta-set"] != "train":
+        refuse("the Meta Sampler here draws exactly, with meta batches from the training set")
+    counts_t = torch.tensor(counts, dtype=torch.float64)
+    start = 1.0 / (counts_t / counts_t.sum()) ** spec["init-pow"]
+    start = start / (start.min() + start.max())
+    phi = torch.log(start / (1.0 - start)).float().requires_grad_(True)
+    meta_optimizer = torch.optim.Adam([phi], lr=spec["lr"], betas=tuple(spec["betas"]))
+    width = features.shape[1]
+    classifier = nn.Linear(width, classes)
+    optimizer = sgd(classifier.parameters(), s["optimizer"])
+    o = s["optimizer"]
+    total, batch = s["iterations"], s["batch-size"]
+    scheduler = schedule(optimizer, total, 0, 1.0)
+    loss = loss_of(s["loss"], counts)
+    per_sample = loss_of(s["loss"], counts, reduction="none")
+    meta_order = iter(DataLoader(TensorDataset(features, labels), batch_size=spec["meta-batch"],
+                                 sampler=ClassAware(labels.numpy(), classes, generator, per_visit=1, endless=True)))
+    recent, rates = [], []
+    every = max(total // 10, 1)
+    for step in range(total):
+        lr = optimizer.param_groups[0]["lr"]
+        # (1) a batch from the Gumbel-softmax over every image, its rows' soft selections.
+        logits = F.logsigmoid(phi)[labels].expand(batch, -1)
+        selection = F.gumbel_softmax(logits, tau=spec["temperature"], hard=True, dim=-1)
+        index = selection.detach().argmax(1)
+        scale = (selection.detach() * selection).sum(1)
+        x, y = features[index], labels[index]
+        # (2) the look-ahead: one SGD step of the classifier, functional in phi.
+        weight, bias = classifier.weight, classifier.bias
+        terms = per_sample(F.linear(x, weight, bias), y)
+        grads = torch.autograd.grad((terms * scale).mean(), (weight, bias), create_graph=True)
+        ahead = []
+        for p, g in zip((weight, bias), grads):
+            g = g + o["weight-decay"] * p
+            buffer = optimizer.state.get(p, {}).get("momentum_buffer")
+            if o["momentum"] > 0:
+                g = g if buffer is None else o["momentum"] * buffer + g
+            ahead.append(p - lr * g)
+        # (3) the meta loss on a class-balanced meta batch, and Adam on phi.
+        meta_x, meta_y = next(meta_order)
+        meta_loss = F.cross_entropy(F.linear(meta_x, *ahead), meta_y)
+        meta_optimizer.zero_grad()
+        phi.grad = torch.autograd.grad(meta_loss, phi)[0]
+        meta_optimizer.step()
+        # (4) the real step on the plain loss.
+        value = loss(classifier(x), y)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step()
+        scheduler.step()
+        recent.append(value.item())
+        if (step + 1) % every == 0:
+            rates.append(torch.sigmoid(phi).detach().double().tolist())
+    return classifier, float(np.mean(recent[-100:])), total, rates
 
 
 def main():
@@ -203,12 +271,18 @@ def main():
         backbone.eval()
         with torch.no_grad():
             features = {k: backbone(tensors[f"{k}_x"]) for k in ["train", "val", "test"]}
-        classifier = nn.Linear(width, classes)
-        loader = batches(features["train"], tensors["train_y"], s["batch-size"], s["sampler"], classes, generator)
-        optimizer = sgd(classifier.parameters(), s["optimizer"])
-        total = s["iterations"]
-        scheduler = schedule(optimizer, total, 0, 1.0)
-        final_loss, steps = train(classifier, loss_of(s["loss"], counts), loader, optimizer, scheduler, total)
+        rates = None
+        if isinstance(s["sampler"], dict) and "meta" in s["sampler"]:
+            classifier, final_loss, steps, rates = meta_stage2(
+                s, features["train"], tensors["train_y"], counts, classes, generator
+            )
+        else:
+            classifier = nn.Linear(width, classes)
+            loader = batches(features["train"], tensors["train_y"], s["batch-size"], s["sampler"], classes, generator)
+            optimizer = sgd(classifier.parameters(), s["optimizer"])
+            total = s["iterations"]
+            scheduler = schedule(optimizer, total, 0, 1.0)
+            final_loss, steps = train(classifier, loss_of(s["loss"], counts), loader, optimizer, scheduler, total)
         model = classifier
         tensors = {**tensors, "val_x": features["val"], "test_x": features["test"]}
 
@@ -224,6 +298,8 @@ def main():
         "final-train-loss": final_loss,
         "environment": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
     }
+    if "decoupled" in scheme and rates is not None:
+        metrics["meta-rates"] = rates
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(metrics, f)
 

@@ -50,6 +50,19 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
             skipped.push(format!("{} ({}): {missing}", plan.name, file.display()));
             continue;
         }
+        let needs_python = plan.methods.iter().any(|m| {
+            m.external.as_ref().is_some_and(|e| e.command.iter().any(|a| a.contains("{python}")))
+        });
+        let python = crate::runner::external::python(plan.python.as_deref());
+        if needs_python && !python.exists() {
+            skipped.push(format!(
+                "{} ({}): its external methods run `{}`, which is missing (`just bench-setup` makes .venv-ref)",
+                plan.name,
+                file.display(),
+                python.display()
+            ));
+            continue;
+        }
         let summary = run_matrix(&plan, &options)?;
         if let Some(code) = interrupted(&plan, &summary) {
             return Ok(code);

@@ -215,14 +215,19 @@ pub(super) fn run(
     Ok((trained(reported, data), record))
 }
 
-/// The command with `{python}` replaced: `BALMS_PYTHON`, else the matrix's `python`, else
-/// `.venv-ref/bin/python`.
-fn resolve(command: &[String], matrix_python: Option<&Path>) -> Vec<String> {
-    let python = std::env::var_os("BALMS_PYTHON").map_or_else(
+/// The interpreter `{python}` stands for: `BALMS_PYTHON`, else the matrix's `python`, else
+/// `.venv-ref/bin/python` (`just bench-setup` makes it).
+#[must_use]
+pub fn python(matrix_python: Option<&Path>) -> PathBuf {
+    std::env::var_os("BALMS_PYTHON").map_or_else(
         || matrix_python.map_or_else(|| PathBuf::from(".venv-ref/bin/python"), Path::to_path_buf),
         PathBuf::from,
-    );
-    let python = python.display().to_string();
+    )
+}
+
+/// The command with `{python}` replaced by [`python`].
+fn resolve(command: &[String], matrix_python: Option<&Path>) -> Vec<String> {
+    let python = python(matrix_python).display().to_string();
     command.iter().map(|a| a.replace("{python}", &python)).collect()
 }
 

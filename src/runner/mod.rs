@@ -22,7 +22,7 @@ use crate::store::{
 use crate::train::{self, Progress, Trained};
 
 mod eta;
-mod external;
+pub mod external;
 pub mod interrupt;
 pub mod slurm;
 mod workers;
