@@ -157,6 +157,40 @@ def train(model, loss, loader, optimizer, scheduler, total):
     return float(np.mean(recent[-100:])), step
 
 
+def gumbel_rows(log_rates, labels, batch, tau, classes, check=False):
+    """`batch` rows of `F.gumbel_softmax(log_rates[labels], tau, hard=True)` over every training
+    image: each row's selected image and its straight-through weight `hard * hard` (value 1, the
+    gradient of the soft value at the selection), as the official `forward_loss` uses them.
+
+    Computed without back-propagating through the `[batch, N]` matrix: with Gumbel noise `g`,
+    the soft value at image `i` is `exp((l_c(i) + g_i) / tau) / sum_j exp((l_c(j) + g_j) / tau)`,
+    and the denominator groups by class as `sum_c exp(l_c / tau) S_c` with `S_c = sum_{j in c}
+    exp(g_j / tau)`, which does not depend on the rates. The noise is drawn as torch's
+    `gumbel_softmax` draws it (`-log(Exponential(1))`). With `check`, the value and gradient are
+    compared with `F.gumbel_softmax`'s own computation on the same noise (the first step).
+    """
+    n = len(labels)
+    with torch.no_grad():
+        noise = -torch.empty(batch, n).exponential_().log()
+        perturbed = (log_rates.detach()[labels] + noise) / tau
+        index = perturbed.argmax(1)
+        sums = torch.zeros(batch, classes).index_add_(1, labels, (noise / tau).exp())
+    chosen = labels[index]
+    numerator = (log_rates[chosen] + noise[torch.arange(batch), index]) / tau
+    log_denominator = torch.logsumexp(log_rates / tau + sums.log(), dim=1)
+    soft = (numerator - log_denominator).exp()
+    scale = 1.0 - soft.detach() + soft
+    if check:
+        full = ((log_rates[labels].expand(batch, -1) + noise) / tau).softmax(-1)
+        hard = torch.zeros_like(full).scatter_(1, index[:, None], 1.0)
+        reference = ((hard - full.detach() + full).detach() * (hard - full.detach() + full)).sum(1)
+        ours_grad = torch.autograd.grad(scale.sum(), log_rates, retain_graph=True)[0]
+        their_grad = torch.autograd.grad(reference.sum(), log_rates, retain_graph=True)[0]
+        assert torch.allclose(scale, reference, atol=1e-5), "Gumbel rows: values differ"
+        assert torch.allclose(ours_grad, their_grad, atol=1e-4, rtol=1e-3), "Gumbel rows: gradients differ"
+    return index, scale
+
+
 def meta_stage2(s, features, labels, counts, classes, generator):
     """BALMS's stage 2 with the Meta Sampler; returns the classifier, the mean loss of the last
     100 steps, the steps run and the rates after each tenth of them."""
@@ -183,10 +217,7 @@ def meta_stage2(s, features, labels, counts, classes, generator):
     for step in range(total):
         lr = optimizer.param_groups[0]["lr"]
         # (1) a batch from the Gumbel-softmax over every image, its rows' soft selections.
-        logits = F.logsigmoid(phi)[labels].expand(batch, -1)
-        selection = F.gumbel_softmax(logits, tau=spec["temperature"], hard=True, dim=-1)
-        index = selection.detach().argmax(1)
-        scale = (selection.detach() * selection).sum(1)
+        index, scale = gumbel_rows(F.logsigmoid(phi), labels, batch, spec["temperature"], classes, check=step == 0)
         x, y = features[index], labels[index]
         # (2) the look-ahead: one SGD step of the classifier, functional in phi.
         weight, bias = classifier.weight, classifier.bias
