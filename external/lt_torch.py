@@ -157,38 +157,66 @@ def train(model, loss, loader, optimizer, scheduler, total):
     return float(np.mean(recent[-100:])), step
 
 
-def gumbel_rows(log_rates, labels, batch, tau, classes, check=False):
-    """`batch` rows of `F.gumbel_softmax(log_rates[labels], tau, hard=True)` over every training
-    image: each row's selected image and its straight-through weight `hard * hard` (value 1, the
+class GumbelRows:
+    """Rows of `F.gumbel_softmax(log_rates[labels], tau, hard=True)` over every training image:
+    each row's selected image and its straight-through weight `hard * hard` (value 1, the
     gradient of the soft value at the selection), as the official `forward_loss` uses them.
 
-    Computed without back-propagating through the `[batch, N]` matrix: with Gumbel noise `g`,
-    the soft value at image `i` is `exp((l_c(i) + g_i) / tau) / sum_j exp((l_c(j) + g_j) / tau)`,
-    and the denominator groups by class as `sum_c exp(l_c / tau) S_c` with `S_c = sum_{j in c}
-    exp(g_j / tau)`, which does not depend on the rates. The noise is drawn as torch's
-    `gumbel_softmax` draws it (`-log(Exponential(1))`). With `check`, the value and gradient are
-    compared with `F.gumbel_softmax`'s own computation on the same noise (the first step).
+    Computed without a `[batch, N]` autograd graph. With Gumbel noise `g = -log E`, `E`
+    exponential, the soft value at image `i` is `exp((l_c(i) + g_i) / tau) / sum_j exp((l_c(j) +
+    g_j) / tau)`; the denominator groups by class as `sum_c exp(l_c / tau) S_c` with `S_c =
+    sum_{j in c} E_j^(-1 / tau)`, and the selection, the largest `l_c(j) + g_j`, is per class the
+    smallest `E_j`. So the noise is drawn class by class (images sorted by class once; the same
+    i.i.d. draws in another order, `E = -log U`), and only `C` numbers per row carry gradient. With `check`, the
+    value and gradient are compared with the literal computation on the same noise.
     """
-    n = len(labels)
-    with torch.no_grad():
-        noise = -torch.empty(batch, n).exponential_().log()
-        perturbed = (log_rates.detach()[labels] + noise) / tau
-        index = perturbed.argmax(1)
-        sums = torch.zeros(batch, classes).index_add_(1, labels, (noise / tau).exp())
-    chosen = labels[index]
-    numerator = (log_rates[chosen] + noise[torch.arange(batch), index]) / tau
-    log_denominator = torch.logsumexp(log_rates / tau + sums.log(), dim=1)
-    soft = (numerator - log_denominator).exp()
-    scale = 1.0 - soft.detach() + soft
-    if check:
-        full = ((log_rates[labels].expand(batch, -1) + noise) / tau).softmax(-1)
-        hard = torch.zeros_like(full).scatter_(1, index[:, None], 1.0)
-        reference = ((hard - full.detach() + full).detach() * (hard - full.detach() + full)).sum(1)
-        ours_grad = torch.autograd.grad(scale.sum(), log_rates, retain_graph=True)[0]
-        their_grad = torch.autograd.grad(reference.sum(), log_rates, retain_graph=True)[0]
-        assert torch.allclose(scale, reference, atol=1e-5), "Gumbel rows: values differ"
-        assert torch.allclose(ours_grad, their_grad, atol=1e-4, rtol=1e-3), "Gumbel rows: gradients differ"
-    return index, scale
+
+    def __init__(self, labels, classes):
+        self.order = torch.argsort(labels, stable=True)
+        counts = torch.bincount(labels, minlength=classes).tolist()
+        self.spans = []
+        start = 0
+        for c in counts:
+            self.spans.append((start, start + c))
+            start += c
+        self.labels = labels
+
+    def __call__(self, log_rates, batch, tau, check=False):
+        n = len(self.labels)
+        with torch.no_grad():
+            # Exponentials by inversion (torch's `exponential_` is several times slower on CPU).
+            exponential = torch.rand(batch, n).log_().neg_()
+            # Per class: the smallest E (the class's best image) and the sum of E^(-1/tau).
+            minima, positions, sums = [], [], []
+            for a, b in self.spans:
+                block = exponential[:, a:b]
+                smallest, where = block.min(1)
+                minima.append(smallest)
+                positions.append(where + a)
+                sums.append((block.reciprocal() if tau == 1.0 else block.pow(-1.0 / tau)).sum(1))
+            minima, positions, sums = torch.stack(minima, 1), torch.stack(positions, 1), torch.stack(sums, 1)
+            # The row's winner: the largest l_c - log(min E_c).
+            winner = (log_rates.detach()[None, :] - minima.log()).argmax(1)
+            rows = torch.arange(batch)
+            index = self.order[positions[rows, winner]]
+            g = -minima[rows, winner].log()
+        numerator = (log_rates[winner] + g) / tau
+        log_denominator = torch.logsumexp(log_rates / tau + sums.log(), dim=1)
+        soft = (numerator - log_denominator).exp()
+        scale = 1.0 - soft.detach() + soft
+        if check:
+            noise = torch.empty(batch, n)
+            noise[:, self.order] = -exponential.log()
+            full = ((log_rates[self.labels].expand(batch, -1) + noise) / tau).softmax(-1)
+            assert torch.equal(full.detach().argmax(1), index), "Gumbel rows: selections differ"
+            hard = torch.zeros_like(full).scatter_(1, index[:, None], 1.0)
+            straight = hard - full.detach() + full
+            reference = (straight.detach() * straight).sum(1)
+            ours = torch.autograd.grad(scale.sum(), log_rates, retain_graph=True)[0]
+            theirs = torch.autograd.grad(reference.sum(), log_rates, retain_graph=True)[0]
+            assert torch.allclose(scale, reference, atol=1e-5), "Gumbel rows: values differ"
+            assert torch.allclose(ours, theirs, atol=1e-4, rtol=1e-3), "Gumbel rows: gradients differ"
+        return index, scale
 
 
 def meta_stage2(s, features, labels, counts, classes, generator):
@@ -212,12 +240,13 @@ def meta_stage2(s, features, labels, counts, classes, generator):
     per_sample = loss_of(s["loss"], counts, reduction="none")
     meta_order = iter(DataLoader(TensorDataset(features, labels), batch_size=spec["meta-batch"],
                                  sampler=ClassAware(labels.numpy(), classes, generator, per_visit=1, endless=True)))
+    gumbel_rows = GumbelRows(labels, classes)
     recent, rates = [], []
     every = max(total // 10, 1)
     for step in range(total):
         lr = optimizer.param_groups[0]["lr"]
         # (1) a batch from the Gumbel-softmax over every image, its rows' soft selections.
-        index, scale = gumbel_rows(F.logsigmoid(phi), labels, batch, spec["temperature"], classes, check=step == 0)
+        index, scale = gumbel_rows(F.logsigmoid(phi), batch, spec["temperature"], check=step == 0)
         x, y = features[index], labels[index]
         # (2) the look-ahead: one SGD step of the classifier, functional in phi.
         weight, bias = classifier.weight, classifier.bias
