@@ -173,3 +173,106 @@ fn external_methods_are_planned_and_checked() {
     let e = stderr(&run(&["plan", path.to_str().unwrap()]));
     assert!(e.contains("commnd"), "{e}");
 }
+
+/// The cross-check `just test` runs: balms's methods and their PyTorch twins
+/// (`external/lt_torch.py`, and the README's focal-loss recipe) on the digits, 3 seeds, the same
+/// subsets. A change that moves balms away from PyTorch (a loss formula, a default, the schedule,
+/// the Meta Sampler's step) moves these means; the committed 10-seed cross-check with its
+/// equivalence verdicts is `experiments/fashion_mnist_lt_torch.toml`.
+#[test]
+fn balms_and_its_pytorch_twins_agree_on_the_digits() {
+    let Some(python) = torch_python() else { return };
+    let torch = "external = { command = [\"{python}\", \"external/lt_torch.py\"] }";
+    let focal = "external = { command = [\"{python}\", \"external/examples/focal_torch.py\", \"--gamma\", \"2\"] }";
+    let text = format!(
+        r#"name = "twins"
+seeds = [1, 2, 3]
+python = "{python}"
+datasets = [{{ digits-lt = {{ imbalance = [10] }} }}]
+
+[defaults]
+model = {{ mlp = {{ hidden = [128, 128] }} }}
+epochs = 30
+batch-size = 32
+optimizer = {{ lr = 0.05, momentum = 0.9, weight-decay = 5e-4 }}
+schedule = {{ warmup-epochs = 1 }}
+stage2 = {{ iterations = 500, batch-size = 128, optimizer = {{ lr = 0.05 }} }}
+
+[[methods]]
+name = "softmax"
+[[methods]]
+name = "softmax-torch"
+{torch}
+[[methods]]
+name = "balanced-softmax"
+loss = "balanced-softmax"
+[[methods]]
+name = "balanced-softmax-torch"
+loss = "balanced-softmax"
+{torch}
+[[methods]]
+name = "focal"
+loss = {{ focal = {{ gamma = 2.0 }} }}
+[[methods]]
+name = "focal-torch"
+{focal}
+[[methods]]
+name = "balms"
+stage1 = "softmax"
+loss = "balanced-softmax"
+sampler = "meta"
+[[methods]]
+name = "balms-torch"
+stage1 = "softmax-torch"
+loss = "balanced-softmax"
+sampler = "meta"
+{torch}
+"#,
+        python = python.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = matrix(dir.path(), "twins.toml", &text);
+    let results = dir.path().join("r");
+    let output = crate::util::run_command(&path, &results, &["--threads", "2"])
+        .current_dir(root())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let metrics = |method: &str, seed: u64| {
+        read(results.join(format!("twins/digits-lt.if10.{method}/seed-{seed}/metrics.json")))
+    };
+    let mean = |method: &str, field: &str| {
+        (1..=3).map(|s| metrics(method, s)[field].as_f64().unwrap()).sum::<f64>() / 3.0
+    };
+    for method in ["softmax", "balanced-softmax", "focal", "balms"] {
+        let twin = format!("{method}-torch");
+        for seed in 1..=3 {
+            assert_eq!(metrics(method, seed)["iterations"], metrics(&twin, seed)["iterations"]);
+        }
+        let gap = 100.0 * (mean(&twin, "top1") - mean(method, "top1"));
+        assert!(gap.abs() <= 2.0, "{method}: PyTorch - balms = {gap:+.2} points of top-1");
+        let (ours, theirs) = (mean(method, "final-train-loss"), mean(&twin, "final-train-loss"));
+        assert!((theirs / ours - 1.0).abs() <= 0.3, "{method}: final loss {ours} vs {theirs}");
+    }
+    // The Meta Sampler learns the same rates (the mean over seeds, class by class).
+    let rates = |method: &str| -> Vec<f64> {
+        let rows: Vec<Vec<f64>> = (1..=3)
+            .map(|s| {
+                serde_json::from_value(
+                    metrics(method, s)["meta-rates"].as_array().unwrap().last().unwrap().clone(),
+                )
+                .unwrap()
+            })
+            .collect();
+        (0..10).map(|c| rows.iter().map(|r| r[c]).sum::<f64>() / 3.0).collect()
+    };
+    for (c, (a, b)) in rates("balms").iter().zip(rates("balms-torch")).enumerate() {
+        assert!((a - b).abs() <= 0.04, "class {c}: rate {a} vs {b}");
+    }
+    // The recipe's row is reported like any other.
+    let paper = dir.path().join("paper");
+    let (m, r, p) = (path.to_str().unwrap(), results.to_str().unwrap(), paper.to_str().unwrap());
+    assert!(run(&["report", m, "--results", r, "--paper", p]).status.success());
+    let report = std::fs::read_to_string(paper.join("twins.md")).unwrap();
+    assert!(report.contains("| focal-torch "), "{report}");
+}
