@@ -108,6 +108,9 @@ class ClassAware(Sampler):
         self.generator = generator
         self.per_visit = per_visit
         self.length = sys.maxsize if endless else len(labels)
+        # The cycles persist from epoch to epoch, as the official sampler's `RandomCycleIter`s.
+        self.classes = self._cycle(list(range(classes)))
+        self.members = [self._cycle(list(m)) for m in self.by_class]
 
     def _cycle(self, items):
         while True:
@@ -116,13 +119,11 @@ class ClassAware(Sampler):
                 yield items[i]
 
     def __iter__(self):
-        classes = self._cycle(list(range(len(self.by_class))))
-        members = [self._cycle(list(m)) for m in self.by_class]
         produced = 0
         while produced < self.length:
-            c = next(classes)
+            c = next(self.classes)
             for _ in range(min(self.per_visit, self.length - produced)):
-                yield int(next(members[c]))
+                yield int(next(self.members[c]))
                 produced += 1
 
     def __len__(self):
@@ -193,22 +194,30 @@ class GumbelRows:
                 smallest, where = block.min(1)
                 minima.append(smallest)
                 positions.append(where + a)
-                sums.append((block.reciprocal() if tau == 1.0 else block.pow(-1.0 / tau)).sum(1))
-            minima, positions, sums = torch.stack(minima, 1), torch.stack(positions, 1), torch.stack(sums, 1)
+                # log S_c: for tau = 1 the sum of reciprocals; otherwise a log-sum-exp of
+                # -log(E) / tau, which E^(-1/tau) would overflow at small tau.
+                if tau == 1.0:
+                    sums.append(block.reciprocal().sum(1).log())
+                else:
+                    sums.append(torch.logsumexp(-block.log() / tau, dim=1))
+            minima, positions, log_sums = torch.stack(minima, 1), torch.stack(positions, 1), torch.stack(sums, 1)
             # The row's winner: the largest l_c - log(min E_c).
             winner = (log_rates.detach()[None, :] - minima.log()).argmax(1)
             rows = torch.arange(batch)
             index = self.order[positions[rows, winner]]
             g = -minima[rows, winner].log()
         numerator = (log_rates[winner] + g) / tau
-        log_denominator = torch.logsumexp(log_rates / tau + sums.log(), dim=1)
+        log_denominator = torch.logsumexp(log_rates / tau + log_sums, dim=1)
         soft = (numerator - log_denominator).exp()
         scale = 1.0 - soft.detach() + soft
         if check:
             noise = torch.empty(batch, n)
             noise[:, self.order] = -exponential.log()
             full = ((log_rates[self.labels].expand(batch, -1) + noise) / tau).softmax(-1)
-            assert torch.equal(full.detach().argmax(1), index), "Gumbel rows: selections differ"
+            # The selection is a row's largest value (exact ties between images of equal rates
+            # may pick another image of the same value).
+            chosen = full.detach().gather(1, index[:, None])[:, 0]
+            assert torch.equal(chosen, full.detach().max(1).values), "Gumbel rows: selections differ"
             hard = torch.zeros_like(full).scatter_(1, index[:, None], 1.0)
             straight = hard - full.detach() + full
             reference = (straight.detach() * straight).sum(1)
@@ -225,6 +234,8 @@ def meta_stage2(s, features, labels, counts, classes, generator):
     spec = s["sampler"]["meta"]
     if spec.get("draw", "exact") != "exact" or spec["meta-set"] != "train":
         refuse("the Meta Sampler here draws exactly, with meta batches from the training set")
+    if s["optimizer"]["nesterov"]:
+        refuse("the Meta Sampler's look-ahead here takes plain momentum (nesterov = false)")
     counts_t = torch.tensor(counts, dtype=torch.float64)
     start = 1.0 / (counts_t / counts_t.sum()) ** spec["init-pow"]
     start = start / (start.min() + start.max())

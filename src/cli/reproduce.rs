@@ -54,7 +54,8 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
             m.external.as_ref().is_some_and(|e| e.command.iter().any(|a| a.contains("{python}")))
         });
         let python = crate::runner::external::python(plan.python.as_deref());
-        if needs_python && !python.exists() {
+        let runs = std::process::Command::new(&python).arg("--version").output();
+        if needs_python && !runs.is_ok_and(|o| o.status.success()) {
             skipped.push(format!(
                 "{} ({}): its external methods run `{}`, which is missing (`just bench-setup` makes .venv-ref)",
                 plan.name,

@@ -26,6 +26,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read as _;
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -108,7 +109,7 @@ struct Reported {
     #[serde(default)]
     meta_rates: Option<Vec<Vec<f64>>>,
     #[serde(default)]
-    environment: BTreeMap<String, String>,
+    environment: BTreeMap<String, serde_json::Value>,
 }
 
 /// Where a run's external files are.
@@ -146,13 +147,6 @@ pub(super) fn run(
 ) -> anyhow::Result<(Trained, ExternalRecord)> {
     let dir = folder(context.run_dir);
     let out = dir.join("out");
-    if out.exists() {
-        std::fs::remove_dir_all(&out).with_context(|| format!("clearing `{}`", out.display()))?;
-    }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
-    let arrays = dir.join("data.npz");
-    write_arrays(data, &arrays)?;
-    let run_json = dir.join("run.json");
     let stage1 = match &context.stage1 {
         None => None,
         Some((cell, run_dir)) => {
@@ -168,6 +162,37 @@ pub(super) fn run(
             Some(Stage1File { method: &cell.method, out })
         }
     };
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing `{}`", out.display()))?;
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
+    let arrays = dir.join("data.npz");
+    let run_json = dir.join("run.json");
+    let outcome = write_arrays(data, &arrays).and_then(|()| {
+        run_command(external, context, data, stage1, (&arrays, &run_json, &out), stop_requested)
+    });
+    // The arrays are the run's data again: not worth keeping, whatever happened.
+    let _ = std::fs::remove_file(&arrays);
+    outcome?;
+    let reported = read_reported(&out.join("metrics.json"), data)?;
+    let record = ExternalRecord {
+        command: external.command.clone(),
+        files_sha256: file_hashes(&external.command)?,
+        environment: reported.environment.clone(),
+    };
+    Ok((trained(reported, data), record))
+}
+
+/// Writes `run.json` and runs the command, logging what ran.
+fn run_command(
+    external: &External,
+    context: &ExternalRun<'_>,
+    data: &RunData,
+    stage1: Option<Stage1File<'_>>,
+    (arrays, run_json, out): (&Path, &Path, &Path),
+    stop_requested: &dyn Fn() -> bool,
+) -> anyhow::Result<()> {
+    let dir = folder(context.run_dir);
     let indices = data.pool_indices.as_ref().expect("checked by write_arrays");
     let file = RunFile {
         contract: CONTRACT,
@@ -188,31 +213,23 @@ pub(super) fn run(
             train_indices: &indices.train,
             validation_indices: &indices.validation,
         },
-        data: absolute(&arrays)?,
+        data: absolute(arrays)?,
         method: &context.cell.method,
         stage1,
         device: context.device.clone(),
         threads: context.threads,
-        out: absolute(&out)?,
+        out: absolute(out)?,
     };
-    crate::store::write_json(&run_json, &file)?;
+    crate::store::write_json(run_json, &file)?;
     let command = resolve(&external.command, context.plan.python.as_deref());
     let started = Instant::now();
-    let outcome = execute(&command, &run_json, &out, &dir, context, external, stop_requested);
-    crate::store::Store::log(
+    let outcome = execute(&command, run_json, out, &dir, context, external, stop_requested);
+    let logged = crate::store::Store::log(
         context.run_dir,
         &serde_json::json!({"type": "external", "command": command, "seconds": started.elapsed().as_secs_f64(), "ok": outcome.is_ok()}),
-    )?;
-    // The arrays are the run's data again: not worth keeping.
-    let _ = std::fs::remove_file(&arrays);
+    );
     outcome?;
-    let reported = read_reported(&out.join("metrics.json"), data)?;
-    let record = ExternalRecord {
-        command: external.command.clone(),
-        files_sha256: file_hashes(&external.command)?,
-        environment: reported.environment.clone(),
-    };
-    Ok((trained(reported, data), record))
+    Ok(logged?)
 }
 
 /// The interpreter `{python}` stands for: `BALMS_PYTHON`, else the matrix's `python`, else
@@ -286,21 +303,34 @@ fn execute(
         .stdin(Stdio::null())
         .stdout(log("stdout.log")?)
         .stderr(log("stderr.log")?)
+        // Its own process group: a terminal's Ctrl-C reaches balms, which stops the whole
+        // group (wrappers' children too), not the command alone.
+        .process_group(0)
         .spawn()
         .with_context(|| format!("cannot start `{shown}`"))?;
     let started = Instant::now();
     let limit = Duration::from_secs(external.timeout_seconds);
+    let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
     let status = loop {
-        if let Some(status) = child.wait_timeout(Duration::from_millis(100))? {
-            break status;
-        }
+        let waited = child.wait_timeout(Duration::from_millis(100));
         let stop = stop_requested();
-        if stop || started.elapsed() >= limit {
-            let _ = child.kill();
+        if stop {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
-            if stop {
-                return Err(TrainError::Interrupted.into());
+            return Err(TrainError::Interrupted.into());
+        }
+        match waited {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(err) => {
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(anyhow::Error::from(err).context(format!("waiting for `{shown}`")));
             }
+        }
+        if started.elapsed() >= limit {
+            let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
+            let _ = child.wait();
             bail!(
                 "`{shown}` ran past its time limit of {} s and was stopped{}",
                 external.timeout_seconds,

@@ -404,22 +404,9 @@ fn execute(
     let mut external_record = None;
     let trained = match (&job.cell.method.scheme, &job.cell.method.external) {
         (_, Some(external)) => {
-            let run = external::ExternalRun {
-                plan,
-                cell: &job.cell,
-                seed: job.seed.0,
-                seeds: &job.seeds,
-                run_dir: &job.dir,
-                stage1: job
-                    .stage1
-                    .as_ref()
-                    .map(|c| (c, options.store.run_dir(&plan.name, c, job.seed.0))),
-                device: crate::device::label(options.device),
-                threads: options.threads,
-                source: &config.provenance.data_source,
-            };
-            let stop = || progress.stop_requested();
-            let (trained, record) = external::run(external, &run, &data, &stop)?;
+            let source = config.provenance.data_source.clone();
+            let (trained, record) =
+                run_external(external, plan, job, options, (&data, &source), &progress, lease)?;
             external_record = Some(record);
             trained
         }
@@ -461,6 +448,51 @@ fn execute(
     )?;
     store::write_json(&job.dir.join("metrics.json"), &metrics)?;
     Ok(metrics)
+}
+
+/// An external method's run: its stage 1 finished, the command run with the lease kept fresh.
+fn run_external(
+    external: &crate::matrix::External,
+    plan: &Plan,
+    job: &Job,
+    options: &RunOptions,
+    (data, source): (&RunData, &str),
+    progress: &RunProgress<'_>,
+    lease: &store::lease::Lease,
+) -> anyhow::Result<(Trained, store::ExternalRecord)> {
+    let run = external::ExternalRun {
+        plan,
+        cell: &job.cell,
+        seed: job.seed.0,
+        seeds: &job.seeds,
+        run_dir: &job.dir,
+        stage1: job.stage1.as_ref().map(|c| (c, options.store.run_dir(&plan.name, c, job.seed.0))),
+        device: crate::device::label(options.device),
+        threads: options.threads,
+        source,
+    };
+    if let Some(stage1) = &job.stage1 {
+        let dir = options.store.run_dir(&plan.name, stage1, job.seed.0);
+        let hash = plan.config_hash(stage1, job.seed);
+        if !matches!(Store::status(&dir, &hash)?, RunStatus::Finished(_)) {
+            bail!(
+                "stage-1 run `{} seed {}` has not finished, so its outputs are unavailable",
+                stage1.id(),
+                job.seed
+            );
+        }
+    }
+    // Polled every 100 ms while the command runs: a stop request, and the lease kept
+    // fresh (about once a minute) so that no other worker takes the run over.
+    let touched = std::cell::Cell::new(Instant::now());
+    let stop = || {
+        if touched.get().elapsed() >= std::time::Duration::from_secs(60) {
+            lease.touch();
+            touched.set(Instant::now());
+        }
+        progress.stop_requested()
+    };
+    external::run(external, &run, data, &stop)
 }
 
 /// The stage-1 checkpoint for a decoupled run, retraining the stage-1 model (deterministically,

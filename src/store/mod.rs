@@ -170,8 +170,8 @@ pub struct ExternalRecord {
     pub command: Vec<String>,
     /// SHA-256 of each argument that names a file (the script).
     pub files_sha256: std::collections::BTreeMap<String, String>,
-    /// What the command reported about itself (`python`, `torch`, ...).
-    pub environment: std::collections::BTreeMap<String, String>,
+    /// What the command reported about itself (`python`, `torch`, ...: any JSON values).
+    pub environment: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 /// `failed.json`: a run that failed or diverged. Never counted as a result.
