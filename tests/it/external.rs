@@ -111,6 +111,10 @@ fn a_failing_malformed_or_slow_command_fails_its_run_and_the_matrix_goes_on() {
         method("negative", ", \"--bad\", \"marginal-likelihood\"", ""),
         method("typo", ", \"--bad\", \"validation-top-1\"", ""),
         method("slow", ", \"--sleep\", \"30\"", ", timeout-seconds = 1"),
+        // A wrapper whose child outlives it unless the whole process group is stopped.
+        "\n[[methods]]\nname = \"wrapped\"\nexternal = { command = [\"sh\", \"-c\", \"sleep 61.25 & wait\"], timeout-seconds = 1 }\n".to_string(),
+        // A stage 2 on a stage 1 whose command wrote a metrics.json that balms refused.
+        format!("\n[[methods]]\nname = \"typo-dt\"\nstage1 = \"typo\"\nexternal = {{ command = [\"{{python}}\", \"{}\"] }}\n", script.display()),
     ]
     .concat();
     let dir = tempfile::tempdir().unwrap();
@@ -140,6 +144,12 @@ fn a_failing_malformed_or_slow_command_fails_its_run_and_the_matrix_goes_on() {
     assert!(e.contains("malformed") && e.contains("metrics.json"), "{e}");
     let e = failed("slow");
     assert!(e.contains("time limit of 1 s"), "{e}");
+    let e = failed("wrapped");
+    assert!(e.contains("time limit of 1 s"), "{e}");
+    let left = std::process::Command::new("pgrep").args(["-f", "sleep 61.25"]).output().unwrap();
+    assert!(left.stdout.is_empty(), "the wrapper's child outlived the time limit");
+    let e = failed("typo-dt");
+    assert!(e.contains("stage-1 run `digits-lt/if10/typo seed 1` has not finished"), "{e}");
     // The others finished.
     for method in ["softmax", "ncm", "ncm-dt"] {
         let dir = results.join(format!("x/digits-lt.if10.{method}/seed-1"));
