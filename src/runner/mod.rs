@@ -460,28 +460,24 @@ fn run_external(
     progress: &RunProgress<'_>,
     lease: &store::lease::Lease,
 ) -> anyhow::Result<(Trained, store::ExternalRecord)> {
+    let stage1 = match &job.stage1 {
+        Some(cell) => Some((
+            cell,
+            finished_stage1(plan, cell, job.seed, options, "its outputs are unavailable")?.0,
+        )),
+        None => None,
+    };
     let run = external::ExternalRun {
         plan,
         cell: &job.cell,
         seed: job.seed.0,
         seeds: &job.seeds,
         run_dir: &job.dir,
-        stage1: job.stage1.as_ref().map(|c| (c, options.store.run_dir(&plan.name, c, job.seed.0))),
+        stage1,
         device: crate::device::label(options.device),
         threads: options.threads,
         source,
     };
-    if let Some(stage1) = &job.stage1 {
-        let dir = options.store.run_dir(&plan.name, stage1, job.seed.0);
-        let hash = plan.config_hash(stage1, job.seed);
-        if !matches!(Store::status(&dir, &hash)?, RunStatus::Finished(_)) {
-            bail!(
-                "stage-1 run `{} seed {}` has not finished, so its outputs are unavailable",
-                stage1.id(),
-                job.seed
-            );
-        }
-    }
     // Polled every 100 ms while the command runs: a stop request, and the lease kept
     // fresh (about once a minute) so that no other worker takes the run over.
     let touched = std::cell::Cell::new(Instant::now());
@@ -493,6 +489,22 @@ fn run_external(
         progress.stop_requested()
     };
     external::run(external, &run, data, &stop)
+}
+
+/// A decoupled run's stage-1 run folder and its stored metrics; an error ending in `what` (what
+/// is unavailable) when that run has not finished.
+fn finished_stage1(
+    plan: &Plan,
+    stage1: &Cell,
+    seed: Seed,
+    options: &RunOptions,
+    what: &str,
+) -> anyhow::Result<(PathBuf, Box<Metrics>)> {
+    let dir = options.store.run_dir(&plan.name, stage1, seed.0);
+    let RunStatus::Finished(stored) = Store::status(&dir, &plan.config_hash(stage1, seed))? else {
+        bail!("stage-1 run `{} seed {seed}` has not finished, so {what}", stage1.id())
+    };
+    Ok((dir, stored))
 }
 
 /// The stage-1 checkpoint for a decoupled run, retraining the stage-1 model (deterministically,
@@ -509,15 +521,10 @@ fn stage1_checkpoint(
     let Scheme::EndToEnd(settings) = &stage1.method.scheme else {
         unreachable!("validated: stage 1 is end-to-end")
     };
-    let dir = options.store.run_dir(&plan.name, stage1, seed.0);
+    let (dir, stored) =
+        finished_stage1(plan, stage1, seed, options, "its backbone is unavailable")?;
     let checkpoint = dir.join("model.ot");
     let seeds = RunSeeds::new(stage1, seed);
-    let RunStatus::Finished(stored) = Store::status(&dir, &plan.config_hash(stage1, seed))? else {
-        bail!(
-            "stage-1 run `{} seed {seed}` has not finished, so its backbone is unavailable",
-            stage1.id()
-        )
-    };
     let state = Store::checkpoint_state(&dir);
     if state != CheckpointState::Intact {
         let why = match state {
