@@ -8,8 +8,11 @@ subsets and seeds (README, "External methods" and "Cross-checked against PyTorch
 
 The method comes from run.json's settings:
 
-- end to end: an MLP backbone (`model = { mlp = { hidden = [...] } }`, ReLU after each layer) and
-  a linear classifier, trained with Softmax cross-entropy or Balanced Softmax (cross-entropy of
+- end to end: a backbone and a linear classifier (torch's default initialisation; ResNet-32's
+  convolutions Kaiming-normal, as the official code's). The backbones
+  are balms's, written here with torch's modules: `mlp` (ReLU after each hidden layer),
+  `small-cnn` and `resnet32` (batch norm: training mode while training, eval mode after). The
+  model is trained with Softmax cross-entropy or Balanced Softmax (cross-entropy of
   `logits + exponent * log n_j`; raw logits at test time), instance-balanced batches from a
   seeded `DataLoader`, SGD (momentum, weight decay on every parameter), a linear warm-up then
   cosine to 0, stepped every iteration;
@@ -24,6 +27,9 @@ The method comes from run.json's settings:
   functionally) on the batch loss weighted by the hard-minus-soft-plus-soft selection; the
   cross-entropy of the looked-ahead classifier on a class-balanced meta batch from the training
   set; an Adam step on `phi`; then the real SGD step on the plain batch loss.
+
+The run reports its test and validation predictions, p(y) on the test set and the Python files
+it ran (`sources`), as contract 2 asks.
 
 Anything else in the settings (another model, loss, sampler, augmentation, selection rule,
 precision) is refused with a message, rather than silently run differently.
@@ -67,14 +73,101 @@ def loss_of(spec, counts, reduction="mean"):
     refuse(f"loss {spec!r} is not implemented here")
 
 
-def backbone_of(spec, input_size):
-    if not (isinstance(spec, dict) and "mlp" in spec):
-        refuse(f"model {spec!r} is not implemented here (only mlp)")
-    layers, width = [nn.Flatten()], input_size
-    for hidden in spec["mlp"]["hidden"]:
-        layers += [nn.Linear(width, hidden), nn.ReLU()]
-        width = hidden
-    return nn.Sequential(*layers), width
+class SmallCnn(nn.Module):
+    """balms's `small-cnn` for 1x28x28 images: two conv(3x3, padding 1)-BN-ReLU-maxpool(2)
+    blocks of 32 and 64 channels, then a 128-unit ReLU layer; torch's default initialisation."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32)
+        self.conv2, self.bn2 = nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64)
+        self.fc = nn.Linear(64 * 7 * 7, 128)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        return F.relu(self.fc(x.flatten(1)))
+
+
+class BasicBlock(nn.Module):
+    """ResNet-32's block: two conv(3x3)-BN, ReLU between and after the sum; where the shape
+    changes, the shortcut takes every other pixel and zero-pads the channels (option A)."""
+
+    def __init__(self, inputs, planes, stride):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inputs, planes, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride=1, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.pad = planes // 4 if stride != 1 or inputs != planes else None
+
+    def forward(self, x):
+        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+        shortcut = x if self.pad is None else F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+        return F.relu(out + shortcut)
+
+
+class Resnet32(nn.Module):
+    """ResNet-32 for CIFAR as the official code takes it (Idelbayev's `resnet_cifar`, its
+    `ResNet32Feature`): conv(3x3, 16)-BN-ReLU, three stages of 5 blocks (16, 32, 64 channels;
+    strides 1, 2, 2), global average pooling to 64 features; Kaiming-normal convolutions."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, 16, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(16)
+        inputs, stages = 16, []
+        for planes, stride in [(16, 1), (32, 2), (64, 2)]:
+            blocks = []
+            for b in range(5):
+                blocks.append(BasicBlock(inputs, planes, stride if b == 0 else 1))
+                inputs = planes
+            stages.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3 = stages
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = self.layer3(self.layer2(self.layer1(x)))
+        return F.adaptive_avg_pool2d(x, 1).flatten(1)
+
+
+def backbone_of(spec, input_shape):
+    """The backbone a matrix's `model` names, and its feature width."""
+    if isinstance(spec, dict) and "mlp" in spec:
+        layers, width = [nn.Flatten()], int(np.prod(input_shape))
+        for hidden in spec["mlp"]["hidden"]:
+            layers += [nn.Linear(width, hidden), nn.ReLU()]
+            width = hidden
+        return nn.Sequential(*layers), width
+    if spec == "small-cnn":
+        return SmallCnn(), 128
+    if spec == "resnet32":
+        return Resnet32(input_shape[0]), 64
+    refuse(f"model {spec!r} is not implemented here (mlp, small-cnn, resnet32)")
+
+
+def in_chunks(function, x, size=1000):
+    """`function` of `x`, 1,000 rows at a time (a CNN's activations over a whole test set do not
+    fit in memory at once)."""
+    return torch.cat([function(x[i : i + size]) for i in range(0, len(x), size)])
+
+
+def sources():
+    """The Python files of this run that live outside the interpreter's installation (this script,
+    a script that imports it): balms records their SHA-256."""
+    prefixes = tuple(os.path.realpath(p) for p in {sys.prefix, sys.base_prefix, sys.exec_prefix})
+    files = set()
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        # (Some modules' `__file__` is a bare name, e.g. `torch._classes`: not a file.)
+        if path and path.endswith(".py") and os.path.isabs(path) and os.path.isfile(path):
+            real = os.path.realpath(path)
+            if not real.startswith(prefixes) and "site-packages" not in real:
+                files.add(real)
+    return sorted(files)
 
 
 def schedule(optimizer, total, warmup, start_factor):
@@ -294,8 +387,8 @@ def main():
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
     run = json.load(open(args.run))
-    if run["contract"] != 1:
-        refuse(f"contract {run['contract']} (this script reads contract 1)")
+    if run["contract"] != 2:
+        refuse(f"contract {run['contract']} (this script reads contract 2)")
     torch.set_num_threads(run["threads"])
     if run["device"] != "cpu":
         refuse(f"device {run['device']} (this script runs on the CPU)")
@@ -307,7 +400,7 @@ def main():
     scheme = method["scheme"]
     generator = torch.Generator().manual_seed(torch_seed(run["seeds"]["order"]))
     torch.manual_seed(torch_seed(run["seeds"]["init"]))
-    input_size = int(np.prod(run["dataset"]["input-shape"]))
+    input_shape = run["dataset"]["input-shape"]
 
     if "end-to-end" in scheme:
         s = scheme["end-to-end"]
@@ -316,7 +409,7 @@ def main():
                 refuse(f"`{field}` = {s.get(field)!r} is not implemented here")
         if s.get("precision", "f32") != "f32" or s.get("schedule", {}).get("stepping", "iteration") != "iteration":
             refuse("only f32 and per-iteration stepping are implemented here")
-        backbone, width = backbone_of(s["model"], input_size)
+        backbone, width = backbone_of(s["model"], input_shape)
         model = nn.Sequential(backbone, nn.Linear(width, classes))
         n, batch = len(tensors["train_y"]), s["batch-size"]
         per_epoch = math.ceil(n / batch)
@@ -337,11 +430,11 @@ def main():
         if s.get("stepping", "iteration") != "iteration":
             refuse("only per-iteration stepping is implemented here")
         saved = torch.load(os.path.join(run["stage1"]["out"], "model.pt"))
-        backbone, width = backbone_of(saved["model"], input_size)
+        backbone, width = backbone_of(saved["model"], input_shape)
         backbone.load_state_dict(saved["backbone"])
         backbone.eval()
         with torch.no_grad():
-            features = {k: backbone(tensors[f"{k}_x"]) for k in ["train", "val", "test"]}
+            features = {k: in_chunks(backbone, tensors[f"{k}_x"]) for k in ["train", "val", "test"]}
         rates = None
         if isinstance(s["sampler"], dict) and "meta" in s["sampler"]:
             classifier, final_loss, steps, rates = meta_stage2(
@@ -359,15 +452,16 @@ def main():
 
     model.eval()
     with torch.no_grad():
-        test_logits = model(tensors["test_x"]).double()
-        val_predictions = model(tensors["val_x"]).argmax(1)
+        test_logits = in_chunks(model, tensors["test_x"]).double()
+        val_predictions = in_chunks(model, tensors["val_x"]).argmax(1)
     metrics = {
         "test-predictions": test_logits.argmax(1).tolist(),
-        "validation-top1": float((val_predictions == tensors["val_y"]).double().mean()),
+        "validation-predictions": val_predictions.tolist(),
         "marginal-likelihood": test_logits.softmax(1).mean(0).tolist(),
         "iterations": steps,
         "final-train-loss": final_loss,
         "environment": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+        "sources": sources(),
     }
     if "decoupled" in scheme and rates is not None:
         metrics["meta-rates"] = rates

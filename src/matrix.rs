@@ -1437,6 +1437,16 @@ fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
                 ));
             }
         }
+        if let (Some(_), Some(column)) =
+            (&method.external, columns.iter().find(|c| c.dataset.list().is_some()))
+        {
+            // The contract hands the command arrays (`data.npz`), written from memory.
+            return Err(format!(
+                "method `{}` on `{}`: external methods take datasets held in memory; an image-list dataset (ImageNet-LT, Places-LT, image-list) is read from its files batch by batch, which the contract does not hand over yet",
+                method.name,
+                column.id()
+            ));
+        }
         if let Scheme::EndToEnd(settings) = &method.scheme {
             check_classifier(settings).map_err(|why| format!("method `{}`: {why}", method.name))?;
             for column in columns {

@@ -16,12 +16,15 @@
 //! ```
 //!
 //! The command runs as `<command> --run <run.json> --out <out>` with `OMP_NUM_THREADS` set to the
-//! run's threads, and must write `out/metrics.json`: `test-predictions` (the predicted class of
-//! every test row, in order), `validation-top1` (in [0, 1]) and `marginal-likelihood` (p(y): the
-//! mean softmax probability of each class over the test set, summing to 1), and optionally
-//! `iterations`, `final-train-loss`, `meta-rates` (rows of per-class rates in [0, 1]) and
-//! `environment` (names to versions, e.g. `torch`). balms scores the predictions with its own
-//! evaluation, so every method is scored by one evaluator. A command that fails, times out or
+//! run's threads, and must write `out/metrics.json`: `test-predictions` and
+//! `validation-predictions` (the predicted class of every test and validation row, in order),
+//! `marginal-likelihood` (p(y): the mean softmax probability of each class over the test set,
+//! summing to 1) and `iterations` (the optimiser steps it took), and optionally
+//! `final-train-loss`, `meta-rates` (rows of per-class rates in [0, 1]), `environment` (names to
+//! versions, e.g. `torch`) and `sources` (the files it ran beyond those on its command line, e.g.
+//! modules it imports, hashed into the record). balms scores the predictions with its own
+//! evaluation, test and validation alike, so every method is scored by one evaluator.
+//! Contract 1 took `validation-top1` as reported and left `iterations` and `sources` out. A command that fails, times out or
 //! writes a malformed file fails the run, with the tail of its stderr or the field at fault.
 
 use std::collections::BTreeMap;
@@ -44,7 +47,7 @@ use crate::train::evaluate;
 use crate::train::{TrainError, Trained};
 
 /// Version of the contract `run.json` states and this module reads.
-pub const CONTRACT: u32 = 1;
+pub const CONTRACT: u32 = 2;
 
 /// Lines of the command's stderr quoted when it fails.
 const STDERR_TAIL: usize = 20;
@@ -100,16 +103,17 @@ struct Stage1File<'a> {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct Reported {
     test_predictions: Vec<i64>,
-    validation_top1: f64,
+    validation_predictions: Vec<i64>,
     marginal_likelihood: Vec<f64>,
-    #[serde(default)]
-    iterations: Option<u64>,
+    iterations: u64,
     #[serde(default)]
     final_train_loss: Option<f64>,
     #[serde(default)]
     meta_rates: Option<Vec<Vec<f64>>>,
     #[serde(default)]
     environment: BTreeMap<String, serde_json::Value>,
+    #[serde(default)]
+    sources: Vec<PathBuf>,
 }
 
 /// Where a run's external files are.
@@ -117,7 +121,14 @@ pub(super) fn folder(run_dir: &Path) -> PathBuf {
     run_dir.join("external")
 }
 
+/// Whether the run in `run_dir` has its command's outputs (`external/out/metrics.json`; not
+/// committed, so absent in a fresh clone).
+pub(super) fn outputs_present(run_dir: &Path) -> bool {
+    folder(run_dir).join("out/metrics.json").is_file()
+}
+
 /// Everything a command needs from the runner.
+#[derive(Clone)]
 pub(super) struct ExternalRun<'a> {
     pub plan: &'a Plan,
     pub cell: &'a Cell,
@@ -130,6 +141,9 @@ pub(super) struct ExternalRun<'a> {
     pub threads: i32,
     /// Where the data came from (the provenance's `data_source`).
     pub source: &'a str,
+    /// Rerunning a finished run for its outputs alone: its logs go to `out/`, leaving the
+    /// recorded ones as they are.
+    pub outputs_only: bool,
 }
 
 /// Runs `external` for one run: writes its data and `run.json`, runs the command and reads what
@@ -151,7 +165,7 @@ pub(super) fn run(
         None => None,
         Some((cell, run_dir)) => {
             let out = absolute(&folder(run_dir).join("out"))?;
-            if !out.join("metrics.json").is_file() {
+            if !outputs_present(run_dir) {
                 bail!(
                     "the external stage-1 run `{}` seed {} has no outputs in `{}` (they are not committed): delete its metrics.json to rerun it",
                     cell.id(),
@@ -177,7 +191,7 @@ pub(super) fn run(
     let reported = read_reported(&out.join("metrics.json"), data)?;
     let record = ExternalRecord {
         command: external.command.clone(),
-        files_sha256: file_hashes(&external.command)?,
+        files_sha256: file_hashes(&external.command, &reported.sources)?,
         environment: reported.environment.clone(),
     };
     Ok((trained(reported, data), record))
@@ -223,7 +237,11 @@ fn run_command(
     crate::store::write_json(run_json, &file)?;
     let command = resolve(&external.command, context.plan.python.as_deref());
     let started = Instant::now();
-    let outcome = execute(&command, run_json, out, &dir, context, external, stop_requested);
+    let logs = if context.outputs_only { out.to_path_buf() } else { dir };
+    let outcome = execute(&command, run_json, out, &logs, context, external, stop_requested);
+    if context.outputs_only {
+        return outcome;
+    }
     let logged = crate::store::Store::log(
         context.run_dir,
         &serde_json::json!({"type": "external", "command": command, "seconds": started.elapsed().as_secs_f64(), "ok": outcome.is_ok()}),
@@ -274,7 +292,25 @@ fn write_arrays(data: &RunData, path: &Path) -> anyhow::Result<()> {
         ("test_x", memory(&data.test_x)?),
         ("test_y", cpu(&data.test_y)),
     ];
-    Tensor::write_npz(&arrays, path).with_context(|| format!("writing `{}`", path.display()))
+    let context = || format!("writing `{}`", path.display());
+    Tensor::write_npz(&arrays, path).with_context(context)?;
+    // tch's writer drops the zip archive without checking the write of its directory, the last
+    // thing written (on a full disk, the write that fails): read the file back to know it whole.
+    std::fs::File::open(path).and_then(|f| f.sync_all()).with_context(context)?;
+    let back = Tensor::read_npz(path).with_context(|| {
+        format!("`{}` was not written whole (is the disk full?)", path.display())
+    })?;
+    let shapes = |named: &[(String, Tensor)]| -> Vec<(String, Vec<i64>)> {
+        let mut shapes: Vec<_> = named.iter().map(|(n, t)| (n.clone(), t.size())).collect();
+        shapes.sort();
+        shapes
+    };
+    let written: Vec<(String, Tensor)> =
+        arrays.iter().map(|(n, t)| ((*n).to_string(), t.shallow_clone())).collect();
+    if shapes(&back) != shapes(&written) {
+        bail!("`{}` was not written whole (is the disk full?)", path.display());
+    }
+    Ok(())
 }
 
 /// Runs the command to its end, its time limit or a stop request.
@@ -365,25 +401,23 @@ fn read_reported(path: &Path, data: &RunData) -> anyhow::Result<Reported> {
         serde_json::from_str(&text).with_context(|| format!("malformed `{}`", path.display()))?;
     let fail = |field: &str, why: String| anyhow::anyhow!("`{}`: `{field}` {why}", path.display());
     let classes = data.class_counts.len();
-    let test_size = usize::try_from(data.test_y.size()[0]).expect("a size");
-    if reported.test_predictions.len() != test_size {
-        return Err(fail(
-            "test-predictions",
-            format!("has {} entries for {test_size} test rows", reported.test_predictions.len()),
-        ));
+    let predictions = [
+        ("test-predictions", &reported.test_predictions, &data.test_y),
+        ("validation-predictions", &reported.validation_predictions, &data.val_y),
+    ];
+    for (field, predicted, labels) in predictions {
+        let rows = usize::try_from(labels.size()[0]).expect("a size");
+        if predicted.len() != rows {
+            return Err(fail(field, format!("has {} entries for {rows} rows", predicted.len())));
+        }
+        if let Some(bad) =
+            predicted.iter().find(|&&p| usize::try_from(p).map_or(true, |p| p >= classes))
+        {
+            return Err(fail(field, format!("holds {bad}, not a class of 0..{classes}")));
+        }
     }
-    if let Some(bad) = reported
-        .test_predictions
-        .iter()
-        .find(|&&p| usize::try_from(p).map_or(true, |p| p >= classes))
-    {
-        return Err(fail("test-predictions", format!("holds {bad}, not a class of 0..{classes}")));
-    }
-    if !(0.0..=1.0).contains(&reported.validation_top1) {
-        return Err(fail(
-            "validation-top1",
-            format!("= {} is not in [0, 1]", reported.validation_top1),
-        ));
+    if reported.iterations == 0 {
+        return Err(fail("iterations", "is 0: a trained run takes at least one step".to_string()));
     }
     let p = &reported.marginal_likelihood;
     if p.len() != classes || p.iter().any(|v| !v.is_finite() || *v < 0.0) {
@@ -412,19 +446,21 @@ fn read_reported(path: &Path, data: &RunData) -> anyhow::Result<Reported> {
 
 /// What the command reported, scored by balms's evaluation.
 fn trained(reported: Reported, data: &RunData) -> Trained {
-    let labels = Vec::<i64>::try_from(&data.test_y.to_device(tch::Device::Cpu)).expect("int64");
+    let labels = |y: &Tensor| Vec::<i64>::try_from(&y.to_device(tch::Device::Cpu)).expect("int64");
     let evaluation = evaluate::from_predictions(
         &reported.test_predictions,
-        &labels,
+        &labels(&data.test_y),
         reported.marginal_likelihood,
         &data.class_counts,
     );
-    let iterations = reported.iterations.unwrap_or(0);
     Trained {
         evaluation,
-        validation_top1: reported.validation_top1,
-        iterations,
-        selected_iteration: iterations,
+        validation_top1: evaluate::top1_of_predictions(
+            &reported.validation_predictions,
+            &labels(&data.val_y),
+        ),
+        iterations: reported.iterations,
+        selected_iteration: reported.iterations,
         final_train_loss: reported.final_train_loss,
         tau: None,
         meta_rates: reported.meta_rates,
@@ -432,15 +468,25 @@ fn trained(reported: Reported, data: &RunData) -> Trained {
     }
 }
 
-/// SHA-256 of every argument of the command that names a file (the script, its modules).
-fn file_hashes(command: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+/// SHA-256 of every argument of the command that names a file (the script) and of every file the
+/// command reported in `sources` (modules it imports), keyed by path: relative to the working
+/// directory when inside it, so that records do not depend on where the repository lives.
+fn file_hashes(
+    command: &[String],
+    sources: &[PathBuf],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let here = std::env::current_dir().context("reading the working directory")?;
+    let named = command
+        .iter()
+        .filter(|arg| !arg.contains("{python}") && Path::new(arg).is_file())
+        .map(PathBuf::from);
     let mut hashes = BTreeMap::new();
-    for arg in command {
-        let path = Path::new(arg);
-        if !arg.contains("{python}") && path.is_file() {
-            let bytes = std::fs::read(path).with_context(|| format!("reading `{arg}`"))?;
-            hashes.insert(arg.clone(), crate::files::sha256(&bytes));
-        }
+    for path in named.chain(sources.iter().cloned()) {
+        let bytes = std::fs::read(&path).with_context(|| {
+            format!("reading `{}` (named by the command or its `sources`)", path.display())
+        })?;
+        let key = path.strip_prefix(&here).unwrap_or(&path).display().to_string();
+        hashes.insert(key, crate::files::sha256(&bytes));
     }
     Ok(hashes)
 }

@@ -405,8 +405,15 @@ fn execute(
     let trained = match (&job.cell.method.scheme, &job.cell.method.external) {
         (_, Some(external)) => {
             let source = config.provenance.data_source.clone();
-            let (trained, record) =
-                run_external(external, plan, job, options, (&data, &source), &progress, lease)?;
+            let (trained, record) = run_external(
+                external,
+                plan,
+                job,
+                options,
+                (&data, &source),
+                (&progress, bars),
+                lease,
+            )?;
             external_record = Some(record);
             trained
         }
@@ -450,36 +457,19 @@ fn execute(
     Ok(metrics)
 }
 
-/// An external method's run: its stage 1 finished, the command run with the lease kept fresh.
+/// An external method's run: its stage 1 finished (its outputs rerun when only its records were
+/// kept), the command run with the lease kept fresh.
 fn run_external(
     external: &crate::matrix::External,
     plan: &Plan,
     job: &Job,
     options: &RunOptions,
     (data, source): (&RunData, &str),
-    progress: &RunProgress<'_>,
+    (progress, bars): (&RunProgress<'_>, &Bars),
     lease: &store::lease::Lease,
 ) -> anyhow::Result<(Trained, store::ExternalRecord)> {
-    let stage1 = match &job.stage1 {
-        Some(cell) => Some((
-            cell,
-            finished_stage1(plan, cell, job.seed, options, "its outputs are unavailable")?.0,
-        )),
-        None => None,
-    };
-    let run = external::ExternalRun {
-        plan,
-        cell: &job.cell,
-        seed: job.seed.0,
-        seeds: &job.seeds,
-        run_dir: &job.dir,
-        stage1,
-        device: crate::device::label(options.device),
-        threads: options.threads,
-        source,
-    };
-    // Polled every 100 ms while the command runs: a stop request, and the lease kept
-    // fresh (about once a minute) so that no other worker takes the run over.
+    // Polled every 100 ms while a command runs: a stop request, and the lease kept fresh (about
+    // once a minute) so that no other worker takes the run over.
     let touched = std::cell::Cell::new(Instant::now());
     let stop = || {
         if touched.get().elapsed() >= std::time::Duration::from_secs(60) {
@@ -488,6 +478,45 @@ fn run_external(
         }
         progress.stop_requested()
     };
+    let mut run = external::ExternalRun {
+        plan,
+        cell: &job.cell,
+        seed: job.seed.0,
+        seeds: &job.seeds,
+        run_dir: &job.dir,
+        stage1: None,
+        device: crate::device::label(options.device),
+        threads: options.threads,
+        source,
+        outputs_only: false,
+    };
+    if let Some(cell) = &job.stage1 {
+        let (dir, stored) =
+            finished_stage1(plan, cell, job.seed, options, "its outputs are unavailable")?;
+        if !external::outputs_present(&dir) {
+            // Its records were kept, its command's outputs (models) were not, e.g. in a fresh
+            // clone: rerun its command for them, as balms retrains a missing checkpoint.
+            bars.println(&format!(
+                "{} seed {}: stage-1 outputs missing; rerunning its command for them (same seeds)",
+                cell.id(),
+                job.seed
+            ));
+            let command = cell.method.external.as_ref().expect("validated: stage 1 is external");
+            let seeds = RunSeeds::new(cell, job.seed);
+            let stage1_run = external::ExternalRun {
+                cell,
+                seeds: &seeds,
+                run_dir: &dir,
+                outputs_only: true,
+                ..run.clone()
+            };
+            let (rerun, _) = external::run(command, &stage1_run, data, &stop)?;
+            if rerun.evaluation != stored.evaluation {
+                bars.println(&format!("warning: rerun stage 1 `{} seed {}` differs from its stored metrics (top-1 {} vs {})", cell.id(), job.seed, rerun.evaluation.top1, stored.evaluation.top1));
+            }
+        }
+        run.stage1 = Some((cell, dir));
+    }
     external::run(external, &run, data, &stop)
 }
 

@@ -270,11 +270,15 @@ fn spawn(
 }
 
 /// Which pending runs may start: end-to-end runs at once; a decoupled run once its stage-1 run
-/// is finished, and alone among its backbone's runs while that checkpoint is missing.
+/// is finished, and alone among its backbone's runs while that checkpoint (an external stage 1:
+/// its command's outputs) is missing.
 struct Schedule {
     waiting: Vec<usize>,
     /// Per pending run: its stage-1 run folder, if decoupled.
     stage1: Vec<Option<PathBuf>>,
+    /// Per pending run: whether it is an external method (its stage 1's outputs are the
+    /// command's files, not a `model.ot`).
+    external: Vec<bool>,
     /// Stage-1 run folders whose records are finished.
     finished: HashSet<PathBuf>,
     /// Stage-1 folders with a run in flight that may be rewriting the checkpoint.
@@ -309,6 +313,7 @@ impl Schedule {
         Schedule {
             waiting: (0..pending.len()).collect(),
             stage1,
+            external: pending.iter().map(|job| job.cell.method.external.is_some()).collect(),
             finished,
             exclusive: HashSet::new(),
             dirs: pending.iter().map(|j| j.dir.clone()).collect(),
@@ -332,7 +337,12 @@ impl Schedule {
         if let Some(dir) = self.stage1[job].clone() {
             // Hashing a checkpoint reads it whole (230 MB for a ResNet-152): once per backbone.
             if !self.intact.contains(&dir) {
-                if Store::checkpoint_state(&dir) == CheckpointState::Intact {
+                let intact = if self.external[job] {
+                    super::external::outputs_present(&dir)
+                } else {
+                    Store::checkpoint_state(&dir) == CheckpointState::Intact
+                };
+                if intact {
                     self.intact.insert(dir);
                 } else {
                     self.exclusive.insert(dir.clone());

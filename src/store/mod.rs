@@ -168,7 +168,9 @@ pub struct Metrics {
 pub struct ExternalRecord {
     /// The command as the matrix gives it (`{python}` unresolved).
     pub command: Vec<String>,
-    /// SHA-256 of each argument that names a file (the script).
+    /// SHA-256 of each argument that names a file (the script) and of each file the command
+    /// reported in `sources` (modules it imports), keyed by path (relative to the working directory
+    /// when inside it).
     pub files_sha256: std::collections::BTreeMap<String, String>,
     /// What the command reported about itself (`python`, `torch`, ...: any JSON values).
     pub environment: std::collections::BTreeMap<String, serde_json::Value>,

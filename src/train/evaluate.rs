@@ -87,6 +87,18 @@ pub fn top1(logits_of: impl Fn(&Tensor) -> Tensor, x: &dyn Rows, y: &Tensor) -> 
     }
 }
 
+/// Top-1 accuracy of predictions made elsewhere (an external method's validation rows):
+/// `predicted[i]` against `labels[i]`; NaN for no rows, as [`top1`] gives.
+#[must_use]
+pub fn top1_of_predictions(predicted: &[i64], labels: &[i64]) -> f64 {
+    let correct = predicted.iter().zip(labels).filter(|(p, y)| p == y).count();
+    if labels.is_empty() {
+        f64::NAN
+    } else {
+        correct as f64 / labels.len() as f64
+    }
+}
+
 /// The metrics of test predictions scored elsewhere (an external method): `predicted[i]` is the
 /// class predicted for test row `i`, whose label is `labels[i]`; p(y) is taken as reported.
 #[must_use]
@@ -162,6 +174,10 @@ mod tests {
         let via = from_predictions(&predicted, &labels, p, &counts);
         assert_eq!(via, direct);
         assert!((via.top1 - 4.0 / 7.0).abs() < 1e-15 && via.few == Some(1.0 / 3.0));
+        let rows = Tensor::arange(7, (Kind::Int64, tch::Device::Cpu));
+        let direct = top1(|idx| logits.index_select(0, idx), &rows, &y);
+        assert_eq!(top1_of_predictions(&predicted, &labels).to_bits(), direct.to_bits());
+        assert!(top1_of_predictions(&[], &[]).is_nan());
     }
 
     #[test]

@@ -62,15 +62,23 @@ fn an_external_method_runs_records_resumes_and_reports() {
     assert!(top1 > 0.8, "{metrics}");
     let external = &metrics["external"];
     assert_eq!(external["environment"]["numpy"].as_str().map(str::is_empty), Some(false));
-    let script = root().join("tests/fixtures/external_ncm.py").display().to_string();
-    assert_eq!(external["files-sha256"][&script].as_str().map(str::len), Some(64), "{external}");
+    // The script and the module it reported in `sources`, keyed relative to the working directory.
+    for file in ["tests/fixtures/external_ncm.py", "tests/fixtures/external_ncm_means.py"] {
+        let bytes = std::fs::read(root().join(file)).unwrap();
+        let expected = format!("{:x}", <sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        assert_eq!(external["files-sha256"][file].as_str(), Some(&*expected), "{external}");
+    }
+    // Validation top-1 scored by balms from the reported predictions.
+    let validation = metrics["validation-top1"].as_f64().unwrap();
+    assert!(validation > 0.7 && validation <= 1.0, "{metrics}");
+    assert_eq!(metrics["iterations"], 1);
     assert_eq!(metrics["per-class-accuracy"].as_array().unwrap().len(), 10);
     // The same subset as balms's own methods at the seed.
     let softmax = read(run_dir("softmax", 1).join("metrics.json"));
     assert_eq!(metrics["train-indices-sha256"], softmax["train-indices-sha256"]);
     // run.json gave the seeds and settings; the arrays are gone.
     let contract = read(run_dir("ncm", 1).join("external/run.json"));
-    assert_eq!(contract["contract"], 1);
+    assert_eq!(contract["contract"], 2);
     assert_eq!(contract["method"]["scheme"]["end-to-end"]["batch-size"], 32);
     assert!(contract["stage1"].is_null());
     assert!(!run_dir("ncm", 1).join("external/data.npz").exists());
@@ -85,6 +93,25 @@ fn an_external_method_runs_records_resumes_and_reports() {
     let again = run_matrix_with(&path, &results, &["--threads", "1"]);
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(stderr(&again).contains("0 trained, 6 already finished"), "{}", stderr(&again));
+
+    // A fresh clone keeps records, not the commands' outputs: a stage 2 reruns its stage 1's
+    // command for them, leaving the stage-1 records and logs as they were.
+    let stage1 = run_dir("ncm", 1);
+    let kept = ["metrics.json", "log.jsonl", "external/stderr.log", "external/stdout.log"]
+        .map(|f| std::fs::read(stage1.join(f)).unwrap());
+    std::fs::remove_dir_all(stage1.join("external/out")).unwrap();
+    std::fs::remove_file(run_dir("ncm-dt", 1).join("metrics.json")).unwrap();
+    let again = run_matrix_with(&path, &results, &["--threads", "1"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let said = stderr(&again);
+    assert!(said.contains("ncm seed 1: stage-1 outputs missing; rerunning its command"), "{said}");
+    assert!(said.contains("1 trained, 5 already finished") && !said.contains("warning"), "{said}");
+    assert!(stage1.join("external/out/means.npy").exists());
+    let after = ["metrics.json", "log.jsonl", "external/stderr.log", "external/stdout.log"]
+        .map(|f| std::fs::read(stage1.join(f)).unwrap());
+    assert!(kept == after, "the stage-1 records or logs changed");
+    let dt = read(run_dir("ncm-dt", 1).join("metrics.json"));
+    assert_eq!(dt["per-class-accuracy"], read(stage1.join("metrics.json"))["per-class-accuracy"]);
 
     // Reported like any run.
     let paper = dir.path().join("paper");
@@ -110,6 +137,8 @@ fn a_failing_malformed_or_slow_command_fails_its_run_and_the_matrix_goes_on() {
         method("short", ", \"--bad\", \"test-predictions\"", ""),
         method("negative", ", \"--bad\", \"marginal-likelihood\"", ""),
         method("typo", ", \"--bad\", \"validation-top-1\"", ""),
+        method("validation", ", \"--bad\", \"validation-predictions\"", ""),
+        method("no-iterations", ", \"--bad\", \"iterations\"", ""),
         method("slow", ", \"--sleep\", \"30\"", ", timeout-seconds = 1"),
         // A wrapper whose child outlives it unless the whole process group is stopped.
         "\n[[methods]]\nname = \"wrapped\"\nexternal = { command = [\"sh\", \"-c\", \"sleep 61.25 & wait\"], timeout-seconds = 1 }\n".to_string(),
@@ -142,6 +171,10 @@ fn a_failing_malformed_or_slow_command_fails_its_run_and_the_matrix_goes_on() {
     assert!(e.contains("`marginal-likelihood` needs 10 finite"), "{e}");
     let e = failed("typo");
     assert!(e.contains("malformed") && e.contains("metrics.json"), "{e}");
+    let e = failed("validation");
+    assert!(e.contains("`validation-predictions` holds 10, not a class of 0..10"), "{e}");
+    let e = failed("no-iterations");
+    assert!(e.contains("malformed") && e.contains("missing field `iterations`"), "{e:?}");
     let e = failed("slow");
     assert!(e.contains("time limit of 1 s"), "{e}");
     let e = failed("wrapped");
@@ -177,6 +210,18 @@ fn external_methods_are_planned_and_checked() {
     let path = matrix(dir.path(), "z.toml", &text);
     let e = stderr(&run(&["plan", path.to_str().unwrap()]));
     assert!(e.contains("an external stage 2 needs an external `stage1`"), "{e}");
+    // An image-list dataset is read from its files batch by batch: refused at plan time.
+    let text = external_matrix(Path::new("python3"), "").replace(
+        "{ digits-lt = { imbalance = [10] } }",
+        "{ imagenet-lt = { crop = 32, resize = 36 } }",
+    );
+    let path = matrix(dir.path(), "v.toml", &text);
+    let e = stderr(&run(&["plan", path.to_str().unwrap()]));
+    assert!(
+        e.contains("method `ncm` on `imagenet-lt")
+            && e.contains("external methods take datasets held in memory"),
+        "{e}"
+    );
     let text = external_matrix(Path::new("python3"), "")
         .replace("command = [\"{python}\"", "commnd = [\"{python}\"");
     let path = matrix(dir.path(), "w.toml", &text);
