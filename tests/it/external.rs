@@ -331,3 +331,67 @@ sampler = "meta"
     let report = std::fs::read_to_string(paper.join("twins.md")).unwrap();
     assert!(report.contains("| focal-torch "), "{report}");
 }
+
+/// lt_torch.py's networks are balms's: balms's weights (batch-norm statistics moved by a few
+/// training passes) loaded into lt_torch's MLP, small CNN and ResNet-32 give balms's logits, in
+/// training mode and in eval mode. Layer names, shapes, the option-A shortcut, pooling and the
+/// flattening order all have to agree for that; the training cross-checks then compare only
+/// what each implementation does with the same architecture.
+#[test]
+fn lt_torch_networks_are_balms_networks() {
+    use balms::model::{ClassifierSpec, ModelSpec, Network, Phase};
+    use tch::{nn, Device, Kind, Tensor};
+
+    let Some(python) = torch_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(ModelSpec, &str, [i64; 3]); 4] = [
+        (ModelSpec::Mlp { hidden: vec![16, 8] }, r#"{"mlp": {"hidden": [16, 8]}}"#, [1, 28, 28]),
+        (ModelSpec::SmallCnn, r#""small-cnn""#, [1, 28, 28]),
+        (ModelSpec::Resnet32, r#""resnet32""#, [3, 32, 32]),
+        (ModelSpec::Resnet32, r#""resnet32""#, [1, 28, 28]),
+    ];
+    for (spec, json, shape) in cases {
+        tch::manual_seed(3);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let network = Network::new(&vs.root(), &spec, ClassifierSpec::Linear, &shape, 5);
+        let batch = |seed: i64| {
+            tch::manual_seed(seed);
+            Tensor::randn([6, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu))
+        };
+        tch::no_grad(|| {
+            for seed in [10, 11] {
+                let _ = network.logits(&batch(seed), Phase::Train);
+            }
+        });
+        let x = batch(12);
+        let weights = dir.path().join("weights.npz");
+        let variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        Tensor::write_npz(&variables, &weights).unwrap();
+        let input = dir.path().join("input.npz");
+        Tensor::write_npz(&[("x", &x)], &input).unwrap();
+        let out = dir.path().join("out.npz");
+        let shape_json = format!("{shape:?}");
+        let status = std::process::Command::new(&python)
+            .arg(root().join("tests/fixtures/lt_torch_forward.py"))
+            .args([json, &shape_json, "5"])
+            .args([&weights, &input, &out])
+            .status()
+            .unwrap();
+        assert!(status.success(), "{json} on {shape:?}");
+        let theirs: std::collections::HashMap<String, Tensor> =
+            Tensor::read_npz(&out).unwrap().into_iter().collect();
+        // Eval first: a training-mode pass moves balms's running statistics (lt_torch's runs on
+        // a copy).
+        for (mode, phase) in [("eval", Phase::Eval), ("train", Phase::Train)] {
+            let ours = tch::no_grad(|| network.logits(&x, phase));
+            let reference = &theirs[mode];
+            let diff = (&ours - reference).abs().max().double_value(&[]);
+            let scale = reference.abs().max().double_value(&[]);
+            assert!(scale > 0.01, "{json} {mode}: logits trivially small ({scale})");
+            assert!(
+                diff < 1e-4 * scale.max(1.0),
+                "{json} on {shape:?}, {mode}: max |diff| {diff:e}, scale {scale}"
+            );
+        }
+    }
+}
