@@ -88,10 +88,15 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
 pub fn is_storage_full(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut current = Some(error);
     while let Some(e) = current {
-        if let Some(io) = e.downcast_ref::<io::Error>() {
-            if matches!(io.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded) {
-                return true;
-            }
+        // tch's I/O errors are transparent: their `source` skips the `io::Error` they hold.
+        let io = e.downcast_ref::<io::Error>().or_else(|| match e.downcast_ref() {
+            Some(tch::TchError::Io(io)) => Some(io),
+            _ => None,
+        });
+        if io.is_some_and(|io| {
+            matches!(io.kind(), io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded)
+        }) {
+            return true;
         }
         current = e.source();
     }
@@ -130,6 +135,8 @@ mod tests {
         let full = io::Error::from(io::ErrorKind::StorageFull);
         let wrapped = anyhow::Error::new(full).context("writing `x`").context("run y");
         assert!(is_storage_full(wrapped.as_ref()));
+        let tch = tch::TchError::Io(io::Error::from(io::ErrorKind::StorageFull));
+        assert!(is_storage_full(anyhow::Error::new(tch).context("writing `x.npz`").as_ref()));
         let other = anyhow::Error::new(io::Error::from(io::ErrorKind::NotFound));
         assert!(!is_storage_full(other.as_ref()));
     }

@@ -314,3 +314,40 @@ fn a_full_disk_in_a_jobs_worker_stops_the_matrix_and_a_rerun_completes() {
 fn count_temporaries(dir: &Path) -> usize {
     files_where(dir, |path| path.extension().is_some_and(|e| e == "tmp")).len()
 }
+
+/// An external method's arrays (`data.npz`) on a full disk: the run stops the matrix as any full
+/// disk does, naming the file, and leaves neither the arrays nor a lease.
+#[test]
+fn a_full_disk_under_an_external_methods_arrays_is_named() {
+    let Some(python) = crate::util::torch_python() else { return };
+    if !can_mount() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = crate::util::root().join("tests/fixtures/external_ncm.py");
+    let text = format!(
+        "name = \"full-npz\"\nseeds = [1]\npython = \"{}\"\ndatasets = [{{ digits-lt = {{ imbalance = [10] }} }}]\n\n[defaults]\nmodel = {{ mlp = {{ hidden = [8] }} }}\nepochs = 1\nbatch-size = 32\n\n[[methods]]\nname = \"ncm\"\nexternal = {{ command = [\"{{python}}\", \"{}\"] }}\n",
+        python.display(),
+        script.display()
+    );
+    let path = matrix(dir.path(), "m.toml", &text);
+    let disk = dir.path().join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    // Room for the run's records (a few kB), not for its arrays (about 400 kB).
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount -t tmpfs failed");
+    let results = disk.join("results");
+    let output = run_matrix_with(&path, &results, &[]);
+    let err = stderr(&output);
+    let arrays = files_named(&results, "data.npz").len();
+    let leases = files_named(&results, "lease.json").len();
+    let metrics = files_named(&results, "metrics.json").len();
+    let _ = std::process::Command::new("umount").arg(&disk).status();
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(err.contains("is full") && err.contains("data.npz"), "{err}");
+    assert_eq!((arrays, leases, metrics), (0, 0, 0), "{err}");
+}

@@ -155,9 +155,24 @@ fn a_slurm_job_array_reproduces_a_single_process_run() {
     }
     let dir = tempfile::tempdir().unwrap();
     let name = format!("slurm{}", std::process::id());
-    let path = matrix(dir.path(), "m.toml", &digits_matrix(&name, "[1, 2]", 0.05));
+    let mut text = digits_matrix(&name, "[1, 2]", 0.05);
+    // External methods too (the nearest-class-mean stub and a stage 2 on it), where PyTorch's
+    // interpreter is here: the array's tasks run their commands like any run.
+    let external = crate::util::torch_python().map(|python| {
+        let script = crate::util::root().join("tests/fixtures/external_ncm.py");
+        let command = format!("external = {{ command = [\"{{python}}\", \"{}\"] }}", script.display());
+        text = text.replacen("\n[defaults]", &format!("python = \"{}\"\n\n[defaults]", python.display()), 1);
+        text += &format!("\n[[methods]]\nname = \"ncm\"\n{command}\n\n[[methods]]\nname = \"ncm-dt\"\nstage1 = \"ncm\"\n{command}\n");
+    });
+    let path = matrix(dir.path(), "m.toml", &text);
     let single = dir.path().join("single");
-    assert!(run_args(&path, &single, &[]).status.success());
+    // From the folder the array's tasks run in: external records key their scripts' hashes by
+    // path relative to the working folder.
+    let output = crate::util::run_command(&path, &single, &["--threads", "1"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
     let script = dir.path().join("submit.sh");
     let output =
         balms(&["slurm", path.to_str().unwrap(), "--cpus", "1", "--out", script.to_str().unwrap()])
@@ -181,8 +196,18 @@ fn a_slurm_job_array_reproduces_a_single_process_run() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let logs = std::fs::read_dir(dir.path().join("slurm-logs")).map_or(0, Iterator::count);
-    assert_eq!(logs, 5, "four shards and a report job should have logged");
-    assert_eq!(metrics_files(&dir.path().join("results")), metrics_files(&single));
+    let shards = if external.is_some() { 6 } else { 4 };
+    assert_eq!(logs, shards + 1, "{shards} shards and a report job should have logged");
+    let results = metrics_files(&dir.path().join("results"));
+    assert_eq!(results, metrics_files(&single));
+    // Their records (the commands' own out/metrics.json are among the files compared too).
+    let externals = results
+        .iter()
+        .filter(|(p, _)| {
+            p.to_string_lossy().contains(".ncm") && !p.to_string_lossy().contains("/out/")
+        })
+        .count();
+    assert_eq!(externals, if external.is_some() { 4 } else { 0 });
     // The report job ran after the array (afterok).
     assert!(dir.path().join(format!("paper/{name}.md")).is_file());
 }
