@@ -332,8 +332,8 @@ sampler = "meta"
     assert!(report.contains("| focal-torch "), "{report}");
 }
 
-/// lt_torch.py's networks are balms's: balms's weights (batch-norm statistics moved by a few
-/// training passes) loaded into lt_torch's MLP, small CNN and ResNet-32 give balms's logits, in
+/// `lt_torch.py`'s networks are balms's: balms's weights (batch-norm statistics moved by a few
+/// training passes) loaded into `lt_torch`'s MLP, small CNN and ResNet-32 give balms's logits, in
 /// training mode and in eval mode. Layer names, shapes, the option-A shortcut, pooling and the
 /// flattening order all have to agree for that; the training cross-checks then compare only
 /// what each implementation does with the same architecture.

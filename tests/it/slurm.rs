@@ -1,6 +1,7 @@
 //! Beyond one process: `--shard I/N` covers a matrix exactly once, a killed worker's run is
 //! redone with nothing lost or doubled, and a real Slurm job array reproduces a single-process run.
 
+use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -160,9 +161,16 @@ fn a_slurm_job_array_reproduces_a_single_process_run() {
     // interpreter is here: the array's tasks run their commands like any run.
     let external = crate::util::torch_python().map(|python| {
         let script = crate::util::root().join("tests/fixtures/external_ncm.py");
-        let command = format!("external = {{ command = [\"{{python}}\", \"{}\"] }}", script.display());
-        text = text.replacen("\n[defaults]", &format!("python = \"{}\"\n\n[defaults]", python.display()), 1);
-        text += &format!("\n[[methods]]\nname = \"ncm\"\n{command}\n\n[[methods]]\nname = \"ncm-dt\"\nstage1 = \"ncm\"\n{command}\n");
+        let command =
+            format!("external = {{ command = [\"{{python}}\", \"{}\"] }}", script.display());
+        text = text.replacen(
+            "\n[defaults]",
+            &format!("python = \"{}\"\n\n[defaults]", python.display()),
+            1,
+        );
+        for (name, stage1) in [("ncm", ""), ("ncm-dt", "stage1 = \"ncm\"\n")] {
+            let _ = write!(text, "\n[[methods]]\nname = \"{name}\"\n{stage1}{command}\n");
+        }
     });
     let path = matrix(dir.path(), "m.toml", &text);
     let single = dir.path().join("single");
