@@ -43,7 +43,7 @@ fn conv(path: nn::Path, input: i64, output: i64, kernel: i64, stride: i64) -> nn
 }
 
 fn bn(path: nn::Path, channels: i64) -> nn::BatchNorm {
-    nn::batch_norm2d(path, channels, nn::BatchNormConfig::default())
+    super::batch_norm2d(path, channels)
 }
 
 /// A basic (two 3x3) or bottleneck (1x1, 3x3, 1x1) residual block.

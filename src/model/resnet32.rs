@@ -4,7 +4,7 @@
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-use super::{Backbone, Phase};
+use super::{batch_norm2d, Backbone, Phase};
 
 const STAGES: [(i64, i64); 3] = [(16, 1), (32, 2), (64, 2)];
 const BLOCKS_PER_STAGE: usize = 5;
@@ -34,9 +34,9 @@ impl BasicBlock {
     fn new(path: &nn::Path, input: i64, planes: i64, stride: i64) -> BasicBlock {
         BasicBlock {
             conv1: conv3x3(path / "conv1", input, planes, stride),
-            bn1: nn::batch_norm2d(path / "bn1", planes, nn::BatchNormConfig::default()),
+            bn1: batch_norm2d(path / "bn1", planes),
             conv2: conv3x3(path / "conv2", planes, planes, 1),
-            bn2: nn::batch_norm2d(path / "bn2", planes, nn::BatchNormConfig::default()),
+            bn2: batch_norm2d(path / "bn2", planes),
             pad: (stride != 1 || input != planes).then_some(planes / 4),
         }
     }
@@ -81,7 +81,7 @@ impl Resnet32 {
         }
         Resnet32 {
             conv1: conv3x3(path / "conv1", channels, 16, 1),
-            bn1: nn::batch_norm2d(path / "bn1", 16, nn::BatchNormConfig::default()),
+            bn1: batch_norm2d(path / "bn1", 16),
             blocks,
         }
     }

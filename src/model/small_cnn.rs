@@ -3,7 +3,7 @@
 use tch::nn::{self, Module, ModuleT};
 use tch::Tensor;
 
-use super::{torch_default_init, Backbone, Phase};
+use super::{batch_norm2d, torch_default_init, Backbone, Phase};
 
 const FEATURES: i64 = 128;
 
@@ -29,9 +29,9 @@ impl SmallCnn {
         let init = torch_default_init(64 * 7 * 7);
         SmallCnn {
             conv1: conv(path / "conv1", 1, 32),
-            bn1: nn::batch_norm2d(path / "bn1", 32, nn::BatchNormConfig::default()),
+            bn1: batch_norm2d(path / "bn1", 32),
             conv2: conv(path / "conv2", 32, 64),
-            bn2: nn::batch_norm2d(path / "bn2", 64, nn::BatchNormConfig::default()),
+            bn2: batch_norm2d(path / "bn2", 64),
             fc: nn::linear(
                 path / "fc",
                 64 * 7 * 7,

@@ -332,6 +332,58 @@ sampler = "meta"
     assert!(report.contains("| focal-torch "), "{report}");
 }
 
+/// Every tensor of a freshly built balms network drawn as torch draws lt_torch's: constants equal
+/// (batch norm's weight 1 and bias 0, its running statistics), random ones of the same range and
+/// spread (standard deviation within 10% where there are 1,000 or more values, mean within 4
+/// standard errors).
+fn same_initialisation(
+    python: &Path,
+    vs: &tch::nn::VarStore,
+    json: &str,
+    shape: [i64; 3],
+    dir: &Path,
+) {
+    let out = dir.join("init.json");
+    let status = std::process::Command::new(python)
+        .arg(root().join("tests/fixtures/lt_torch_forward.py"))
+        .args([json, &format!("{shape:?}"), "5", "--init"])
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{json}: torch's initialisation");
+    let torch = read(&out);
+    let ours = vs.variables();
+    let mut names: Vec<&String> = ours.keys().collect();
+    names.sort();
+    let theirs: Vec<&String> = torch.as_object().unwrap().keys().collect();
+    assert_eq!(names, theirs, "{json}: tensor names");
+    for (name, tensor) in &ours {
+        let t: Vec<f64> = serde_json::from_value(torch[name].clone()).unwrap();
+        let (n, mean, std, min, max) = (t[0], t[1], t[2], t[3], t[4]);
+        let values =
+            Vec::<f64>::try_from(tensor.to_kind(tch::Kind::Double).flatten(0, -1)).unwrap();
+        let our_mean = values.iter().sum::<f64>() / n;
+        let our_std = (values.iter().map(|v| (v - our_mean).powi(2)).sum::<f64>()
+            / (n - 1.0).max(1.0))
+        .sqrt();
+        let our_min = values.iter().copied().fold(f64::INFINITY, f64::min);
+        let our_max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let context = format!("{json} `{name}`: ours mean {our_mean} std {our_std} in [{our_min}, {our_max}], torch's mean {mean} std {std} in [{min}, {max}]");
+        if std == 0.0 {
+            assert!(our_std == 0.0 && our_mean == mean, "{context}");
+        } else if n >= 1000.0 {
+            assert!((our_std / std - 1.0).abs() < 0.1, "{context}");
+            assert!((our_mean - mean).abs() < 4.0 * std / n.sqrt(), "{context}");
+        } else {
+            // Few values: the same bounds (uniform draws) or spread within a factor of 2.
+            assert!(
+                our_min >= min.min(-max.abs()) * 1.5 && our_max <= max.max(-min) * 1.5,
+                "{context}"
+            );
+        }
+    }
+}
+
 /// `lt_torch.py`'s networks are balms's: balms's weights (batch-norm statistics moved by a few
 /// training passes) loaded into `lt_torch`'s MLP, small CNN and ResNet-32 give balms's logits, in
 /// training mode and in eval mode. Layer names, shapes, the option-A shortcut, pooling and the
@@ -354,6 +406,7 @@ fn lt_torch_networks_are_balms_networks() {
         tch::manual_seed(3);
         let vs = nn::VarStore::new(Device::Cpu);
         let network = Network::new(&vs.root(), &spec, ClassifierSpec::Linear, &shape, 5);
+        same_initialisation(&python, &vs, json, shape, dir.path());
         let batch = |seed: i64| {
             tch::manual_seed(seed);
             Tensor::randn([6, shape[0], shape[1], shape[2]], (Kind::Float, Device::Cpu))
