@@ -320,8 +320,6 @@ pub fn to_channels_last(vs: &nn::VarStore) {
     }
 }
 
-/// PyTorch's default initialisation of `nn.Linear` and `nn.Conv2d`: weights and biases uniform in
-/// `±1/sqrt(fan_in)` (tch's own default differs).
 /// A 2-d batch norm as PyTorch's `BatchNorm2d` (and so the official code and torchvision) starts
 /// it: weight 1, bias 0, eps 1e-5, momentum 0.1. tch's default configuration draws the weight from
 /// U(0, 1) instead.
@@ -331,6 +329,8 @@ pub fn batch_norm2d(path: nn::Path, channels: i64) -> nn::BatchNorm {
     nn::batch_norm2d(path, channels, config)
 }
 
+/// PyTorch's default initialisation of `nn.Linear` and `nn.Conv2d`: weights and biases uniform in
+/// `±1/sqrt(fan_in)` (tch's own default differs).
 #[must_use]
 pub fn torch_default_init(fan_in: i64) -> nn::Init {
     let bound = 1.0 / (fan_in as f64).sqrt();

@@ -167,7 +167,7 @@ pub(super) fn run(
             let out = absolute(&folder(run_dir).join("out"))?;
             if !outputs_present(run_dir) {
                 bail!(
-                    "the external stage-1 run `{}` seed {} has no outputs in `{}` (they are not committed): delete its metrics.json to rerun it",
+                    "the external stage-1 run `{}` seed {} has no outputs in `{}`",
                     cell.id(),
                     context.seed,
                     out.display()
@@ -292,24 +292,28 @@ fn write_arrays(data: &RunData, path: &Path) -> anyhow::Result<()> {
         ("test_x", memory(&data.test_x)?),
         ("test_y", cpu(&data.test_y)),
     ];
-    let context = || format!("writing `{}`", path.display());
-    Tensor::write_npz(&arrays, path).with_context(context)?;
-    // tch's writer drops the zip archive without checking the write of its directory, the last
-    // thing written (on a full disk, the write that fails): read the file back to know it whole.
-    std::fs::File::open(path).and_then(|f| f.sync_all()).with_context(context)?;
-    let back = Tensor::read_npz(path).with_context(|| {
-        format!("`{}` was not written whole (is the disk full?)", path.display())
-    })?;
-    let shapes = |named: &[(String, Tensor)]| -> Vec<(String, Vec<i64>)> {
-        let mut shapes: Vec<_> = named.iter().map(|(n, t)| (n.clone(), t.size())).collect();
-        shapes.sort();
-        shapes
-    };
-    let written: Vec<(String, Tensor)> =
-        arrays.iter().map(|(n, t)| ((*n).to_string(), t.shallow_clone())).collect();
-    if shapes(&back) != shapes(&written) {
-        bail!("`{}` was not written whole (is the disk full?)", path.display());
-    }
+    write_npz(&arrays, path).with_context(|| format!("writing `{}`", path.display()))
+}
+
+/// `arrays` as an uncompressed `.npz`, every write checked: each array through tch's `.npy`
+/// writer into a file beside `path`, copied into the archive, whose directory (written last, by
+/// `finish`) is checked too, then synced.
+fn write_npz(arrays: &[(&str, Tensor)], path: &Path) -> anyhow::Result<()> {
+    crate::files::before_write(path)?;
+    let file = std::fs::File::create(path)?;
+    let mut zip = zip::ZipWriter::new(file);
+    let options =
+        zip::write::FileOptions::default().compression_method(zip::CompressionMethod::Stored);
+    let npy = path.with_extension("npy.tmp");
+    let copied = arrays.iter().try_for_each(|(name, tensor)| -> anyhow::Result<()> {
+        tensor.write_npy(&npy)?;
+        zip.start_file(format!("{name}.npy"), options)?;
+        std::io::copy(&mut std::fs::File::open(&npy)?, &mut zip)?;
+        Ok(())
+    });
+    let _ = std::fs::remove_file(&npy);
+    copied?;
+    zip.finish()?.sync_all()?;
     Ok(())
 }
 
@@ -475,7 +479,9 @@ fn file_hashes(
     command: &[String],
     sources: &[PathBuf],
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let here = std::env::current_dir().context("reading the working directory")?;
+    let here = std::env::current_dir()
+        .and_then(std::fs::canonicalize)
+        .context("reading the working directory")?;
     let named = command
         .iter()
         .filter(|arg| !arg.contains("{python}") && Path::new(arg).is_file())
@@ -485,7 +491,10 @@ fn file_hashes(
         let bytes = std::fs::read(&path).with_context(|| {
             format!("reading `{}` (named by the command or its `sources`)", path.display())
         })?;
-        let key = path.strip_prefix(&here).unwrap_or(&path).display().to_string();
+        // Canonical (`./a.py`, a symlink and the absolute path are one file), then relative to
+        // the working folder where inside it; absolute only for files outside it.
+        let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        let key = canonical.strip_prefix(&here).unwrap_or(&canonical).display().to_string();
         hashes.insert(key, crate::files::sha256(&bytes));
     }
     Ok(hashes)

@@ -6,7 +6,7 @@
 //! exits non-zero naming the failed runs.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -495,29 +495,70 @@ fn run_external(
             finished_stage1(plan, cell, job.seed, options, "its outputs are unavailable")?;
         if !external::outputs_present(&dir) {
             // Its records were kept, its command's outputs (models) were not, e.g. in a fresh
-            // clone: rerun its command for them, as balms retrains a missing checkpoint.
-            bars.println(&format!(
-                "{} seed {}: stage-1 outputs missing; rerunning its command for them (same seeds)",
-                cell.id(),
-                job.seed
-            ));
-            let command = cell.method.external.as_ref().expect("validated: stage 1 is external");
-            let seeds = RunSeeds::new(cell, job.seed);
-            let stage1_run = external::ExternalRun {
-                cell,
-                seeds: &seeds,
-                run_dir: &dir,
-                outputs_only: true,
-                ..run.clone()
+            // clone: rerun its command for them, as balms retrains a missing checkpoint, holding
+            // the stage-1 run's lease so that another process's stage 2 waits rather than
+            // rerunning it into the same folder at the same time.
+            let _stage1_lease = loop {
+                match store::lease::acquire(&dir)? {
+                    store::lease::Outcome::Held(held) => break held,
+                    store::lease::Outcome::Busy(_) if stop() => {
+                        return Err(train::TrainError::Interrupted.into())
+                    }
+                    store::lease::Outcome::Busy(_) => {
+                        std::thread::sleep(std::time::Duration::from_millis(500));
+                    }
+                }
             };
-            let (rerun, _) = external::run(command, &stage1_run, data, &stop)?;
-            if rerun.evaluation != stored.evaluation {
-                bars.println(&format!("warning: rerun stage 1 `{} seed {}` differs from its stored metrics (top-1 {} vs {})", cell.id(), job.seed, rerun.evaluation.top1, stored.evaluation.top1));
+            if !external::outputs_present(&dir) {
+                rerun_external_stage1(cell, job, &dir, &stored, (&run, data, &stop), bars)?;
             }
         }
         run.stage1 = Some((cell, dir));
     }
     external::run(external, &run, data, &stop)
+}
+
+/// Reruns an external stage 1's command for its outputs alone (its records stay as they are),
+/// warning where the rerun scores differently or ran different files than the record says.
+fn rerun_external_stage1(
+    cell: &Cell,
+    job: &Job,
+    dir: &Path,
+    stored: &Metrics,
+    (stage2, data, stop): (&external::ExternalRun<'_>, &RunData, &dyn Fn() -> bool),
+    bars: &Bars,
+) -> anyhow::Result<()> {
+    let what = format!("stage 1 `{} seed {}`", cell.id(), job.seed);
+    bars.println(&format!(
+        "{} seed {}: stage-1 outputs missing; rerunning its command for them (same seeds)",
+        cell.id(),
+        job.seed
+    ));
+    let command = cell.method.external.as_ref().expect("validated: stage 1 is external");
+    let seeds = RunSeeds::new(cell, job.seed);
+    let run = external::ExternalRun {
+        cell,
+        seeds: &seeds,
+        run_dir: dir,
+        stage1: None,
+        outputs_only: true,
+        ..stage2.clone()
+    };
+    let (rerun, record) = external::run(command, &run, data, stop)
+        .with_context(|| format!("rerunning {what} for its outputs"))?;
+    if rerun.evaluation != stored.evaluation {
+        bars.println(&format!(
+            "warning: the rerun of {what} differs from its stored metrics (top-1 {} vs {})",
+            rerun.evaluation.top1, stored.evaluation.top1
+        ));
+    }
+    let recorded = stored.external.as_ref().map(|r| &r.files_sha256);
+    if recorded != Some(&record.files_sha256) {
+        bars.println(&format!(
+            "warning: the rerun of {what} ran files other than its record names (edited since?)"
+        ));
+    }
+    Ok(())
 }
 
 /// A decoupled run's stage-1 run folder and its stored metrics; an error ending in `what` (what
