@@ -40,15 +40,20 @@ data:
     fi
 
 # The PyTorch reference's environment (full torch 2.11.0 + torchvision 0.26.0 from PyPI, about
-# 4.6 GB, in .venv-ref; git-ignored): `just bench`'s reference, and the tests that compare
-# converted torchvision ResNets and the image transforms with PyTorch.
+# 4.6 GB, in .venv-ref; git-ignored): `just bench`'s reference, the tests that compare
+# converted torchvision ResNets and the image transforms with PyTorch, the PyTorch twins
+# (external/lt_torch.py), and the official LVIS API that scores Table 4.
 bench-setup:
     #!/usr/bin/env bash
     set -euo pipefail
-    if .venv-ref/bin/python -c 'import torch, torchvision' 2>/dev/null; then exit 0; fi
-    python3 -m venv .venv-ref
+    if .venv-ref/bin/python -c 'import torch, torchvision, lvis, pycocotools' 2>/dev/null; then exit 0; fi
+    [ -x .venv-ref/bin/python ] || python3 -m venv .venv-ref
     .venv-ref/bin/python -m pip install -q --upgrade pip
     .venv-ref/bin/python -m pip install -q torch==2.11.0 torchvision==0.26.0
+    # The official LVIS API (external/lvis_eval.py, Table 4's evaluator). Its wheel declares the
+    # GUI build of OpenCV, which only its plotting module imports: the headless build stands in.
+    .venv-ref/bin/python -m pip install -q --no-deps lvis==0.5.3
+    .venv-ref/bin/python -m pip install -q pycocotools==2.0.11 matplotlib==3.11.2 opencv-python-headless==5.0.0.93
 
 # Benchmarks, all reported as ratios measured in the same invocation (README "Speed, parallel runs
 # and GPUs"): balms vs the PyTorch reference on identical data (results/bench/cpu.*), matrix

@@ -7,6 +7,7 @@ mod external;
 mod faults;
 mod images;
 mod imports;
+mod lvis;
 mod plan;
 mod pretrained;
 mod report;
