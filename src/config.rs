@@ -107,10 +107,12 @@ pub struct ClaimWire {
     #[serde(default)]
     pub grows_with_imbalance: bool,
     /// The claim is that `better` and `than` are equivalent within this margin, in the metric's
-    /// units (points of top-1; rates for `meta-rates`); positive.
+    /// units (points of top-1; rates for `meta-rates`; the commands' units for a named metric);
+    /// positive.
     #[serde(default)]
     pub equivalence_margin: Option<f64>,
-    /// What is compared (default `top1`).
+    /// What is compared (default `top1`; `meta-rates`; `{ named = "APr" }`, a metric external
+    /// methods report).
     #[serde(default)]
     pub metric: ClaimMetric,
     /// Paired seeds a verdict needs (default 3, the reporter's `MIN_RUNS`; at least 2): with
@@ -120,7 +122,7 @@ pub struct ClaimWire {
 }
 
 /// The per-run value a claim compares.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ClaimMetric {
     /// Top-1 accuracy on the test set, in points.
@@ -129,6 +131,15 @@ pub enum ClaimMetric {
     /// The Meta Sampler's or Reweighter's final learned rate of each class (one comparison per
     /// class); equivalence claims only.
     MetaRates,
+    /// A named metric external methods report (`metric = { named = "APr" }`), in their units.
+    Named(String),
+}
+
+/// Whether `name` can name a metric an external method reports (and a claim compares): letters,
+/// digits, `-`, `_` and `.`.
+#[must_use]
+pub fn is_metric_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
 }
 
 /// A method's settings, or the defaults: every field optional so that methods override the

@@ -1069,6 +1069,20 @@ fn check_claims(
                 ));
             }
         }
+        if let crate::config::ClaimMetric::Named(name) = &claim.metric {
+            if !crate::config::is_metric_name(name) {
+                return Err(format!(
+                    "{field}: `metric.named` = {name:?}: use letters, digits, `-`, `_` and `.`"
+                ));
+            }
+            for method in [&claim.better, &claim.than] {
+                if methods.iter().any(|m| &m.name == method && m.external.is_none()) {
+                    return Err(format!(
+                        "{field}: `metric = {{ named = {name:?} }}` compares a metric external methods report, and `{method}` is balms's own"
+                    ));
+                }
+            }
+        }
         if claim.metric == crate::config::ClaimMetric::MetaRates {
             if claim.equivalence_margin.is_none() {
                 return Err(format!(

@@ -16,7 +16,8 @@
 //! can move the metric.
 //!
 //! An equivalence claim (`equivalence-margin = m`) says that two methods agree within `m`, on
-//! top-1 or on each class's learned meta rate. It is tested by two one-sided t-tests at 5%
+//! top-1, on each class's learned meta rate, or on a named metric external methods report
+//! (`metric = { named = "APr" }`; no test-set term: the command's metric has no known noise). It is tested by two one-sided t-tests at 5%
 //! (Schuirmann 1987), that is, by the 90% Student-t interval of the paired mean difference:
 //! equivalent when that interval lies inside `(-m, m)`, different when it lies entirely beyond
 //! `m` or `-m`, inconclusive otherwise.
@@ -143,21 +144,24 @@ pub struct ClaimResult {
     pub verdict: Verdict,
 }
 
-/// What a claim compares, per run: top-1 in points, or the final rate of class `c`; `NoRates`
-/// stands for a rates claim none of whose runs has finished (one "not run" row).
+/// What a claim compares, per run: top-1 in points, the final rate of class `c`, or a named
+/// metric an external method reported; `NoRates` stands for a rates claim none of whose runs has
+/// finished (one "not run" row).
 #[derive(Clone, Copy)]
-enum Value {
+enum Value<'a> {
     Top1,
     Rate(usize),
     NoRates,
+    Named(&'a str),
 }
 
-impl Value {
+impl Value<'_> {
     fn label(self) -> String {
         match self {
             Value::Top1 => "top-1".to_string(),
             Value::Rate(c) => format!("rate of class {c}"),
             Value::NoRates => "learned rates".to_string(),
+            Value::Named(name) => format!("`{name}`"),
         }
     }
 }
@@ -167,11 +171,11 @@ type Run<'a> = (f64, &'a [f64]);
 
 /// What a claim compares in `column`: top-1, or the mean per-class accuracy where the column's
 /// test set is unbalanced (the headline there), or a class's rate.
-fn label(cells: &[CellResults], column: &str, value: Value) -> String {
+fn label(cells: &[CellResults], column: &str, value: Value<'_>) -> String {
     let unbalanced = cells.iter().any(|c| c.cell.column.id() == column && !c.test.balanced());
     match value {
         Value::Top1 if unbalanced => "mean per-class accuracy".to_string(),
-        Value::Top1 | Value::Rate(_) | Value::NoRates => value.label(),
+        Value::Top1 | Value::Rate(_) | Value::NoRates | Value::Named(_) => value.label(),
     }
 }
 
@@ -181,7 +185,7 @@ fn by_seed<'a>(
     cells: &'a [CellResults],
     column: &str,
     method: &str,
-    value: Value,
+    value: Value<'_>,
 ) -> BTreeMap<u64, Run<'a>> {
     cells
         .iter()
@@ -194,6 +198,7 @@ fn by_seed<'a>(
                     m.meta_rates.as_ref().and_then(|r| r.last()).and_then(|r| r.get(class)).copied()
                 }
                 Value::NoRates => None,
+                Value::Named(name) => m.named_metrics.get(name).copied(),
             };
             v.map(|v| (m.seed, (v, m.evaluation.per_class_accuracy.as_slice())))
         })
@@ -205,7 +210,7 @@ fn paired<'a>(
     cells: &'a [CellResults],
     column: &str,
     claim: &ClaimWire,
-    value: Value,
+    value: Value<'_>,
 ) -> BTreeMap<u64, (Run<'a>, Run<'a>)> {
     let than = by_seed(cells, column, &claim.than, value);
     by_seed(cells, column, &claim.better, value)
@@ -268,10 +273,12 @@ fn test_variance(
     (1e4 * variance, if resolution.is_finite() { resolution } else { 0.0 })
 }
 
-/// The values a claim compares in `column`: top-1, or each class's rate (as many classes as
-/// the runs of `better` have rates for; a single "not run" row before any has finished).
-fn values(cells: &[CellResults], column: &str, claim: &ClaimWire) -> Vec<Value> {
-    match claim.metric {
+/// The values a claim compares in `column`: top-1, each class's rate (as many classes as the
+/// runs of `better` have rates for; a single "not run" row before any has finished), or a named
+/// metric.
+fn values<'a>(cells: &[CellResults], column: &str, claim: &'a ClaimWire) -> Vec<Value<'a>> {
+    match &claim.metric {
+        ClaimMetric::Named(name) => vec![Value::Named(name)],
         ClaimMetric::Top1 => vec![Value::Top1],
         ClaimMetric::MetaRates => {
             let classes = cells
@@ -477,7 +484,7 @@ pub fn render(results: &[ClaimResult]) -> String {
     if !equivalences.is_empty() {
         out.push_str(
             "## Equivalence, paired over shared seeds\n\nPer seed, the difference between two methods' \
-             runs of that seed (top-1 in points, or a class's final learned meta rate), which trained on \
+             runs of that seed (top-1 in points, a class's final learned meta rate, or a named metric in its command's units), which trained on \
              the same long-tailed subset. Mean and 90% interval over the seeds (for top-1 with the test set's \
              noise, as above): two one-sided tests at 5% (Schuirmann 1987), withheld for the same \
              reasons as a difference. Equivalent when the interval lies inside the margin, \

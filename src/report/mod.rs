@@ -554,6 +554,9 @@ pub fn render_markdown(report: &MatrixReport) -> String {
         )));
     }
     let _ = writeln!(out, "{}\n", main.build().with(Style::markdown()));
+    for column in &report.columns {
+        render_named(&mut out, report, column);
+    }
     out.push_str(&claims::render(&report.claims));
     for column in &report.columns {
         render_groups(&mut out, report, column);
@@ -568,6 +571,51 @@ pub fn render_markdown(report: &MatrixReport) -> String {
         );
     }
     out
+}
+
+/// The named metrics external methods reported in `column` (Table 4's `APm` ... `APb`, say), one
+/// column each, over the seeds that reported them; nothing where none did.
+fn render_named(out: &mut String, report: &MatrixReport, column: &str) {
+    let cells: Vec<&CellResults> =
+        report.cells.iter().filter(|c| c.cell.column.id() == column).collect();
+    let names: BTreeSet<&String> =
+        cells.iter().flat_map(|c| c.runs.iter()).flat_map(|m| m.named_metrics.keys()).collect();
+    if names.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## {}: named metrics (as the commands report them)\n\nMean ± standard error [95% Student-t interval over seeds], n runs.\n",
+        column.replace("/if", " IF ")
+    );
+    let mut table = Builder::default();
+    table.push_record(
+        std::iter::once("Method".to_string()).chain(names.iter().map(|n| format!("`{n}`"))),
+    );
+    for method in &report.methods {
+        let Some(cell) = cells.iter().find(|c| &c.cell.method.name == method) else { continue };
+        if !cell.runs.iter().any(|m| !m.named_metrics.is_empty()) {
+            continue;
+        }
+        table.push_record(std::iter::once(report.row_name(method)).chain(names.iter().map(
+            |name| {
+                let values: Vec<f64> =
+                    cell.runs.iter().filter_map(|m| m.named_metrics.get(*name).copied()).collect();
+                match Sample::new(values.clone()).and_then(|s| Estimate::t_interval(&s, LEVEL)) {
+                    Ok(e) => format!(
+                        "{:.4} ± {:.4} [{:.4}, {:.4}], {}",
+                        e.mean, e.std_err, e.lower, e.upper, e.n
+                    ),
+                    Err(_) => match values.as_slice() {
+                        [] => "not reported".to_string(),
+                        [one] => format!("{one:.4}, 1 (no interval)"),
+                        _ => "not finite".to_string(),
+                    },
+                }
+            },
+        )));
+    }
+    let _ = writeln!(out, "{}\n", table.build().with(Style::markdown()));
 }
 
 fn render_groups(out: &mut String, report: &MatrixReport, column: &str) {

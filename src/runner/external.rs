@@ -22,7 +22,8 @@
 //! summing to 1) and `iterations` (the optimiser steps it took), and optionally
 //! `final-train-loss`, `meta-rates` (rows of per-class rates in [0, 1]), `environment` (names to
 //! versions, e.g. `torch`) and `sources` (the files it ran beyond those on its command line, e.g.
-//! modules it imports, hashed into the record). balms scores the predictions with its own
+//! modules it imports, hashed into the record) and `metrics` (named scalars, e.g. Table 4's
+//! `APm`, recorded and aggregated by the reporter). balms scores the predictions with its own
 //! evaluation, test and validation alike, so every method is scored by one evaluator.
 //! Contract 1 took `validation-top1` as reported and left `iterations` and `sources` out. A command that fails, times out or
 //! writes a malformed file fails the run, with the tail of its stderr or the field at fault.
@@ -114,7 +115,13 @@ struct Reported {
     environment: BTreeMap<String, serde_json::Value>,
     #[serde(default)]
     sources: Vec<PathBuf>,
+    #[serde(default)]
+    metrics: BTreeMap<String, f64>,
 }
+
+/// What a command's run gives: the run scored by balms, the record of what ran, and the named
+/// metrics it reported.
+pub(super) type Outcome = (Trained, ExternalRecord, BTreeMap<String, f64>);
 
 /// Where a run's external files are.
 pub(super) fn folder(run_dir: &Path) -> PathBuf {
@@ -158,7 +165,7 @@ pub(super) fn run(
     context: &ExternalRun<'_>,
     data: &RunData,
     stop_requested: &dyn Fn() -> bool,
-) -> anyhow::Result<(Trained, ExternalRecord)> {
+) -> anyhow::Result<Outcome> {
     let dir = folder(context.run_dir);
     let out = dir.join("out");
     let stage1 = match &context.stage1 {
@@ -194,7 +201,8 @@ pub(super) fn run(
         files_sha256: file_hashes(&external.command, &reported.sources)?,
         environment: reported.environment.clone(),
     };
-    Ok((trained(reported, data), record))
+    let named = reported.metrics.clone();
+    Ok((trained(reported, data), record, named))
 }
 
 /// Writes `run.json` and runs the command, logging what ran.
@@ -433,6 +441,17 @@ fn read_reported(path: &Path, data: &RunData) -> anyhow::Result<Reported> {
     let sum: f64 = p.iter().sum();
     if (sum - 1.0).abs() > 1e-4 {
         return Err(fail("marginal-likelihood", format!("sums to {sum}, not 1")));
+    }
+    for (name, value) in &reported.metrics {
+        if !crate::config::is_metric_name(name) {
+            return Err(fail(
+                "metrics",
+                format!("names `{name}`: use letters, digits, `-`, `_` and `.`"),
+            ));
+        }
+        if !value.is_finite() {
+            return Err(fail("metrics", format!("`{name}` = {value} is not finite")));
+        }
     }
     if let Some(loss) = reported.final_train_loss.filter(|l| !l.is_finite()) {
         return Err(fail("final-train-loss", format!("= {loss} is not finite")));

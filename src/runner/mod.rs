@@ -402,10 +402,11 @@ fn execute(
         disk_full: None,
     };
     let mut external_record = None;
+    let mut named_metrics = std::collections::BTreeMap::new();
     let trained = match (&job.cell.method.scheme, &job.cell.method.external) {
         (_, Some(external)) => {
             let source = config.provenance.data_source.clone();
-            let (trained, record) = run_external(
+            let (trained, record, named) = run_external(
                 external,
                 plan,
                 job,
@@ -415,6 +416,7 @@ fn execute(
                 lease,
             )?;
             external_record = Some(record);
+            named_metrics = named;
             trained
         }
         (Scheme::EndToEnd(settings), None) => {
@@ -449,6 +451,7 @@ fn execute(
     progress.bar.finish_and_clear();
     let mut metrics = to_metrics(job, &data, trained);
     metrics.external = external_record;
+    metrics.named_metrics = named_metrics;
     Store::log(
         &job.dir,
         &serde_json::json!({"type": "end", "seconds": started.elapsed().as_secs_f64(), "top1": metrics.evaluation.top1}),
@@ -467,7 +470,7 @@ fn run_external(
     (data, source): (&RunData, &str),
     (progress, bars): (&RunProgress<'_>, &Bars),
     lease: &store::lease::Lease,
-) -> anyhow::Result<(Trained, store::ExternalRecord)> {
+) -> anyhow::Result<external::Outcome> {
     // Polled every 100 ms while a command runs: a stop request, and the lease kept fresh (about
     // once a minute) so that no other worker takes the run over.
     let touched = std::cell::Cell::new(Instant::now());
@@ -544,7 +547,7 @@ fn rerun_external_stage1(
         outputs_only: true,
         ..stage2.clone()
     };
-    let (rerun, record) = external::run(command, &run, data, stop)
+    let (rerun, record, _) = external::run(command, &run, data, stop)
         .with_context(|| format!("rerunning {what} for its outputs"))?;
     if rerun.evaluation != stored.evaluation {
         bars.println(&format!(
@@ -651,6 +654,7 @@ fn to_metrics(job: &Job, data: &RunData, trained: Trained) -> Metrics {
         class_counts: data.class_counts.clone(),
         train_indices_sha256: data.indices_sha256.clone(),
         external: None,
+        named_metrics: std::collections::BTreeMap::new(),
         evaluation: trained.evaluation,
     }
 }

@@ -156,6 +156,11 @@ pub struct Metrics {
     /// reported (absent for balms's own methods).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external: Option<ExternalRecord>,
+    /// Named scalar metrics an external method reported beside its predictions (e.g. Table 4's
+    /// `APm`, `APr`, in the units the command gives), aggregated over seeds by the reporter and
+    /// usable in claims (`metric = { named = "APr" }`); absent for balms's own methods.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub named_metrics: std::collections::BTreeMap<String, f64>,
     /// Test metrics.
     #[serde(flatten)]
     pub evaluation: Evaluation,

@@ -56,7 +56,9 @@ fn an_external_method_runs_records_resumes_and_reports() {
         "\n[[methods]]\nname = \"ncm-dt2\"\nstage1 = \"ncm\"\nexternal = {{ command = [\"{{python}}\", \"{}\"] }}\n",
         script.display()
     );
-    let path = matrix(dir.path(), "x.toml", &external_matrix(&python, &second));
+    // A claim on a named metric the command reports.
+    let claim = "\n[[claims]]\nclaim = \"the stub's named metric\"\nbetter = \"ncm-dt\"\nthan = \"ncm\"\nequivalence-margin = 1.0\nmetric = { named = \"init-fraction\" }\nmin-seeds = 2\n";
+    let path = matrix(dir.path(), "x.toml", &external_matrix(&python, &(second + claim)));
     let results = dir.path().join("r");
     let output = run_matrix_with(&path, &results, &["--threads", "1"]);
     assert!(output.status.success(), "{}", stderr(&output));
@@ -78,6 +80,11 @@ fn an_external_method_runs_records_resumes_and_reports() {
     let validation = metrics["validation-top1"].as_f64().unwrap();
     assert!(validation > 0.7 && validation <= 1.0, "{metrics}");
     assert_eq!(metrics["iterations"], 1);
+    let init = read(run_dir("ncm", 1).join("config.json"))["seeds"]["init"].as_u64().unwrap();
+    let expected = (init % 1000) as f64 / 1000.0;
+    assert_eq!(metrics["named-metrics"]["init-fraction"].as_f64(), Some(expected), "{metrics}");
+    // balms's own runs record none.
+    assert!(read(run_dir("softmax", 1).join("metrics.json")).get("named-metrics").is_none());
     assert_eq!(metrics["per-class-accuracy"].as_array().unwrap().len(), 10);
     // The same subset as balms's own methods at the seed.
     let softmax = read(run_dir("softmax", 1).join("metrics.json"));
@@ -133,6 +140,11 @@ fn an_external_method_runs_records_resumes_and_reports() {
     assert!(output.status.success(), "{}", stderr(&output));
     let report = std::fs::read_to_string(paper.join("x.md")).unwrap();
     assert!(report.contains("ncm-dt2") && !report.contains("not run"), "{report}");
+    // The named metric, per method over seeds, and its claim.
+    assert!(report.contains("named metrics (as the commands report them)"), "{report}");
+    assert!(report.contains("| `init-fraction` |"), "{report}");
+    let claim_row = report.lines().find(|l| l.contains("the stub's named metric")).unwrap_or("");
+    assert!(claim_row.contains("`init-fraction`"), "{report}");
 }
 
 #[test]
@@ -152,6 +164,7 @@ fn a_failing_malformed_or_slow_command_fails_its_run_and_the_matrix_goes_on() {
         method("typo", ", \"--bad\", \"validation-top-1\"", ""),
         method("validation", ", \"--bad\", \"validation-predictions\"", ""),
         method("no-iterations", ", \"--bad\", \"iterations\"", ""),
+        method("bad-metric", ", \"--bad\", \"metrics\"", ""),
         method("slow", ", \"--sleep\", \"30\"", ", timeout-seconds = 1"),
         // A wrapper whose child outlives it unless the whole process group is stopped.
         "\n[[methods]]\nname = \"wrapped\"\nexternal = { command = [\"sh\", \"-c\", \"sleep 61.25 & wait\"], timeout-seconds = 1 }\n".to_string(),
@@ -188,6 +201,8 @@ fn a_failing_malformed_or_slow_command_fails_its_run_and_the_matrix_goes_on() {
     assert!(e.contains("`validation-predictions` holds 10, not a class of 0..10"), "{e}");
     let e = failed("no-iterations");
     assert!(e.contains("malformed") && e.contains("missing field `iterations`"), "{e:?}");
+    let e = failed("bad-metric");
+    assert!(e.contains("`metrics` names `bad name!`"), "{e}");
     let e = failed("slow");
     assert!(e.contains("time limit of 1 s"), "{e}");
     let e = failed("wrapped");
@@ -223,6 +238,14 @@ fn external_methods_are_planned_and_checked() {
     let path = matrix(dir.path(), "z.toml", &text);
     let e = stderr(&run(&["plan", path.to_str().unwrap()]));
     assert!(e.contains("an external stage 2 needs an external `stage1`"), "{e}");
+    // A claim on a named metric compares external methods only.
+    let text = external_matrix(Path::new("python3"), "\n[[claims]]\nclaim = \"x\"\nbetter = \"ncm\"\nthan = \"softmax\"\nequivalence-margin = 1.0\nmetric = { named = \"APr\" }\n");
+    let path = matrix(dir.path(), "u.toml", &text);
+    let e = stderr(&run(&["plan", path.to_str().unwrap()]));
+    assert!(
+        e.contains("compares a metric external methods report, and `softmax` is balms's own"),
+        "{e}"
+    );
     // An image-list dataset is read from its files batch by batch: refused at plan time.
     let text = external_matrix(Path::new("python3"), "").replace(
         "{ digits-lt = { imbalance = [10] } }",

@@ -36,6 +36,7 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
         class_counts: counts,
         train_indices_sha256: format!("{}-{seed}", cell.column.id()),
         external: None,
+        named_metrics: std::collections::BTreeMap::new(),
         evaluation: Evaluation {
             top1,
             many: Some(top1 + 0.05),
@@ -639,4 +640,55 @@ fn an_unbalanced_test_set_leads_with_the_mean_per_class_accuracy() {
     assert!(md.contains("| softmax | 72.50 ± "), "{md}");
     assert!(md.contains("70.20 ± "), "{md}");
     assert!(md.contains("mnist-lt, 892 to 1135 images per class (unbalanced: the headline is the mean per-class accuracy, top-1 beside it)"), "{md}");
+}
+
+/// Named metrics external methods report: tabled per method over seeds, and compared by a claim.
+#[test]
+fn named_metrics_are_tabled_over_seeds_and_compared_by_claims() {
+    let text = r#"name = "named"
+seeds = [1, 2, 3]
+datasets = [{ digits-lt = { imbalance = [10] } }]
+[[methods]]
+name = "a"
+external = { command = ["a.sh"] }
+[[methods]]
+name = "b"
+external = { command = ["b.sh"] }
+[[claims]]
+claim = "b and a give the same mask AP"
+better = "b"
+than = "a"
+equivalence-margin = 3.0
+metric = { named = "APm" }
+"#;
+    let dir = tempfile::tempdir().unwrap();
+    let plan =
+        Plan::from_file(MatrixFile::parse(text, "n.toml".as_ref()).unwrap(), "n.toml".as_ref())
+            .unwrap();
+    let store = Store::new(dir.path());
+    for cell in plan.cells() {
+        let values: [f64; 3] =
+            if cell.method.name == "a" { [20.0, 21.0, 22.0] } else { [21.0, 22.0, 24.0] };
+        for seed in 1..=3u64 {
+            let mut m = metrics(&plan, &cell, seed, 0.8);
+            let v = values[usize::try_from(seed).unwrap() - 1];
+            m.named_metrics = [("APm".to_string(), v), ("APb".to_string(), v + 1.0)].into();
+            let run_dir = store.run_dir(&plan.name, &cell, seed);
+            store::write_json(&run_dir.join("metrics.json"), &m).unwrap();
+            write_config(&run_dir);
+        }
+    }
+    let report = balms::report::collect(&plan, &store).unwrap();
+    // b - a per seed: 1, 1, 2; mean 4/3, s.e. 1/3, t(0.95; 2) = 2.919986: [0.3600, 2.3067].
+    let e = report.claims[0].estimate.unwrap();
+    assert!((e.mean - 4.0 / 3.0).abs() < 1e-12 && (e.std_err - 1.0 / 3.0).abs() < 1e-12);
+    assert!((e.lower - 0.359_995).abs() < 1e-5 && (e.upper - 2.306_662).abs() < 1e-5, "{e:?}");
+    assert_eq!(format!("{:?}", report.claims[0].verdict), "Equivalent");
+    assert_eq!(report.claims[0].what, "`APm`");
+    let markdown = balms::report::render_markdown(&report);
+    // a: 21 ± 0.5774, t(0.975; 2) = 4.302653: [18.5159, 23.4841].
+    assert!(markdown.contains("21.0000 ± 0.5774 [18.5159, 23.4841], 3"), "{markdown}");
+    let start = markdown.find("## digits-lt IF 10: named metrics").expect("the named table");
+    let end = markdown[start..].find("## Equivalence").map_or(markdown.len(), |e| start + e);
+    insta::assert_snapshot!("named_metrics_markdown", &markdown[start..end]);
 }
