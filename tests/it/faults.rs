@@ -225,6 +225,19 @@ fn can_mount() -> bool {
     root
 }
 
+/// A tmpfs of `size` (`1m`, `64k`) mounted at `<dir>/disk`; the caller unmounts it.
+fn tmpfs(dir: &Path, size: &str) -> std::path::PathBuf {
+    let disk = dir.join("disk");
+    std::fs::create_dir(&disk).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(&disk)
+        .status()
+        .unwrap();
+    assert!(mounted.success(), "mount -t tmpfs failed");
+    disk
+}
+
 #[test]
 fn a_full_disk_stops_the_matrix_naming_the_file_and_what_to_do() {
     if !can_mount() {
@@ -232,14 +245,7 @@ fn a_full_disk_stops_the_matrix_naming_the_file_and_what_to_do() {
     }
     let dir = tempfile::tempdir().unwrap();
     let path = matrix(dir.path(), "m.toml", &slow_matrix("full", "[1, 2]", 2));
-    let disk = dir.path().join("disk");
-    std::fs::create_dir(&disk).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(&disk)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount -t tmpfs failed");
+    let disk = tmpfs(dir.path(), "1m");
     let results = disk.join("results");
     let output = run_matrix_with(&path, &results, &[]);
     let err = stderr(&output);
@@ -331,15 +337,8 @@ fn a_full_disk_under_an_external_methods_arrays_is_named() {
         script.display()
     );
     let path = matrix(dir.path(), "m.toml", &text);
-    let disk = dir.path().join("disk");
-    std::fs::create_dir(&disk).unwrap();
     // Room for the run's records (a few kB), not for its arrays (about 400 kB).
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&disk)
-        .status()
-        .unwrap();
-    assert!(mounted.success(), "mount -t tmpfs failed");
+    let disk = tmpfs(dir.path(), "64k");
     let results = disk.join("results");
     let output = run_matrix_with(&path, &results, &[]);
     let err = stderr(&output);
