@@ -378,7 +378,7 @@ datasets = [{ digits-lt = { imbalance = [10] } }]
 
 [defaults]
 model = "resnet32"
-epochs = 1
+epochs = 8
 batch-size = 64
 augment = { crop-flip = { padding = 1 } }
 
@@ -408,7 +408,9 @@ channels-last = true
             serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         metrics["top1"].as_f64().unwrap()
     };
-    assert!(top1("fast") > 0.1 && top1("plain") > 0.1, "{} {}", top1("fast"), top1("plain"));
+    // Above chance (0.1): it learned something (one epoch, about 13 steps, still predicts one
+    // class now that batch norm starts at weight 1 as PyTorch's; 8 epochs reach about 0.3).
+    assert!(top1("fast") > 0.15 && top1("plain") > 0.15, "{} {}", top1("fast"), top1("plain"));
     let plan = run(&["plan", path.to_str().unwrap()]);
     let printed = String::from_utf8_lossy(&plan.stdout);
     assert!(printed.contains("precision bf16-autocast; memory format channels-last"), "{printed}");
