@@ -89,9 +89,23 @@ def main():
         refuse(f"`{args.results}`: no detections")
     scores = {}
     for iou_type in iou_types:
-        # LVISResults takes the boxes' or masks' area from the detections; it needs its own copy.
-        dt = LVISResults(gt, json.loads(json.dumps(results)), max_dets=args.max_dets)
+        # LVISResults sets each detection's area (of its box, or of its mask where it has no box)
+        # on its own copy. For masks the box is left out, as detectron2's LVISEvaluator does, so
+        # that the size ranges (APs, LVIS's own APm and APl) go by mask area.
+        copies = json.loads(json.dumps(results))
+        if iou_type == "segm":
+            import pycocotools.mask as mask_utils
+
+            for d in copies:
+                d.pop("bbox", None)
+                if isinstance(d["segmentation"], list):
+                    # Polygons (detectron2 writes RLE): as one RLE on the image's grid.
+                    image = gt.imgs[d["image_id"]]
+                    parts = mask_utils.frPyObjects(d["segmentation"], image["height"], image["width"])
+                    d["segmentation"] = mask_utils.merge(parts)
+        dt = LVISResults(gt, copies, max_dets=args.max_dets)
         evaluation = LVISEval(gt, dt, iou_type)
+        evaluation.params.max_dets = args.max_dets
         evaluation.run()
         scores[iou_type] = {k: float(v) for k, v in evaluation.get_results().items()}
     out = dict(scores)

@@ -131,7 +131,8 @@ pub enum ClaimMetric {
     /// The Meta Sampler's or Reweighter's final learned rate of each class (one comparison per
     /// class); equivalence claims only.
     MetaRates,
-    /// A named metric external methods report (`metric = { named = "APr" }`), in their units.
+    /// A named metric external methods report (`metric = { named = "APr" }`), in their units;
+    /// equivalence claims only.
     Named(String),
 }
 

@@ -1070,6 +1070,13 @@ fn check_claims(
             }
         }
         if let crate::config::ClaimMetric::Named(name) = &claim.metric {
+            // A difference or trend claim is read in points of top-1 with the test set's noise;
+            // a command's metric has neither, so only equivalence (within its own units).
+            if claim.equivalence_margin.is_none() {
+                return Err(format!(
+                    "{field}: `metric = {{ named = {name:?} }}` needs `equivalence-margin` (in the metric's units)"
+                ));
+            }
             if !crate::config::is_metric_name(name) {
                 return Err(format!(
                     "{field}: `metric.named` = {name:?}: use letters, digits, `-`, `_` and `.`"

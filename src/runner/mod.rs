@@ -501,7 +501,7 @@ fn run_external(
             // clone: rerun its command for them, as balms retrains a missing checkpoint, holding
             // the stage-1 run's lease so that another process's stage 2 waits rather than
             // rerunning it into the same folder at the same time.
-            let _stage1_lease = loop {
+            let stage1_lease = loop {
                 match store::lease::acquire(&dir)? {
                     store::lease::Outcome::Held(held) => break held,
                     store::lease::Outcome::Busy(_) if stop() => {
@@ -513,7 +513,17 @@ fn run_external(
                 }
             };
             if !external::outputs_present(&dir) {
-                rerun_external_stage1(cell, job, &dir, &stored, (&run, data, &stop), bars)?;
+                // Both leases kept fresh while the stage-1 command runs (a stage 1 may run for
+                // hours; an untouched lease is taken over after one).
+                let stage1_touched = std::cell::Cell::new(Instant::now());
+                let stop_both = || {
+                    if stage1_touched.get().elapsed() >= std::time::Duration::from_secs(60) {
+                        stage1_lease.touch();
+                        stage1_touched.set(Instant::now());
+                    }
+                    stop()
+                };
+                rerun_external_stage1(cell, job, &dir, &stored, (&run, data, &stop_both), bars)?;
             }
         }
         run.stage1 = Some((cell, dir));

@@ -246,6 +246,10 @@ fn external_methods_are_planned_and_checked() {
         e.contains("compares a metric external methods report, and `softmax` is balms's own"),
         "{e}"
     );
+    let text = external_matrix(Path::new("python3"), "\n[[claims]]\nclaim = \"x\"\nbetter = \"ncm-dt\"\nthan = \"ncm\"\nmetric = { named = \"APr\" }\n");
+    let path = matrix(dir.path(), "t.toml", &text);
+    let e = stderr(&run(&["plan", path.to_str().unwrap()]));
+    assert!(e.contains("needs `equivalence-margin` (in the metric's units)"), "{e}");
     // An image-list dataset is read from its files batch by batch: refused at plan time.
     let text = external_matrix(Path::new("python3"), "").replace(
         "{ digits-lt = { imbalance = [10] } }",
