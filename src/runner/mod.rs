@@ -473,12 +473,9 @@ fn run_external(
 ) -> anyhow::Result<external::Outcome> {
     // Polled every 100 ms while a command runs: a stop request, and the lease kept fresh (about
     // once a minute) so that no other worker takes the run over.
-    let touched = std::cell::Cell::new(Instant::now());
+    let keep_fresh = touch_every_minute(lease);
     let stop = || {
-        if touched.get().elapsed() >= std::time::Duration::from_secs(60) {
-            lease.touch();
-            touched.set(Instant::now());
-        }
+        keep_fresh();
         progress.stop_requested()
     };
     let mut run = external::ExternalRun {
@@ -515,12 +512,9 @@ fn run_external(
             if !external::outputs_present(&dir) {
                 // Both leases kept fresh while the stage-1 command runs (a stage 1 may run for
                 // hours; an untouched lease is taken over after one).
-                let stage1_touched = std::cell::Cell::new(Instant::now());
+                let keep_stage1_fresh = touch_every_minute(&stage1_lease);
                 let stop_both = || {
-                    if stage1_touched.get().elapsed() >= std::time::Duration::from_secs(60) {
-                        stage1_lease.touch();
-                        stage1_touched.set(Instant::now());
-                    }
+                    keep_stage1_fresh();
                     stop()
                 };
                 rerun_external_stage1(cell, job, &dir, &stored, (&run, data, &stop_both), bars)?;
@@ -529,6 +523,18 @@ fn run_external(
         run.stage1 = Some((cell, dir));
     }
     external::run(external, &run, data, &stop)
+}
+
+/// A call that touches `lease` when a minute has passed since it last did (polled while a
+/// command runs, so that no other worker takes a live run over).
+fn touch_every_minute(lease: &store::lease::Lease) -> impl Fn() + '_ {
+    let touched = std::cell::Cell::new(Instant::now());
+    move || {
+        if touched.get().elapsed() >= std::time::Duration::from_secs(60) {
+            lease.touch();
+            touched.set(Instant::now());
+        }
+    }
 }
 
 /// Reruns an external stage 1's command for its outputs alone (its records stay as they are),
