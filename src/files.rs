@@ -57,6 +57,39 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     renamed
 }
 
+/// Creates `path` with `bytes` unless it exists, so that no reader ever sees it empty or half
+/// written: the bytes go to a temporary file beside it, which is then hard-linked to `path`
+/// (exclusive on POSIX filesystems, NFS included, the classic NFS lock). On a filesystem without
+/// hard links it falls back to an exclusive create followed by the write. Does not count as a
+/// write for `BALMS_FAIL_WRITE`; the caller counts it.
+///
+/// # Errors
+/// The I/O error; the temporary file is removed, and a `path` this call created is removed too.
+/// Returns `Ok(false)`, leaving `path` as it was, when `path` already exists.
+pub fn create_new_with(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    let tmp = path.with_extension(format!("{}.tmp", unique()));
+    let linked = std::fs::File::create(&tmp)
+        .and_then(|mut file| file.write_all(bytes))
+        .and_then(|()| std::fs::hard_link(&tmp, path));
+    let _ = std::fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e)
+            if matches!(e.kind(), io::ErrorKind::Unsupported | io::ErrorKind::PermissionDenied) =>
+        {
+            match std::fs::OpenOptions::new().write(true).create_new(true).open(path) {
+                Ok(mut file) => file.write_all(bytes).map(|()| true).inspect_err(|_| {
+                    let _ = std::fs::remove_file(path);
+                }),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// A temporary-file name part no other writer uses at the same time: this process's id, the
 /// clock's nanoseconds and a count (processes on other hosts share a folder over NFS).
 fn unique() -> String {
@@ -128,6 +161,20 @@ mod tests {
             sha256(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn an_exclusive_create_is_whole_and_keeps_what_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lease.json");
+        assert!(create_new_with(&path, b"first").unwrap());
+        assert!(!create_new_with(&path, b"second").unwrap());
+        assert_eq!(std::fs::read(&path).unwrap(), b"first");
+        // No temporary is left either way, and a missing folder is an error, not a panic.
+        let names: Vec<_> =
+            std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["lease.json"]);
+        assert!(create_new_with(&dir.path().join("no/such/folder"), b"x").is_err());
     }
 
     #[test]

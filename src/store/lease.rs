@@ -2,8 +2,8 @@
 //! workers, `--shard` processes, Slurm array tasks on several machines over a shared
 //! filesystem).
 //!
-//! A worker takes a run's lease by creating `lease.json` in its folder with `create_new` (exclusive on
-//! POSIX filesystems, NFSv3+ included) and keeps it fresh by touching it at every epoch. A lease is
+//! A worker takes a run's lease by creating `lease.json` in its folder, whole, with a hard link
+//! (exclusive on POSIX filesystems, NFS included; [`crate::files::create_new_with`]) and keeps it fresh by touching it at every epoch. A lease is
 //! stale, and may be taken over, when its process is gone (same host: no `/proc/<pid>`) or when it
 //! has not been touched for [`STALE_AFTER`] (another host). Taking over replaces the file with a
 //! rename and reads it back, so of two workers taking over at once only one proceeds. The lease
@@ -20,7 +20,8 @@ use super::StoreError;
 /// Untouched this long, a lease from another host is stale (an epoch must be shorter).
 pub const STALE_AFTER: Duration = Duration::from_secs(3600);
 
-/// An unreadable lease younger than this is being written, not abandoned.
+/// An unreadable lease younger than this is being written (by an older balms, or on a filesystem
+/// without hard links), not abandoned.
 const FRESH: Duration = Duration::from_secs(10);
 
 /// Who holds a run.
@@ -121,18 +122,10 @@ pub fn acquire(dir: &Path) -> Result<Outcome, StoreError> {
     let me = Holder::me(token);
     let text = serde_json::to_string(&me).expect("serialisable");
     crate::files::before_write(&path).map_err(io(&path))?;
-    match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-        Ok(mut file) => {
-            use std::io::Write as _;
-            if let Err(e) = file.write_all(text.as_bytes()) {
-                // An empty lease would read as "being written" for a while: leave none.
-                let _ = std::fs::remove_file(&path);
-                return Err(io(&path)(e));
-            }
-            return Ok(Outcome::Held(Lease { path, holder: me }));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(io(&path)(e)),
+    // The lease appears whole or not at all, so a worker killed while taking it leaves no empty
+    // lease that reads as "being written" to the next run.
+    if crate::files::create_new_with(&path, text.as_bytes()).map_err(io(&path))? {
+        return Ok(Outcome::Held(Lease { path, holder: me }));
     }
     let untouched = untouched(&path);
     match read_holder(&path) {
