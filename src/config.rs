@@ -59,6 +59,12 @@ pub struct MatrixFile {
     /// `BALMS_PYTHON` environment variable, else `.venv-ref/bin/python`); the environment wins.
     #[serde(default)]
     pub python: Option<PathBuf>,
+    /// The detectron2 project of the matrix's detectron2 methods.
+    #[serde(default)]
+    pub detectron2: Option<Detectron2Wire>,
+    /// Slurm resources per array task.
+    #[serde(default)]
+    pub slurm: Option<SlurmWire>,
 }
 
 /// A method that runs a command instead of balms's trainer (README, "External methods").
@@ -66,10 +72,57 @@ pub struct MatrixFile {
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ExternalWire {
     /// The program and its arguments; `{python}` stands for the interpreter. balms appends
-    /// `--run <run.json> --out <folder>`.
+    /// `--run <run.json> --out <folder>`. For a detectron2 method: its training script, relative
+    /// to the project (default `["{python}", "projects/BALMS/train_net.py"]`, the authors'
+    /// entry point), which takes detectron2's arguments instead.
+    #[serde(default)]
     pub command: Vec<String>,
     /// Seconds before the command is stopped and the run recorded as failed (default 86,400).
     pub timeout_seconds: Option<u64>,
+    /// A detectron2 method (on `lvis-v0.5`): its config file and overrides.
+    #[serde(default)]
+    pub detectron2: Option<Detectron2MethodWire>,
+}
+
+/// A detectron2 method: `external = { detectron2 = { config = "...", overrides = [...] } }`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Detectron2MethodWire {
+    /// The config file, relative to the project (e.g.
+    /// `projects/BALMS/configs/feature/sigmoid_resampling_mask_rcnn_R_50_FPN_1x.yaml`).
+    pub config: String,
+    /// `KEY VALUE` pairs appended to the command line after the matrix's `[detectron2]`
+    /// overrides (detectron2's `opts`), e.g. `["SOLVER.MAX_ITER", "100"]`.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+}
+
+/// `[detectron2]`: the project every detectron2 method of the matrix runs in.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct Detectron2Wire {
+    /// The project's checkout (the authors' `BalancedMetaSoftmax-InstanceSeg`), relative to the
+    /// working folder; the `BALMS_INSTANCESEG` environment variable wins.
+    pub project: PathBuf,
+    /// GPUs per run (`--num-gpus`; default 8, the paper's and the authors' README's).
+    pub gpus: Option<u32>,
+    /// `KEY VALUE` pairs appended to every method's command line (before the method's own).
+    #[serde(default)]
+    pub overrides: Vec<String>,
+}
+
+/// `[slurm]`: what each array task of the matrix asks Slurm for (`balms slurm`'s flags win).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SlurmWire {
+    /// GPUs per task (`--gpus-per-task`).
+    pub gpus_per_task: Option<u32>,
+    /// CPUs per task (`--cpus-per-task`).
+    pub cpus_per_task: Option<u32>,
+    /// Time limit per task, in Slurm's format (`--time`, e.g. `2-00:00:00`).
+    pub time: Option<String>,
+    /// Memory per task, in Slurm's format (`--mem`, e.g. `240G`).
+    pub mem: Option<String>,
 }
 
 /// `[paper]`: a reference table (`paper/reference/<table>.csv`) and the paper's row name of each

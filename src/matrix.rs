@@ -243,7 +243,37 @@ pub struct External {
     /// not part of the configuration hash: it changes no result).
     #[serde(skip)]
     pub timeout_seconds: u64,
+    /// A detectron2 method's config, overrides and GPUs (absent from the records of other
+    /// external methods, so no hash moves).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detectron2: Option<Detectron2>,
 }
+
+/// A detectron2 method (`external = { detectron2 = { config = "..." } }`): the command runs in the
+/// matrix's `[detectron2] project` as `<command> --config-file <config> --num-gpus <gpus> SEED
+/// <seed> OUTPUT_DIR <out> [MODEL.WEIGHTS <stage 1's model_final.pth>] <overrides>`, and its
+/// detections are scored by `external/lvis_eval.py` (README, "LVIS and detectron2").
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Detectron2 {
+    /// Config file, relative to the project.
+    pub config: String,
+    /// `KEY VALUE` pairs: the matrix's `[detectron2] overrides`, then the method's own.
+    pub overrides: Vec<String>,
+    /// GPUs per run (`--num-gpus`; default 8, the paper's App. C.1 and the authors' README).
+    pub gpus: u32,
+}
+
+/// The entry point of the authors' LVIS code (`BalancedMetaSoftmax-InstanceSeg`), relative to its
+/// checkout: a detectron2 method's default command.
+pub const DETECTRON2_TRAIN: &str = "projects/BALMS/train_net.py";
+
+/// GPUs per detectron2 run unless `[detectron2] gpus` says otherwise (paper App. C.1: 8 GPUs
+/// for LVIS; the authors' README trains with `--num-gpus 8`).
+pub const DETECTRON2_GPUS: u32 = 8;
+
+/// detectron2 keys balms sets on every run's command line, refused as overrides.
+const RESERVED_OVERRIDES: [&str; 3] = ["SEED", "OUTPUT_DIR", "MODEL.WEIGHTS"];
 
 /// The default time limit of an external method's command: a day.
 pub const EXTERNAL_TIMEOUT_SECONDS: u64 = 86_400;
@@ -352,6 +382,14 @@ pub mod streams {
 }
 
 impl RunSeeds {
+    /// detectron2's `SEED` for a run, from which it draws everything: the run's `init` seed,
+    /// folded below 2^31 (detectron2 adds the process's rank and seeds `NumPy`, which takes 32
+    /// bits).
+    #[must_use]
+    pub fn detectron2(&self) -> u64 {
+        self.init % (1 << 31)
+    }
+
     /// The streams of `cell` at `seed`.
     #[must_use]
     pub fn new(cell: &Cell, seed: Seed) -> RunSeeds {
@@ -408,6 +446,14 @@ pub struct Plan {
     /// The interpreter external commands' `{python}` stands for, from the matrix's `python`
     /// (the `BALMS_PYTHON` environment variable overrides it when the run starts).
     pub python: Option<PathBuf>,
+    /// The checkout detectron2 methods run in, as the matrix gives it (`[detectron2] project`;
+    /// the `BALMS_INSTANCESEG` environment variable overrides it when the run starts; not part of
+    /// any hash: where a checkout lives changes no result).
+    #[serde(skip)]
+    pub detectron2_project: Option<PathBuf>,
+    /// Slurm resources per array task (`[slurm]`).
+    #[serde(skip)]
+    pub slurm: crate::config::SlurmWire,
 }
 
 impl Plan {
@@ -470,6 +516,8 @@ impl Plan {
             follows: file.follows,
             scale: None,
             python: file.python.clone(),
+            detectron2_project: file.detectron2.as_ref().map(|d| d.project.clone()),
+            slurm: file.slurm.clone().unwrap_or_default(),
         })
         .and_then(|mut plan| match file.scale {
             Some(factor) => plan.scale_by(factor).map(|()| plan).map_err(fail),
@@ -494,6 +542,16 @@ impl Plan {
         if let Some(earlier) = self.scale {
             return Err(format!(
                 "the matrix is already scaled by {earlier} (its `scale`); scale it once: change its `scale` or remove it and pass `--scale`"
+            ));
+        }
+        if let Some(m) = self
+            .methods
+            .iter()
+            .find(|m| m.external.as_ref().is_some_and(|e| e.detectron2.is_some()))
+        {
+            return Err(format!(
+                "method `{}` takes its lengths from its detectron2 config, which balms does not read: shorten it with `[detectron2] overrides` (`SOLVER.MAX_ITER`, `SOLVER.STEPS`) instead of a scale",
+                m.name
             ));
         }
         #[expect(
@@ -680,6 +738,10 @@ impl Plan {
             let _ = writeln!(out, "  {}  [{}]", cell.id(), cell.dir_name());
             for &seed in &self.seeds {
                 let s = RunSeeds::new(cell, seed);
+                if cell.method.external.as_ref().is_some_and(|e| e.detectron2.is_some()) {
+                    let _ = writeln!(out, "    seed {}: SEED {}", s.seed, s.detectron2());
+                    continue;
+                }
                 let _ = writeln!(
                     out,
                     "    seed {}: subset {:016x}  init {:016x}  order {:016x}  augment {:016x}",
@@ -692,6 +754,20 @@ impl Plan {
 }
 
 fn render_column(out: &mut String, column: &Column) {
+    if column.dataset.is_detection() {
+        let _ = writeln!(
+            out,
+            "  {}: {} categories, the official train split (693,958 instances, imbalance {} by paper Table 6), read by detectron2 from `<data>/lvis/` and `<data>/coco/`",
+            column.id(),
+            column.dataset.classes(),
+            column.imbalance
+        );
+        let _ = writeln!(
+            out,
+            "    evaluation: lvis_v0.5_val (no validation split: detectron2's runs select nothing)"
+        );
+        return;
+    }
     let Some(counts) = column.dataset.class_counts(column.imbalance) else {
         let (prefix, size) = column.dataset.list().expect("a list dataset");
         let _ = writeln!(
@@ -730,6 +806,40 @@ fn render_column(out: &mut String, column: &Column) {
 }
 
 fn render_method(out: &mut String, method: &Method) {
+    if render_detectron2(out, method) {
+        return;
+    }
+    render_balms_method(out, method);
+}
+
+/// A detectron2 method's plan lines (false for any other method).
+fn render_detectron2(out: &mut String, method: &Method) -> bool {
+    if let Some((external, d)) =
+        method.external.as_ref().and_then(|e| e.detectron2.as_ref().map(|d| (e, d)))
+    {
+        let stage1 = match &method.scheme {
+            Scheme::Decoupled(s) => format!(", fine-tuned from `{}`'s model_final.pth", s.stage1),
+            Scheme::EndToEnd(_) => String::new(),
+        };
+        let _ = writeln!(out, "  {}: detectron2{stage1}", method.name);
+        let _ = writeln!(
+            out,
+            "    `{} --config-file {} --num-gpus {} SEED <seed> OUTPUT_DIR <run>/external/out{}{}` in the project (timeout {} s)",
+            external.command.join(" "),
+            d.config,
+            d.gpus,
+            if stage1.is_empty() { "" } else { " MODEL.WEIGHTS <stage 1>/model_final.pth" },
+            d.overrides.iter().fold(String::new(), |all, o| all + " " + o),
+            external.timeout_seconds
+        );
+        let _ = writeln!(out, "    scored by external/lvis_eval.py (LVIS API, segm and bbox, 300 detections per image) on lvis_v0.5_val");
+        return true;
+    }
+    false
+}
+
+/// A balms (or classification external) method's plan lines.
+fn render_balms_method(out: &mut String, method: &Method) {
     match &method.scheme {
         Scheme::EndToEnd(s) => {
             let _ = writeln!(out, "  {}: end-to-end", method.name);
@@ -986,7 +1096,54 @@ fn resolve_external(file: &MatrixFile, wire: &SettingsWire) -> Result<Option<Ext
         }
         return Ok(None);
     };
-    if external.command.first().is_none_or(String::is_empty) {
+    let detectron2 = match (&external.detectron2, &file.detectron2) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(
+                "`external.detectron2` needs the matrix's `[detectron2] project`".to_string()
+            )
+        }
+        (Some(own), Some(project)) => {
+            let overrides: Vec<String> =
+                project.overrides.iter().chain(&own.overrides).cloned().collect();
+            if overrides.len() % 2 == 1 {
+                return Err(format!(
+                    "detectron2 overrides come in `KEY VALUE` pairs; {} given",
+                    overrides.join(" ")
+                ));
+            }
+            if let Some(key) =
+                overrides.iter().step_by(2).find(|k| RESERVED_OVERRIDES.contains(&k.as_str()))
+            {
+                return Err(format!("detectron2 override `{key}` is balms's to set (the run's seed, output folder and stage-1 weights)"));
+            }
+            if own.config.is_empty() {
+                return Err("`external.detectron2.config` is empty".to_string());
+            }
+            let gpus = project.gpus.unwrap_or(DETECTRON2_GPUS);
+            if gpus == 0 {
+                return Err("`detectron2.gpus` must be at least 1".to_string());
+            }
+            Some(Detectron2 { config: own.config.clone(), overrides, gpus })
+        }
+    };
+    let stage1_detectron2 = wire.stage1.as_ref().map(|s| {
+        file.methods.iter().any(|m| {
+            m.name.as_ref() == Some(s)
+                && m.external.as_ref().is_some_and(|e| e.detectron2.is_some())
+        })
+    });
+    if stage1_detectron2.is_some_and(|d| d != detectron2.is_some()) {
+        return Err(
+            "a detectron2 method's `stage1` is a detectron2 method, and only a detectron2 method's"
+                .to_string(),
+        );
+    }
+    let command = match (&detectron2, external.command.is_empty()) {
+        (Some(_), true) => vec!["{python}".to_string(), DETECTRON2_TRAIN.to_string()],
+        _ => external.command.clone(),
+    };
+    if command.first().is_none_or(String::is_empty) {
         return Err("`external.command` needs a program".to_string());
     }
     if stage1_external == Some(false) {
@@ -996,8 +1153,9 @@ fn resolve_external(file: &MatrixFile, wire: &SettingsWire) -> Result<Option<Ext
         return Err("`external.timeout-seconds` must be at least 1".to_string());
     }
     Ok(Some(External {
-        command: external.command.clone(),
+        command,
         timeout_seconds: external.timeout_seconds.unwrap_or(EXTERNAL_TIMEOUT_SECONDS),
+        detectron2,
     }))
 }
 
@@ -1435,7 +1593,20 @@ fn check_classifier(settings: &Settings) -> Result<(), String> {
 }
 
 fn check_models(methods: &[Method], columns: &[Column]) -> Result<(), String> {
+    // Detection datasets and detectron2 methods go together, and only together.
     for method in methods {
+        let detectron2 = method.external.as_ref().is_some_and(|e| e.detectron2.is_some());
+        if let Some(column) = columns.iter().find(|c| c.dataset.is_detection() != detectron2) {
+            return Err(if detectron2 {
+                format!("method `{}` on `{}`: detectron2 methods run on detection datasets (lvis-v0.5) only", method.name, column.id())
+            } else {
+                format!("method `{}` on `{}`: a detection dataset is run by detectron2 methods only (`external = {{ detectron2 = {{ config = \"...\" }} }}`)", method.name, column.id())
+            });
+        }
+    }
+    for method in
+        methods.iter().filter(|m| m.external.as_ref().is_none_or(|e| e.detectron2.is_none()))
+    {
         if let Scheme::Decoupled(stage2) = &method.scheme {
             let stage1 = methods.iter().find(|m| m.name == stage2.stage1).map(|m| &m.scheme);
             let augmented =

@@ -44,6 +44,31 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
     let mut held = Vec::new();
     for file in matrix_files(&args.experiments)? {
         let plan = Plan::load(&file)?;
+        if let Some(column) = plan.columns.iter().find(|c| c.dataset.is_detection()) {
+            // The detectron2 project, its configs, LVIS and COCO, and an interpreter with
+            // detectron2, `higher` (the Meta Reweighter's) and the LVIS API.
+            let root = options.locator.locate(&column.dataset).ok().flatten();
+            let mut missing = crate::runner::detectron2::missing(&plan, root.as_deref());
+            let python = crate::runner::external::python(plan.python.as_deref());
+            let imports = std::process::Command::new(&python)
+                .args(["-c", "import detectron2, higher, lvis"])
+                .output();
+            if !imports.is_ok_and(|o| o.status.success()) {
+                missing.push(format!(
+                    "detectron2, higher and lvis importable by `{}` (BALMS_PYTHON)",
+                    python.display()
+                ));
+            }
+            if !missing.is_empty() {
+                skipped.push(format!(
+                    "{} ({}): needs {}",
+                    plan.name,
+                    file.display(),
+                    missing.join("; ")
+                ));
+                continue;
+            }
+        }
         if let Some(missing) =
             plan.columns.iter().find_map(|c| options.locator.locate(&c.dataset).err())
         {

@@ -19,21 +19,22 @@ pub struct SlurmArgs {
     /// Tasks running at once.
     #[arg(long, default_value_t = 4)]
     max_running: usize,
-    /// CPUs per task (and `--threads`).
-    #[arg(long, default_value_t = 2)]
-    cpus: usize,
-    /// Memory per task.
-    #[arg(long, default_value = "8G")]
-    mem: String,
-    /// Time limit per task.
-    #[arg(long, default_value = "12:00:00")]
-    time: String,
+    /// CPUs per task (and `--threads`) [default: the matrix's `[slurm] cpus-per-task`, else 2].
+    #[arg(long)]
+    cpus: Option<usize>,
+    /// Memory per task [default: the matrix's `[slurm] mem`, else 8G].
+    #[arg(long)]
+    mem: Option<String>,
+    /// Time limit per task [default: the matrix's `[slurm] time`, else 12:00:00].
+    #[arg(long)]
+    time: Option<String>,
     /// Partition.
     #[arg(long)]
     partition: Option<String>,
-    /// GPUs per task (the tasks then train with `--device cuda`).
-    #[arg(long, default_value_t = 0)]
-    gpus: usize,
+    /// GPUs per task (the tasks then train with `--device cuda`) [default: the matrix's `[slurm]
+    /// gpus-per-task`, else 0].
+    #[arg(long)]
+    gpus: Option<usize>,
     /// Results folder (relative to the current folder, which the jobs run in).
     #[arg(long, default_value = "results")]
     results: PathBuf,
@@ -55,10 +56,15 @@ pub struct SlurmArgs {
 #[expect(clippy::print_stdout, reason = "the command's output")]
 pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     let plan = Plan::load(&args.file)?;
+    // Flags, then the matrix's `[slurm]`, then the defaults.
+    let wanted = &plan.slurm;
+    let cpus = args.cpus.or(wanted.cpus_per_task.map(|c| c as usize)).unwrap_or(2);
+    let gpus = args.gpus.or(wanted.gpus_per_task.map(|g| g as usize)).unwrap_or(0);
+    let time = args.time.clone().or(wanted.time.clone()).unwrap_or_else(|| "12:00:00".into());
     let units = runner::unit_count(&plan);
     let shards = args.shards.unwrap_or(units);
     anyhow::ensure!(
-        shards >= 1 && args.max_running >= 1 && args.cpus >= 1,
+        shards >= 1 && args.max_running >= 1 && cpus >= 1,
         "`--shards`, `--max-running` and `--cpus` must be at least 1"
     );
     let workdir = std::env::current_dir().context("the current folder")?;
@@ -69,11 +75,11 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         name: plan.name.clone(),
         shards,
         max_running: args.max_running,
-        cpus: args.cpus,
-        memory: args.mem,
-        time: args.time,
+        cpus,
+        memory: args.mem.clone().or(wanted.mem.clone()).unwrap_or_else(|| "8G".into()),
+        time,
         partition: args.partition,
-        gpus: args.gpus,
+        gpus,
         results: absolute(&args.results),
         paper: absolute(&args.paper),
         logs: absolute(&args.logs),

@@ -31,7 +31,7 @@ pub use locate::DataLocator;
 pub use pool::Pool;
 pub use registry::{
     DatasetKind, DatasetSpec, Descriptor, Folder, Format, GaussianEntry, Imbalances, ListParams,
-    Source,
+    NoParams, Source, LVIS_V05_FILES,
 };
 pub use run_data::{subset_stream, PoolIndices, RunData, ValidationInfo, VAL_PER_CLASS};
 

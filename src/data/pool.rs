@@ -116,6 +116,15 @@ impl Pool {
             Source::Folder(Folder { format: Format::Lists { .. }, .. }) => {
                 unreachable!("list datasets are loaded above")
             }
+            Source::Folder(Folder { format: Format::Detectron2, .. }) => {
+                return Err(DataError::Format {
+                    path: dir.clone().unwrap_or_default(),
+                    message: format!(
+                        "`{}` is a detection dataset: only detectron2 methods run on it",
+                        kind.name()
+                    ),
+                })
+            }
         };
         check_labels(kind, &train, dir.as_deref())?;
         check_labels(kind, &test, dir.as_deref())?;

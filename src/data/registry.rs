@@ -66,6 +66,16 @@ pub enum DatasetSpec {
     /// Places-LT (OLTR's lists over Places365 JPEGs), 365 classes, imbalance 996.
     #[strum(message = "Places-LT (OLTR's list files over JPEGs)")]
     PlacesLt(ImageSize),
+    /// LVIS v0.5 instance segmentation (COCO 2017 images), 1,230 categories, imbalance 26,148
+    /// (paper Table 6): a detection dataset, trained and scored by detectron2 methods alone
+    /// (README, "LVIS and detectron2").
+    #[strum(
+        serialize = "lvis-v0.5",
+        message = "LVIS v0.5 over COCO 2017 images (detectron2 methods only)",
+        detailed_message = "lvis-v0.5 = {}"
+    )]
+    #[serde(rename = "lvis-v0.5")]
+    LvisV05(NoParams),
     /// Any image-list dataset in the ImageNet-LT format (e.g. `balms jpeg-tree`'s output).
     #[strum(
         message = "any lists in the ImageNet-LT format",
@@ -73,6 +83,19 @@ pub enum DatasetSpec {
     )]
     ImageList(ListParams),
 }
+
+/// LVIS v0.5's imbalance factor (26,148 / 1, paper Table 6): its one column.
+const LVIS_V05_IF: [f64; 1] = [26_148.0];
+
+/// A dataset entry without parameters (`lvis-v0.5 = {}`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoParams {}
+
+/// The files of LVIS v0.5 under a detectron2 datasets root (`$DETECTRON2_DATASETS`), as
+/// detectron2's `builtin.py` registers `lvis_v0.5_train` and `lvis_v0.5_val`.
+pub const LVIS_V05_FILES: [&str; 4] =
+    ["lvis/lvis_v0.5_train.json", "lvis/lvis_v0.5_val.json", "coco/train2017", "coco/val2017"];
 
 /// ImageNet-LT's imbalance factor (1,280 / 5): its one column.
 const IMAGENET_LT_IF: [f64; 1] = [256.0];
@@ -143,6 +166,7 @@ impl DatasetSpec {
             }
             DatasetSpec::ImagenetLt(size) => (DatasetKind::ImagenetLt(*size), &IMAGENET_LT_IF),
             DatasetSpec::PlacesLt(size) => (DatasetKind::PlacesLt(*size), &PLACES_LT_IF),
+            DatasetSpec::LvisV05(_) => (DatasetKind::LvisV05, &LVIS_V05_IF),
             DatasetSpec::ImageList(p) => {
                 (DatasetKind::ImageList(p.clone()), std::slice::from_ref(&p.imbalance))
             }
@@ -178,6 +202,11 @@ pub enum DatasetKind {
     /// Places-LT from OLTR's lists: 365 classes, `n_max` 4,980, imbalance 996; with its crop and
     /// resize.
     PlacesLt(ImageSize),
+    /// LVIS v0.5: 1,230 categories, COCO 2017 images, detectron2's layout (`lvis/`, `coco/`
+    /// under one root); no pool: detectron2 methods read it themselves.
+    #[strum(serialize = "lvis-v0.5")]
+    #[serde(rename = "lvis-v0.5")]
+    LvisV05,
     /// Any dataset in the ImageNet-LT list format (name, list prefix, classes, nominal imbalance,
     /// sizes); its counts come from its train list.
     #[strum(disabled)]
@@ -213,6 +242,8 @@ pub enum TestImages {
     /// A fixed count per class (MNIST's test set; the reporter uses it where a run's recorded
     /// test size matches its total, else assumes a balanced split and says so).
     PerClass(&'static [u64]),
+    /// None that top-1 could use: a detection dataset (LVIS), scored by AP.
+    Detection,
     /// Not known before the data is read (`image-list`): the reporter assumes a balanced test set
     /// of the recorded size and says so.
     Unknown,
@@ -225,7 +256,7 @@ impl TestImages {
         match self {
             TestImages::Balanced(m) => Some(vec![m; classes]),
             TestImages::PerClass(counts) => Some(counts.to_vec()),
-            TestImages::Unknown => None,
+            TestImages::Unknown | TestImages::Detection => None,
         }
     }
 }
@@ -271,6 +302,9 @@ pub enum Format<'a> {
         /// Their standard deviation.
         std: f64,
     },
+    /// LVIS annotations and COCO images in detectron2's dataset layout ([`LVIS_V05_FILES`]),
+    /// read by the detectron2 project alone.
+    Detectron2,
     /// OLTR's list files `<prefix>_{train,val,test}.txt` over JPEGs.
     Lists {
         /// List-file prefix (`ImageNet_LT`).
@@ -435,6 +469,20 @@ impl DatasetKind {
                 hint: "get Places365-Standard (places2.csail.mit.edu) and OLTR's split files `Places_LT_{train,val,test}.txt` (the BALMS repository's `data/Places_LT/`); put the three lists in `<data dir>/Places_LT/` with the folders their paths name beside them (symlinks will do)",
                 test_images: TestImages::Balanced(100),
             },
+            DatasetKind::LvisV05 => Descriptor {
+                name: "lvis-v0.5",
+                classes: 1230,
+                n_max: 26_148,
+                input_shape: Vec::new(),
+                source: folder(
+                    &["", "detectron2", "datasets"],
+                    &["datasets"],
+                    &[LVIS_V05_FILES[1]],
+                    Format::Detectron2,
+                ),
+                hint: "get the LVIS v0.5 annotations (`lvis_v0.5_train.json`, `lvis_v0.5_val.json`, lvisdataset.org) and the COCO 2017 train and val images (cocodataset.org); lay them out as detectron2 expects, `<root>/lvis/lvis_v0.5_{train,val}.json` and `<root>/coco/{train2017,val2017}/`",
+                test_images: TestImages::Detection,
+            },
             DatasetKind::ImageList(p) => Descriptor {
                 name: &p.name,
                 classes: p.classes,
@@ -487,10 +535,18 @@ impl DatasetKind {
     }
 
     /// The per-class training counts at an imbalance factor (computed without the data);
-    /// `None` for image-list datasets, whose counts are their train list's.
+    /// `None` for image-list datasets, whose counts are their train list's, and for LVIS, whose
+    /// counts are its annotations'.
     #[must_use]
     pub fn class_counts(&self, imbalance: f64) -> Option<Vec<usize>> {
-        self.list().is_none().then(|| longtail::profile(self.n_max(), imbalance, self.classes()))
+        (self.list().is_none() && !self.is_detection())
+            .then(|| longtail::profile(self.n_max(), imbalance, self.classes()))
+    }
+
+    /// Whether it is a detection dataset (LVIS), run by detectron2 methods alone.
+    #[must_use]
+    pub fn is_detection(&self) -> bool {
+        matches!(self, DatasetKind::LvisV05)
     }
 
     /// Whether the data ships with balms (no files needed).

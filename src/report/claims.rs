@@ -200,7 +200,7 @@ fn by_seed<'a>(
                 Value::NoRates => None,
                 Value::Named(name) => m.named_metrics.get(name).copied(),
             };
-            v.map(|v| (m.seed, (v, m.evaluation.per_class_accuracy.as_slice())))
+            v.map(|v| (m.seed, (v, m.per_class_accuracy())))
         })
         .collect()
 }

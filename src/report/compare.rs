@@ -47,16 +47,23 @@ pub fn compare_within(
             };
             let (a, b) = (finished(new)?, finished(reference)?);
             let differs = match (&a, &b, tolerance) {
-                (Some(x), Some(y), Some(points)) => {
-                    (x.evaluation.top1 - y.evaluation.top1).abs() * 100.0 > points
-                }
+                (Some(x), Some(y), Some(points)) => match (x.top1(), y.top1()) {
+                    (Some(a), Some(b)) => (a - b).abs() * 100.0 > points,
+                    // Runs without top-1 (detectron2's): their named metrics, as reported.
+                    _ => {
+                        x.named_metrics.len() != y.named_metrics.len()
+                            || x.named_metrics.iter().any(|(name, a)| {
+                                y.named_metrics.get(name).is_none_or(|b| (a - b).abs() > points)
+                            })
+                    }
+                },
                 _ => a != b,
             };
             if differs {
                 differences.push(Difference {
                     run: format!("{} seed {seed}", cell.id()),
-                    new_top1: a.map(|m| m.evaluation.top1),
-                    reference_top1: b.map(|m| m.evaluation.top1),
+                    new_top1: a.and_then(|m| m.top1()),
+                    reference_top1: b.and_then(|m| m.top1()),
                 });
             }
         }

@@ -23,9 +23,11 @@ use crate::vocab::{FigureKind, FigureSpec};
 /// The values a figure of `kind` draws from one run's record (`None`: the run has none).
 fn values(kind: FigureKind, m: &Metrics) -> Option<Vec<f64>> {
     match kind {
-        FigureKind::MarginalLikelihood => Some(m.evaluation.marginal_likelihood.clone()),
+        FigureKind::MarginalLikelihood => {
+            m.evaluation.as_ref().map(|e| e.marginal_likelihood.clone())
+        }
         FigureKind::MetaRates => m.meta_rates.as_ref().and_then(|h| h.last().cloned()),
-        FigureKind::PerClassAccuracy => Some(m.evaluation.per_class_accuracy.clone()),
+        FigureKind::PerClassAccuracy => m.evaluation.as_ref().map(|e| e.per_class_accuracy.clone()),
     }
 }
 

@@ -69,7 +69,7 @@ impl Verdict {
 /// One cell of the layout.
 #[derive(Clone, Debug)]
 pub struct LayoutCell {
-    /// Our estimate (top-1 %), when at least two runs finished.
+    /// Our estimate (top-1 %, or AP in points), when at least two runs finished.
     pub ours: Option<Estimate>,
     /// The value of a single finished run.
     pub single: Option<f64>,
@@ -149,7 +149,20 @@ fn layout_columns(report: &MatrixReport, table: &Table) -> Vec<LayoutColumn> {
     let mut out = Vec::new();
     for column in &report.columns {
         let dataset = column.split('/').next().unwrap_or(column);
-        if table.has_groups() {
+        let detection = report
+            .cells
+            .iter()
+            .any(|c| &c.cell.column.id() == column && c.cell.column.dataset.is_detection());
+        if detection {
+            for name in super::TABLE4_METRICS {
+                let label = format!("{dataset}/{name}");
+                out.push(LayoutColumn {
+                    label,
+                    column: column.clone(),
+                    metric: Metric::Named(name),
+                });
+            }
+        } else if table.has_groups() {
             for (group, metric) in [
                 ("many", Metric::Group(Shot::Many)),
                 ("medium", Metric::Group(Shot::Medium)),
@@ -197,7 +210,7 @@ fn cell(
             Metric::Top1 | Metric::MeanPerClass => {
                 format!("report/{}/{}/bootstrap", report.name, c.cell.id())
             }
-            Metric::Group(_) => {
+            Metric::Group(_) | Metric::Named(_) => {
                 format!("report/{}/{}/{}/bootstrap", report.name, c.cell.id(), column.label)
             }
         };
@@ -271,13 +284,21 @@ fn heading(column: &str) -> String {
 /// Markdown: per cell, ours / the paper's / verdict.
 #[must_use]
 pub fn markdown(layout: &Layout, caption: &str) -> String {
+    let ap = layout.columns.iter().any(|c| c.ends_with("/APm"));
     let mut out = format!(
-        "# In the layout of {}\n\n{}: ours as mean ± standard error [95% interval] n (the interval carries the seeds' spread and the test set's sampling noise; see the caption); the paper's value (± its standard error over 3 runs, where given); verdict: the paper's value against the seeds' own 95% Student-t interval (the paper used the same test images, so their noise is shared and is left out): consistent inside it, above or below otherwise, inconclusive with fewer than {MIN_RUNS} finished runs, tied seeds or failed runs.{}\n\n| Method |",
+        "# In the layout of {}\n\n{}: ours as mean ± standard error [95% interval] n{}; the paper's value (± its standard error over 3 runs, where given); verdict: the paper's value against the seeds' own 95% Student-t interval (the paper used the same test images, so their noise is shared and is left out): consistent inside it, above or below otherwise, inconclusive with fewer than {MIN_RUNS} finished runs, tied seeds or failed runs.{}\n\n| Method |",
         title(&layout.table),
-        if layout.columns.iter().any(|c| c.ends_with("/many")) {
+        if ap {
+            "AP (points; APm: mask AP, APf / APc / APr: mask AP on LVIS's frequent / common / rare categories, APb: box AP; scored by balms's evaluator, the official LVIS API, on lvis_v0.5_val)"
+        } else if layout.columns.iter().any(|c| c.ends_with("/many")) {
             "Accuracy (%; many/medium/few: the mean of the group's per-class accuracies, overall: top-1, or the mean per-class accuracy where the test set is unbalanced)"
         } else {
             "Top-1 (%; the mean per-class accuracy where the test set is unbalanced)"
+        },
+        if ap {
+            " (the seeds' Student-t interval: AP has no binomial test-set term)"
+        } else {
+            " (the interval carries the seeds' spread and the test set's sampling noise; see the caption)"
         },
         if layout.cells.iter().flatten().all(|c| c.paper.is_none()) {
             " The paper reports no values for these datasets (a stand-in): the rows follow its table, and the claims in the matrix's report test its conclusions."

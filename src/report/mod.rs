@@ -39,7 +39,7 @@ pub struct CellResults {
     /// Finished runs with the current configuration, in seed order.
     pub runs: Vec<Metrics>,
     /// How each finished run's validation split was formed (from its `config.json`), in the
-    /// order of `runs`.
+    /// order of `runs` (empty for detectron2 runs).
     pub validation: Vec<ValidationInfo>,
     /// Runs that failed with the current configuration (`failed.json`), in seed order.
     pub failures: Vec<FailedRun>,
@@ -76,7 +76,7 @@ impl TestSet {
         let kind = &cell.column.dataset;
         let classes = kind.classes();
         let known = kind.descriptor().test_images.counts(classes);
-        match (known, runs.first().map(|m| m.evaluation.test_size)) {
+        match (known, runs.first().and_then(|m| m.evaluation.as_ref()).map(|e| e.test_size)) {
             (Some(counts), None) => TestSet { per_class: counts, assumed: false },
             (Some(counts), Some(size)) if counts.iter().sum::<u64>() == size => {
                 TestSet { per_class: counts, assumed: false }
@@ -112,13 +112,23 @@ pub enum Metric {
     MeanPerClass,
     /// The unweighted mean of the per-class accuracies of one shot group.
     Group(Shot),
+    /// A named metric a detectron2 run records in points (Table 4's `APm`, ...), as a fraction
+    /// here like the others.
+    Named(&'static str),
 }
+
+/// Table 4's columns, in the paper's order: mask AP, mask AP on frequent, common and rare
+/// categories, box AP (the named metrics of every detectron2 run, in points).
+pub const TABLE4_METRICS: [&str; 5] = ["APm", "APf", "APc", "APr", "APb"];
 
 impl Metric {
     /// The metric of one run (a fraction), when the run has it.
     #[must_use]
     pub fn of(self, m: &Metrics) -> Option<f64> {
-        let e = &m.evaluation;
+        if let Metric::Named(name) = self {
+            return m.named_metrics.get(name).map(|v| v / 100.0);
+        }
+        let e = m.evaluation.as_ref()?;
         match self {
             Metric::Top1 => Some(e.top1),
             Metric::MeanPerClass => {
@@ -128,6 +138,7 @@ impl Metric {
             Metric::Group(Shot::Many) => e.many,
             Metric::Group(Shot::Medium) => e.medium,
             Metric::Group(Shot::Few) => e.few,
+            Metric::Named(_) => unreachable!("returned above"),
         }
     }
 
@@ -141,6 +152,8 @@ impl Metric {
                 (0..k).map(|c| test.per_class.get(c).map_or(0.0, |&m| m as f64 / size)).collect()
             }
             Metric::MeanPerClass => vec![1.0 / k.max(1) as f64; k],
+            // AP has no per-class binomial noise term: its interval is the seeds'.
+            Metric::Named(_) => Vec::new(),
             Metric::Group(shot) => {
                 let members = class_counts.iter().filter(|&&n| Shot::of(n) == shot).count();
                 class_counts
@@ -181,7 +194,7 @@ impl CellResults {
                 let p = self
                     .runs
                     .iter()
-                    .map(|m| m.evaluation.per_class_accuracy.get(c).copied().unwrap_or(0.0))
+                    .map(|m| m.per_class_accuracy().get(c).copied().unwrap_or(0.0))
                     .sum::<f64>()
                     / n;
                 let images = self.test.per_class.get(c).copied().unwrap_or(0);
@@ -208,7 +221,8 @@ impl CellResults {
     /// all, from the runs' records).
     #[must_use]
     pub fn validation_estimate(&self) -> Option<Result<Estimate, f64>> {
-        let values: Vec<f64> = self.runs.iter().map(|m| 100.0 * m.validation_top1).collect();
+        let values: Vec<f64> =
+            self.runs.iter().filter_map(|m| m.validation_top1).map(|v| 100.0 * v).collect();
         let images =
             self.validation.first().map_or(0, |v| v.per_class * self.cell.column.dataset.classes());
         let mean = values.iter().sum::<f64>() / values.len().max(1) as f64 / 100.0;
@@ -347,7 +361,9 @@ impl MatrixReport {
 #[serde(rename_all = "kebab-case")]
 struct ConfigRecord {
     provenance: Provenance,
-    validation: ValidationInfo,
+    /// Absent for detectron2 runs, which have no validation split.
+    #[serde(default)]
+    validation: Option<ValidationInfo>,
 }
 
 /// Collects a plan's finished and failed runs from the store.
@@ -365,7 +381,7 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
                 RunStatus::Finished(metrics) => {
                     let config: ConfigRecord = store::read_json(&dir.join("config.json"))?;
                     provenance.insert(describe(&config.provenance));
-                    validation.push(config.validation);
+                    validation.extend(config.validation);
                     runs.push(*metrics);
                 }
                 RunStatus::Failed(failure) => {
@@ -526,6 +542,9 @@ fn main_columns(report: &MatrixReport) -> Vec<(String, String, Metric)> {
 /// table per column, and a caption stating the protocol as the records show it.
 #[must_use]
 pub fn render_markdown(report: &MatrixReport) -> String {
+    if is_detection(report) {
+        return render_detection(report);
+    }
     let mut out = format!("# {}\n\n", report.name);
     if !report.description.is_empty() {
         let _ = writeln!(out, "{}\n", report.description);
@@ -571,6 +590,63 @@ pub fn render_markdown(report: &MatrixReport) -> String {
         );
     }
     out
+}
+
+/// A detection matrix's report (LVIS, Table 4): AP per method and column, the claims, and a
+/// caption of the protocol; no accuracy, shot groups or validation split, which it has none of.
+fn render_detection(report: &MatrixReport) -> String {
+    let mut out = format!("# {}\n\n", report.name);
+    if !report.description.is_empty() {
+        let _ = writeln!(out, "{}\n", report.description);
+    }
+    let _ = writeln!(out, "AP (points; APm: mask AP, APf / APc / APr: mask AP on LVIS's frequent / common / rare categories, APb: box AP), scored by balms's evaluator (`external/lvis_eval.py`: the official LVIS API, 300 detections per image) on lvis_v0.5_val from the detections each run wrote: mean ± standard error [95% Student-t interval over seeds], n runs.\n");
+    for column in &report.columns {
+        let _ = writeln!(out, "## {column}\n");
+        let mut table = Builder::default();
+        table.push_record(
+            std::iter::once("Method".to_string()).chain(TABLE4_METRICS.map(String::from)),
+        );
+        for method in &report.methods {
+            let Some(cell) = report
+                .cells
+                .iter()
+                .find(|c| &c.cell.method.name == method && &c.cell.column.id() == column)
+            else {
+                continue;
+            };
+            table.push_record(std::iter::once(report.row_name(method)).chain(
+                TABLE4_METRICS.map(|name| cell.text(cell.estimate(Metric::Named(name)), true)),
+            ));
+        }
+        let _ = writeln!(out, "{}\n", table.build().with(Style::markdown()));
+    }
+    out.push_str(&claims::render(&report.claims));
+    render_detection_caption(&mut out, report);
+    out
+}
+
+/// The caption of a detection matrix's tables: scale, protocol, failures and runs.
+fn render_detection_caption(out: &mut String, report: &MatrixReport) {
+    if let Some(factor) = report.scale {
+        let _ = writeln!(out, "**Scaled protocol.** Every iteration count is {factor} times the matrix's own: a smoke run, not comparable with the paper's numbers.");
+    }
+    let seeds: Vec<String> = report.seeds.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "**Protocol.** Each method is the detectron2 project's own training at its config (the plan lists configs and overrides); the model of the last iteration is scored, the validation set selecting nothing. detectron2's `SEED` comes from each run's seed; detectron2 does not promise bit-identical training on GPUs even with a fixed seed, so repeats measure the spread that remains. Seeds: {}.", seeds.join(", "));
+    render_failures(out, report);
+    let _ = writeln!(
+        out,
+        "Runs: {}.",
+        if report.provenance.is_empty() {
+            "none".to_string()
+        } else {
+            report.provenance.join("; ")
+        }
+    );
+}
+
+/// Whether every cell is on a detection dataset (LVIS): AP, not accuracy.
+fn is_detection(report: &MatrixReport) -> bool {
+    !report.cells.is_empty() && report.cells.iter().all(|c| c.cell.column.dataset.is_detection())
 }
 
 /// The named metrics external methods reported in `column` (Table 4's `APm` ... `APb`, say), one
@@ -764,7 +840,20 @@ pub fn write_collected(report: &MatrixReport, paper: &Path) -> anyhow::Result<Pa
         let table = layout::build(report, spec)
             .map_err(|e| anyhow::anyhow!("matrix `{}`: {e}", report.name))?;
         let mut caption = format!("{} ", report.description);
-        render_caption(&mut caption, report);
+        if is_detection(report) {
+            let absent: Vec<&str> = table
+                .rows
+                .iter()
+                .filter(|(_, method)| method.is_none())
+                .map(|(row, _)| row.as_str())
+                .collect();
+            if !absent.is_empty() {
+                let _ = writeln!(caption, "Rows without a method in the matrix (no code for them in the detectron2 project it runs): {}.", absent.join(", "));
+            }
+            render_detection_caption(&mut caption, report);
+        } else {
+            render_caption(&mut caption, report);
+        }
         let file = |extension: &str| paper.join(format!("{}.table.{extension}", report.name));
         store::write_atomic(&file("md"), layout::markdown(&table, &caption).as_bytes())?;
         store::write_atomic(&file("tex"), layout::latex(&table, caption.trim()).as_bytes())?;

@@ -269,12 +269,12 @@ pub fn python(matrix_python: Option<&Path>) -> PathBuf {
 }
 
 /// The command with `{python}` replaced by [`python`].
-fn resolve(command: &[String], matrix_python: Option<&Path>) -> Vec<String> {
+pub(super) fn resolve(command: &[String], matrix_python: Option<&Path>) -> Vec<String> {
     let python = python(matrix_python).display().to_string();
     command.iter().map(|a| a.replace("{python}", &python)).collect()
 }
 
-fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+pub(super) fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     std::path::absolute(path).with_context(|| format!("resolving `{}`", path.display()))
 }
 
@@ -335,19 +335,37 @@ fn execute(
     external: &External,
     stop_requested: &dyn Fn() -> bool,
 ) -> anyhow::Result<()> {
-    let log = |name: &str| {
-        let path = dir.join(name);
-        std::fs::File::create(&path).with_context(|| format!("creating `{}`", path.display()))
-    };
-    let shown = command.join(" ");
-    let mut child = Command::new(&command[0])
+    let mut process = Command::new(&command[0]);
+    process
         .args(&command[1..])
         .arg("--run")
         .arg(run_json)
         .arg("--out")
         .arg(out)
         .env("OMP_NUM_THREADS", context.threads.to_string())
-        .env("MKL_NUM_THREADS", context.threads.to_string())
+        .env("MKL_NUM_THREADS", context.threads.to_string());
+    run_logged(process, &command.join(" "), dir, external.timeout_seconds, stop_requested)
+}
+
+/// Runs `process` (shown in messages as `shown`) to its end, its time limit of `timeout_seconds`
+/// or a stop request, its stdout and stderr in `dir`'s `stdout.log` and `stderr.log`, in a
+/// process group of its own (a stop or a time-out kills the group: wrappers' children too).
+///
+/// # Errors
+/// A command that cannot start, fails (the tail of its stderr quoted), runs past its time limit,
+/// or is stopped ([`TrainError::Interrupted`]).
+pub(super) fn run_logged(
+    mut process: Command,
+    shown: &str,
+    dir: &Path,
+    timeout_seconds: u64,
+    stop_requested: &dyn Fn() -> bool,
+) -> anyhow::Result<()> {
+    let log = |name: &str| {
+        let path = dir.join(name);
+        std::fs::File::create(&path).with_context(|| format!("creating `{}`", path.display()))
+    };
+    let mut child = process
         .stdin(Stdio::null())
         .stdout(log("stdout.log")?)
         .stderr(log("stderr.log")?)
@@ -357,7 +375,7 @@ fn execute(
         .spawn()
         .with_context(|| format!("cannot start `{shown}`"))?;
     let started = Instant::now();
-    let limit = Duration::from_secs(external.timeout_seconds);
+    let limit = Duration::from_secs(timeout_seconds);
     let group = nix::unistd::Pid::from_raw(i32::try_from(child.id()).expect("a pid"));
     let status = loop {
         let waited = child.wait_timeout(Duration::from_millis(100));
@@ -380,8 +398,7 @@ fn execute(
             let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
             let _ = child.wait();
             bail!(
-                "`{shown}` ran past its time limit of {} s and was stopped{}",
-                external.timeout_seconds,
+                "`{shown}` ran past its time limit of {timeout_seconds} s and was stopped{}",
                 stderr_tail(dir)
             );
         }
@@ -393,7 +410,7 @@ fn execute(
 }
 
 /// The last lines of the command's stderr, as a suffix of an error message.
-fn stderr_tail(dir: &Path) -> String {
+pub(super) fn stderr_tail(dir: &Path) -> String {
     let mut text = String::new();
     let _ =
         std::fs::File::open(dir.join("stderr.log")).and_then(|mut f| f.read_to_string(&mut text));

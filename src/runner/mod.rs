@@ -21,6 +21,7 @@ use crate::store::{
 };
 use crate::train::{self, Progress, Trained};
 
+pub mod detectron2;
 mod eta;
 pub mod external;
 pub mod interrupt;
@@ -185,6 +186,21 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
             summary.interrupted = Some((signal, pending.len()));
             return Ok(summary);
         }
+        if job.cell.column.dataset.is_detection() {
+            // detectron2 reads the data: its files, the project and its configs are checked.
+            let root = options.locator.locate(&job.cell.column.dataset);
+            let missing = detectron2::missing(plan, root.as_ref().ok().and_then(|r| r.as_deref()));
+            if let Some(first) = missing.first() {
+                let _ = root.with_context(|| format!("matrix `{}`", plan.name))?;
+                bail!(
+                    "matrix `{}` cannot run: missing {first}{}",
+                    plan.name,
+                    missing[1..].iter().fold(String::new(), |all, m| all + "\n  missing " + m)
+                );
+            }
+            costs.push(eta::Cost::of(&job.cell, None));
+            continue;
+        }
         let train_images =
             pools.get(plan, job, &options.locator)?.lists().map(|l| l.train.paths.len());
         costs.push(eta::Cost::of(&job.cell, train_images));
@@ -205,9 +221,9 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
                     bars.println(&format!("{}: interrupted; nothing recorded", job.id()));
                     break;
                 }
-                Ok(Done::Trained(top1)) => {
+                Ok(Done::Trained(headline)) => {
                     summary.trained += 1;
-                    bars.println(&format!("{}: top-1 {top1:.4}", job.id()));
+                    bars.println(&format!("{}: {headline}", job.id()));
                 }
                 Ok(Done::Busy(holder)) => {
                     summary.busy += 1;
@@ -287,8 +303,8 @@ impl Pools {
 
 /// What [`run_job`] did with a run.
 pub(crate) enum Done {
-    /// Trained and recorded, with its top-1.
-    Trained(f64),
+    /// Trained and recorded, with its headline ([`Metrics::headline`]).
+    Trained(String),
     /// Another live worker holds the run (`host pid N`).
     Busy(String),
     /// Another process finished it while this one waited for its lease: nothing trained here.
@@ -341,12 +357,22 @@ fn run_job(
     if interrupt::received().is_some() {
         return Ok(Done::Interrupted);
     }
-    let outcome = pools.get(plan, job, &options.locator).and_then(|pool| {
-        let provenance = Provenance { data_source: pool.source.clone(), ..provenance(options) };
-        execute(plan, job, pool, options, provenance, bars, &lease)
-    });
+    let outcome = if job.cell.column.dataset.is_detection() {
+        // detectron2 reads the data itself: no pool. The lease is kept fresh while it runs.
+        let keep_fresh = touch_every_minute(&lease);
+        let stop = || {
+            keep_fresh();
+            interrupt::received().is_some()
+        };
+        detectron2::execute(plan, job, options, &lease, &stop)
+    } else {
+        pools.get(plan, job, &options.locator).and_then(|pool| {
+            let provenance = Provenance { data_source: pool.source.clone(), ..provenance(options) };
+            execute(plan, job, pool, options, provenance, bars, &lease)
+        })
+    };
     match outcome {
-        Ok(metrics) => Ok(Done::Trained(metrics.evaluation.top1)),
+        Ok(metrics) => Ok(Done::Trained(metrics.headline())),
         Err(err) if is_interrupted(&err) => Ok(Done::Interrupted),
         Err(err) => match record_failure(job, &err) {
             Ok(()) => Err(err),
@@ -388,7 +414,7 @@ fn execute(
         config_sha256: job.hash.clone(),
         class_counts: data.class_counts.clone(),
         train_indices_sha256: data.indices_sha256.clone(),
-        validation: data.validation.clone(),
+        validation: Some(data.validation.clone()),
         pretrained,
         scale: plan.scale,
         provenance,
@@ -454,7 +480,7 @@ fn execute(
     metrics.named_metrics = named_metrics;
     Store::log(
         &job.dir,
-        &serde_json::json!({"type": "end", "seconds": started.elapsed().as_secs_f64(), "top1": metrics.evaluation.top1}),
+        &serde_json::json!({"type": "end", "seconds": started.elapsed().as_secs_f64(), "top1": metrics.top1()}),
     )?;
     store::write_json(&job.dir.join("metrics.json"), &metrics)?;
     Ok(metrics)
@@ -565,10 +591,11 @@ fn rerun_external_stage1(
     };
     let (rerun, record, _) = external::run(command, &run, data, stop)
         .with_context(|| format!("rerunning {what} for its outputs"))?;
-    if rerun.evaluation != stored.evaluation {
+    if stored.evaluation.as_ref() != Some(&rerun.evaluation) {
         bars.println(&format!(
             "warning: the rerun of {what} differs from its stored metrics (top-1 {} vs {})",
-            rerun.evaluation.top1, stored.evaluation.top1
+            rerun.evaluation.top1,
+            stored.headline()
         ));
     }
     let recorded = stored.external.as_ref().map(|r| &r.files_sha256);
@@ -636,8 +663,8 @@ fn stage1_checkpoint(
             train::end_to_end(settings, data, &seeds, options.device, &checkpoint, &mut progress)?;
         Store::record_checkpoint(&dir, checkpoint_hash(&retrained))?;
         progress.bar.finish_and_clear();
-        if retrained.evaluation != stored.evaluation {
-            bars.println(&format!("warning: retrained stage 1 `{} seed {seed}` differs from its stored metrics (top-1 {} vs {})", stage1.id(), retrained.evaluation.top1, stored.evaluation.top1));
+        if stored.evaluation.as_ref() != Some(&retrained.evaluation) {
+            bars.println(&format!("warning: retrained stage 1 `{} seed {seed}` differs from its stored metrics (top-1 {} vs {})", stage1.id(), retrained.evaluation.top1, stored.headline()));
         }
     }
     Ok((checkpoint, settings.clone()))
@@ -659,7 +686,7 @@ fn to_metrics(job: &Job, data: &RunData, trained: Trained) -> Metrics {
         iterations: trained.iterations,
         selected_iteration: trained.selected_iteration,
         final_train_loss: trained.final_train_loss,
-        validation_top1: trained.validation_top1,
+        validation_top1: Some(trained.validation_top1),
         tau: trained.tau,
         meta_rates_variance: trained
             .meta_rates
@@ -671,7 +698,7 @@ fn to_metrics(job: &Job, data: &RunData, trained: Trained) -> Metrics {
         train_indices_sha256: data.indices_sha256.clone(),
         external: None,
         named_metrics: std::collections::BTreeMap::new(),
-        evaluation: trained.evaluation,
+        evaluation: Some(trained.evaluation),
     }
 }
 

@@ -32,8 +32,8 @@ fn key(job: &Job) -> String {
 
 /// A worker's answer for its current run.
 enum Answer {
-    /// Trained, with its top-1.
-    Trained(f64),
+    /// Trained, with its headline ([`crate::store::Metrics::headline`]).
+    Trained(String),
     /// Held by another worker (who).
     Busy(String),
     /// Failed (the error's one-line text).
@@ -174,9 +174,9 @@ fn book(
             bars.println(&format!("{}: interrupted; nothing recorded", job.id()));
             state.release(done);
         }
-        Answer::Trained(top1) => {
+        Answer::Trained(headline) => {
             summary.trained += 1;
-            bars.println(&format!("{}: top-1 {top1:.4}", job.id()));
+            bars.println(&format!("{}: {headline}", job.id()));
             state.finished(done);
         }
         Answer::Busy(holder) => {
@@ -249,10 +249,7 @@ fn spawn(
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
             let answer = match line.split_once('\t') {
-                Some(("ok", top1)) => top1.parse().map_or_else(
-                    |_| Answer::Failed(format!("bad answer `{line}`")),
-                    Answer::Trained,
-                ),
+                Some(("ok", headline)) => Answer::Trained(headline.to_string()),
                 Some(("busy", holder)) => Answer::Busy(holder.to_string()),
                 Some(("failed", message)) => Answer::Failed(message.to_string()),
                 Some(("full", message)) => Answer::DiskFull(message.to_string()),
@@ -420,7 +417,7 @@ pub fn serve_worker(plan: &Plan, options: &RunOptions) -> anyhow::Result<()> {
             format!("`{}` has no run `{line}` (was it edited?)", plan.path.display())
         })?;
         let answer = match run_job(plan, job, &mut pools, options, &bars) {
-            Ok(super::Done::Trained(top1)) => format!("ok\t{top1}"),
+            Ok(super::Done::Trained(headline)) => format!("ok\t{headline}"),
             Ok(super::Done::Busy(holder)) => format!("busy\t{holder}"),
             Ok(super::Done::AlreadyFinished) => "finished\t-".to_string(),
             Ok(super::Done::Interrupted) => "interrupted\t-".to_string(),

@@ -95,12 +95,15 @@ pub struct RunConfig {
     pub seeds: RunSeeds,
     /// Hash of cell, stage-1 method and seeds.
     pub config_sha256: String,
-    /// Per-class training counts.
+    /// Per-class training counts (absent for detectron2 runs, whose data balms does not draw).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub class_counts: Vec<usize>,
-    /// SHA-256 of the chosen training indices (the data hash).
+    /// SHA-256 of the chosen training indices (the data hash; for detectron2 runs, of the
+    /// evaluation's annotation file).
     pub train_indices_sha256: String,
-    /// How the validation split was formed.
-    pub validation: crate::data::ValidationInfo,
+    /// How the validation split was formed (absent for detectron2 runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub validation: Option<crate::data::ValidationInfo>,
     /// Pretrained weights the model (or its stage 1) started from.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pretrained: Option<crate::model::pretrained::Fingerprint>,
@@ -135,8 +138,10 @@ pub struct Metrics {
     /// Mean training loss over the last epoch (or the last 100 stage-2 iterations); absent for
     /// post-hoc methods.
     pub final_train_loss: Option<f64>,
-    /// Top-1 of the reported model on the validation split.
-    pub validation_top1: f64,
+    /// Top-1 of the reported model on the validation split (absent for detectron2 runs, which
+    /// have no classification split).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation_top1: Option<f64>,
     /// tau used by a post-hoc adjustment (chosen on the validation split unless fixed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tau: Option<f64>,
@@ -148,9 +153,11 @@ pub struct Metrics {
     /// and 0.03 with Balanced Softmax on CIFAR-100-LT IF 200).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meta_rates_variance: Option<f64>,
-    /// Per-class training counts.
+    /// Per-class training counts (absent for detectron2 runs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub class_counts: Vec<usize>,
-    /// SHA-256 of the chosen training indices.
+    /// SHA-256 of the chosen training indices (detectron2 runs: of the evaluation's annotation
+    /// file).
     pub train_indices_sha256: String,
     /// An external method's command, the SHA-256 of the files it names and the versions it
     /// reported (absent for balms's own methods).
@@ -161,9 +168,39 @@ pub struct Metrics {
     /// usable in claims (`metric = { named = "APr" }`); absent for balms's own methods.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub named_metrics: std::collections::BTreeMap<String, f64>,
-    /// Test metrics.
+    /// Test metrics of a classification run (absent for detectron2 runs, whose metrics are all
+    /// in `named_metrics`).
     #[serde(flatten)]
-    pub evaluation: Evaluation,
+    pub evaluation: Option<Evaluation>,
+}
+
+impl Metrics {
+    /// Top-1 on the test set, for a classification run.
+    #[must_use]
+    pub fn top1(&self) -> Option<f64> {
+        self.evaluation.as_ref().map(|e| e.top1)
+    }
+
+    /// What a progress line says of a finished run: `top-1 0.8123`, or its named metrics
+    /// (`APm 0.2700 APb 0.2760`) for a run without top-1.
+    #[must_use]
+    pub fn headline(&self) -> String {
+        match self.top1() {
+            Some(top1) => format!("top-1 {top1:.4}"),
+            None => self
+                .named_metrics
+                .iter()
+                .map(|(name, v)| format!("{name} {v:.4}"))
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+
+    /// The test set's per-class accuracies (empty for a detectron2 run).
+    #[must_use]
+    pub fn per_class_accuracy(&self) -> &[f64] {
+        self.evaluation.as_ref().map_or(&[], |e| e.per_class_accuracy.as_slice())
+    }
 }
 
 /// What ran an external method (in its `metrics.json`: nothing here varies between identical

@@ -167,3 +167,220 @@ fn a_malformed_results_file_is_named_with_its_entry() {
         assert!(scores.is_null(), "nothing written");
     }
 }
+
+/// A detectron2 project (the stand-in `tests/fixtures/fake_detectron2_train_net.py` as its
+/// `projects/BALMS/train_net.py`), LVIS and COCO folders in detectron2's layout holding the tiny
+/// annotation file, and a matrix of detectron2 methods on them: `sigmoid` (perfect detections),
+/// `balms` fine-tuned from it (the frequent object missed, as above), and `oom`, which stops
+/// before evaluating.
+fn detectron2_matrix(dir: &Path) -> std::path::PathBuf {
+    let project = dir.join("project");
+    let balms_dir = project.join("projects/BALMS");
+    std::fs::create_dir_all(balms_dir.join("configs")).unwrap();
+    std::fs::create_dir_all(project.join("det")).unwrap();
+    std::fs::copy(
+        root().join("tests/fixtures/fake_detectron2_train_net.py"),
+        balms_dir.join("train_net.py"),
+    )
+    .unwrap();
+    let (gt, boxes) = annotations();
+    let perfect: Vec<Value> = boxes.iter().map(|&(i, c, b)| detection(i, c, b, 0.9)).collect();
+    let mut missed: Vec<Value> = boxes
+        .iter()
+        .filter(|&&(i, c, _)| (i, c) != (3, 3))
+        .map(|&(i, c, b)| detection(i, c, b, 0.9))
+        .collect();
+    missed.push(detection(1, 2, [60.0, 5.0, 30.0, 20.0], 0.95));
+    std::fs::write(project.join("det/perfect.json"), json!(perfect).to_string()).unwrap();
+    std::fs::write(project.join("det/missed.json"), json!(missed).to_string()).unwrap();
+    for (name, text) in [
+        ("perfect.yaml", "detections: det/perfect.json\n"),
+        ("missed.yaml", "detections: det/missed.json\n"),
+        ("oom.yaml", "detections: det/perfect.json\nstop: before-evaluation\n"),
+    ] {
+        std::fs::write(balms_dir.join("configs").join(name), text).unwrap();
+    }
+    let data = dir.join("data");
+    for folder in ["lvis", "coco/train2017", "coco/val2017"] {
+        std::fs::create_dir_all(data.join(folder)).unwrap();
+    }
+    for split in ["train", "val"] {
+        std::fs::write(data.join(format!("lvis/lvis_v0.5_{split}.json")), gt.to_string()).unwrap();
+    }
+    let text = format!(
+        r#"name = "lvis-stand-in"
+seeds = [1, 2]
+datasets = [{{ "lvis-v0.5" = {{}} }}]
+
+[detectron2]
+project = "{}"
+gpus = 2
+overrides = ["SOLVER.MAX_ITER", "6"]
+
+[[methods]]
+name = "sigmoid"
+external = {{ detectron2 = {{ config = "projects/BALMS/configs/perfect.yaml" }} }}
+
+[[methods]]
+name = "balms"
+stage1 = "sigmoid"
+external = {{ detectron2 = {{ config = "projects/BALMS/configs/missed.yaml", overrides = ["TEST.DETECTIONS_PER_IMAGE", "300"] }} }}
+
+[[methods]]
+name = "oom"
+external = {{ detectron2 = {{ config = "projects/BALMS/configs/oom.yaml" }} }}
+
+[paper]
+table = "table4"
+rows = {{ sigmoid = "Sigmoid", balms = "BALMS" }}
+"#,
+        project.display()
+    );
+    crate::util::matrix(dir, "m.toml", &text)
+}
+
+#[test]
+#[expect(clippy::too_many_lines, reason = "one run of the matrix, every record it wrote checked")]
+fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lvis_api() {
+    let Some(python) = lvis_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = detectron2_matrix(dir.path());
+    let results = dir.path().join("results");
+    let output = crate::util::balms(&[
+        "run",
+        path.to_str().unwrap(),
+        "--no-progress",
+        "--results",
+        results.to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+    ])
+    .env("BALMS_PYTHON", &python)
+    .env_remove("BALMS_INSTANCESEG")
+    .output()
+    .unwrap();
+    let err = crate::util::stderr(&output);
+    // `oom` failed, so the run as a whole did.
+    assert!(!output.status.success(), "{err}");
+    let run = |method: &str, seed: u64| {
+        results.join(format!("lvis-stand-in/lvis-v0.5.if26148.{method}/seed-{seed}"))
+    };
+    let read = |path: std::path::PathBuf| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(&path)
+                .unwrap_or_else(|e| panic!("{}: {e}\n{err}", path.display())),
+        )
+        .unwrap()
+    };
+    let plan = crate::util::run(&["plan", path.to_str().unwrap()]);
+    let plan = String::from_utf8_lossy(&plan.stdout).to_string();
+    for seed in [1, 2] {
+        // Perfect detections: AP 100 points in every column.
+        let sigmoid = read(run("sigmoid", seed).join("metrics.json"));
+        for column in ["APm", "APf", "APc", "APr", "APb"] {
+            assert!(close(&sigmoid["named-metrics"][column], 100.0), "{column}: {sigmoid}");
+        }
+        assert_eq!(sigmoid["iterations"], 6, "{sigmoid}");
+        assert!(sigmoid.get("top1").is_none() && sigmoid.get("validation-top1").is_none());
+        // The frequent object missed: APf 67/101, APc 1/2, APr 1 (as computed by hand above).
+        let balms = read(run("balms", seed).join("metrics.json"));
+        let (f, c, r) = (6700.0 / 101.0, 50.0, 100.0);
+        let named = &balms["named-metrics"];
+        assert!(close(&named["APf"], f) && close(&named["APc"], c) && close(&named["APr"], r));
+        assert!((named["APm"].as_f64().unwrap() - (f + c + r) / 3.0).abs() < 1e-9, "{balms}");
+        let hashes = &balms["external"]["files-sha256"];
+        for file in ["projects/BALMS/train_net.py", "projects/BALMS/configs/missed.yaml"] {
+            assert!(hashes[file].is_string(), "{file} not hashed: {balms}");
+        }
+        assert!(hashes["external/lvis_eval.py"].is_string(), "{balms}");
+        assert!(balms["external"]["environment"]["lvis"].is_string(), "{balms}");
+        // What the command got: detectron2's arguments, the plan's SEED, the overrides in
+        // order, the stage-1 run of the same seed as its weights, the data folder.
+        let args = read(run("balms", seed).join("external/out/args.json"));
+        let command: Vec<&str> =
+            args["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+        let seed_arg = command[command.iter().position(|a| *a == "SEED").unwrap() + 1];
+        assert!(plan.contains(&format!("seed {seed}: SEED {seed_arg}")), "{seed_arg}: {plan}");
+        assert_eq!(
+            &command[..4],
+            ["--config-file", "projects/BALMS/configs/missed.yaml", "--num-gpus", "2"]
+        );
+        assert_eq!(
+            &command[command.len() - 4..],
+            ["SOLVER.MAX_ITER", "6", "TEST.DETECTIONS_PER_IMAGE", "300"]
+        );
+        let stage1_seed = read(run("sigmoid", seed).join("external/out/args.json"))["argv"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip_while(|a| *a != "SEED")
+            .nth(1)
+            .unwrap()
+            .clone();
+        assert_eq!(
+            args["start"].as_str().unwrap(),
+            format!("model of SEED {} from None", stage1_seed.as_str().unwrap())
+        );
+        assert!(args["datasets"].as_str().unwrap().ends_with("data"), "{args}");
+        assert!(args["cwd"].as_str().unwrap().ends_with("project"), "{args}");
+        // The run that stopped before evaluating failed, saying so.
+        let failed = read(run("oom", seed).join("failed.json"));
+        let error = failed["error"].as_str().unwrap();
+        assert!(
+            error.contains("stopped before evaluating") && error.contains("out of memory"),
+            "{error}"
+        );
+        assert!(!run("oom", seed).join("metrics.json").exists());
+    }
+    // The report: Table 4's columns for each method; the layout beside the paper's numbers.
+    let paper = dir.path().join("paper");
+    let report = crate::util::run(&[
+        "report",
+        path.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--paper",
+        paper.to_str().unwrap(),
+    ]);
+    assert!(report.status.success(), "{}", crate::util::stderr(&report));
+    let text = std::fs::read_to_string(paper.join("lvis-stand-in.md")).unwrap();
+    let row = |name: &str| {
+        text.lines().find(|l| l.starts_with(&format!("| {name} "))).unwrap_or_default().to_string()
+    };
+    let header = row("Method");
+    let header: Vec<&str> = header.split('|').map(str::trim).collect();
+    assert_eq!(header[1..7], ["Method", "APm", "APf", "APc", "APr", "APb"][..], "{text}");
+    assert_eq!(row("sigmoid").matches("100.00 ± 0.00 [100.00, 100.00] n=2").count(), 5, "{text}");
+    assert!(row("balms").contains("66.34 ± 0.00 [66.34, 66.34] n=2"), "{text}");
+    assert!(row("oom").contains("failed"), "{text}");
+    assert!(text.contains("stopped before evaluating"), "{text}");
+    let layout = std::fs::read_to_string(paper.join("lvis-stand-in.table.md")).unwrap();
+    assert!(layout.contains("lvis-v0.5/APr (ours) | paper | verdict"), "{layout}");
+    assert!(layout.contains("| Focal Loss | not run | 23.4 |"), "{layout}");
+}
+
+#[test]
+fn a_detectron2_matrix_names_what_it_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = detectron2_matrix(dir.path());
+    std::fs::remove_file(dir.path().join("data/lvis/lvis_v0.5_train.json")).unwrap();
+    std::fs::remove_file(dir.path().join("project/projects/BALMS/configs/oom.yaml")).unwrap();
+    let output = crate::util::balms(&[
+        "run",
+        path.to_str().unwrap(),
+        "--no-progress",
+        "--results",
+        dir.path().join("results").to_str().unwrap(),
+        "--data-dir",
+        dir.path().join("data").to_str().unwrap(),
+    ])
+    .env_remove("BALMS_INSTANCESEG")
+    .output()
+    .unwrap();
+    let err = crate::util::stderr(&output);
+    assert!(!output.status.success());
+    assert!(err.contains("lvis_v0.5_train.json"), "{err}");
+    // A scale cannot shorten a detectron2 config balms does not read.
+    let scaled = crate::util::run(&["plan", path.to_str().unwrap(), "--scale", "0.1"]);
+    assert!(crate::util::stderr(&scaled).contains("SOLVER.MAX_ITER"));
+}

@@ -29,7 +29,7 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
         iterations: 100,
         selected_iteration: 100,
         final_train_loss: Some(0.1),
-        validation_top1: top1,
+        validation_top1: Some(top1),
         tau: None,
         meta_rates: None,
         meta_rates_variance: None,
@@ -37,7 +37,7 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
         train_indices_sha256: format!("{}-{seed}", cell.column.id()),
         external: None,
         named_metrics: std::collections::BTreeMap::new(),
-        evaluation: Evaluation {
+        evaluation: Some(Evaluation {
             top1,
             many: Some(top1 + 0.05),
             medium: Some(top1),
@@ -67,7 +67,7 @@ fn metrics(plan: &Plan, cell: &balms::matrix::Cell, seed: u64, top1: f64) -> Met
                 .test_images
                 .counts(10)
                 .map_or(500, |c| c.iter().sum()),
-        },
+        }),
     }
 }
 
@@ -622,10 +622,11 @@ fn an_unbalanced_test_set_leads_with_the_mean_per_class_accuracy() {
     let cell = &plan.cells()[0];
     for seed in 1..=3u64 {
         let mut m = metrics(&plan, cell, seed, 0.9);
-        assert_eq!(m.evaluation.test_size, 10_000);
+        let e = m.evaluation.as_mut().unwrap();
+        assert_eq!(e.test_size, 10_000);
         // Digit d right at 0.5 + 0.05 d: the mean per-class accuracy is 72.5%, top-1 as recorded.
-        m.evaluation.per_class_accuracy = (0..10).map(|d| 0.5 + 0.05 * f64::from(d)).collect();
-        m.evaluation.top1 = 0.70 + 0.001 * seed as f64;
+        e.per_class_accuracy = (0..10).map(|d| 0.5 + 0.05 * f64::from(d)).collect();
+        e.top1 = 0.70 + 0.001 * seed as f64;
         let run_dir = store.run_dir(&plan.name, cell, seed);
         store::write_json(&run_dir.join("metrics.json"), &m).unwrap();
         write_config(&run_dir);

@@ -480,7 +480,7 @@ fn balanced_softmax_trains_on_the_scaled_cosine_classifier() {
         let file = results.join(format!("cos/digits-lt.if100.{method}/seed-1/metrics.json"));
         let m: balms::store::Metrics =
             serde_json::from_str(&std::fs::read_to_string(file).unwrap()).unwrap();
-        m.evaluation.top1
+        m.top1().unwrap()
     };
     let (linear, scaled) = (top1("linear"), top1("scaled"));
     assert!(scaled > 0.65 && scaled > linear - 0.08, "scaled-cosine {scaled}, linear {linear}");

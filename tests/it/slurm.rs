@@ -219,3 +219,27 @@ fn a_slurm_job_array_reproduces_a_single_process_run() {
     // The report job ran after the array (afterok).
     assert!(dir.path().join(format!("paper/{name}.md")).is_file());
 }
+
+#[test]
+fn a_matrix_asks_slurm_for_its_resources_and_flags_win() {
+    let path = crate::util::root().join("experiments/lvis_table4.toml");
+    let script = |extra: &[&str]| {
+        let mut args = vec!["slurm", path.to_str().unwrap()];
+        args.extend(extra);
+        let output = crate::util::run(&args);
+        assert!(output.status.success(), "{}", crate::util::stderr(&output));
+        let text = String::from_utf8_lossy(&output.stdout).to_string();
+        text.lines().find(|l| l.contains("--array=")).unwrap().to_string()
+    };
+    let own = script(&[]);
+    for wanted in ["--gres='gpu:8'", "--time='2-00:00:00'", "--mem='240G'", "--cpus-per-task='32'"]
+    {
+        assert!(own.contains(wanted), "{wanted}: {own}");
+    }
+    let flagged = script(&["--gpus", "2", "--time", "1:00:00"]);
+    assert!(
+        flagged.contains("--gres='gpu:2'") && flagged.contains("--time='1:00:00'"),
+        "{flagged}"
+    );
+    assert!(flagged.contains("--mem='240G'"), "{flagged}");
+}

@@ -1,0 +1,385 @@
+//! detectron2 methods: a run of a detectron2 project (the authors' LVIS code,
+//! `BalancedMetaSoftmax-InstanceSeg`) under balms's seeds, store and reporter, scored by balms's
+//! evaluator.
+//!
+//! ```text
+//! <run>/external/
+//!   out/                 OUTPUT_DIR: detectron2's log.txt, metrics.json, model_final.pth,
+//!                        inference/lvis_instances_results.json
+//!   stdout.log, stderr.log
+//!   lvis_eval.py         balms's evaluator (embedded in the binary), as it ran
+//!   lvis_eval.json       everything the LVIS API computed, and the evaluator's versions
+//! ```
+//!
+//! The command runs in the project's checkout as `<command> --config-file <config> --num-gpus
+//! <gpus> SEED <seed> OUTPUT_DIR <out> [MODEL.WEIGHTS <stage 1's out/model_final.pth>]
+//! <overrides>`, with `DETECTRON2_DATASETS` set to the folder that holds LVIS v0.5 and COCO 2017.
+//! balms then scores `out/inference/lvis_instances_results.json` with the official LVIS API on
+//! `lvis_v0.5_val.json` (`external/lvis_eval.py`: segm and bbox, 300 detections per image) and
+//! records Table 4's columns, in points (AP x 100), as the run's named metrics.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use serde::Deserialize;
+
+use crate::data::LVIS_V05_FILES;
+use crate::matrix::{Detectron2, External, Plan, Scheme};
+use crate::store::{self, ExternalRecord, Metrics, RunConfig, Store};
+
+use super::external::{absolute, resolve, run_logged};
+use super::{Job, RunOptions};
+
+/// balms's LVIS evaluator, written beside each run and run there, so that `balms run` works from
+/// any folder and the record hashes the script that scored it.
+const LVIS_EVAL: &str = include_str!("../../external/lvis_eval.py");
+
+/// The environment variable that names the project's checkout, over the matrix's `[detectron2]
+/// project`.
+pub const PROJECT_VARIABLE: &str = "BALMS_INSTANCESEG";
+
+/// Where a detectron2 run's stage-2 runs find its weights, under `<run>/external/`.
+const WEIGHTS: &str = "out/model_final.pth";
+
+/// The project's checkout: `BALMS_INSTANCESEG`, else the matrix's `[detectron2] project`.
+///
+/// # Errors
+/// Neither is set, or the folder does not exist.
+pub fn project(plan: &Plan) -> anyhow::Result<PathBuf> {
+    let path = std::env::var_os(PROJECT_VARIABLE)
+        .map(PathBuf::from)
+        .or_else(|| plan.detectron2_project.clone())
+        .with_context(|| format!("`{}` has no `[detectron2] project`", plan.path.display()))?;
+    if !path.is_dir() {
+        bail!(
+            "the detectron2 project `{}` is not a folder: clone the authors' code (`git clone https://github.com/Majiker/BalancedMetaSoftmax-InstanceSeg`) there, or point `{PROJECT_VARIABLE}` at a checkout",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// What the command and data need that is missing, one line each (empty when all is there):
+/// the project, the files of `external`'s command and config, and LVIS v0.5 and COCO 2017 under
+/// `root`.
+#[must_use]
+pub fn missing(plan: &Plan, root: Option<&Path>) -> Vec<String> {
+    let mut missing = Vec::new();
+    match project(plan) {
+        Err(err) => missing.push(format!("{err:#}")),
+        Ok(project) => {
+            for method in &plan.methods {
+                let Some((external, d)) = as_detectron2(method.external.as_ref()) else {
+                    continue;
+                };
+                let files = external.command.iter().skip(1).map(String::as_str);
+                for file in files.chain([d.config.as_str()]) {
+                    if !project.join(file).is_file() {
+                        missing.push(format!(
+                            "`{}` (method `{}`) in the project `{}`",
+                            file,
+                            method.name,
+                            project.display()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    match root {
+        None => missing.push(format!(
+            "LVIS v0.5 and COCO 2017 under `--data-dir`, `BALMS_DATA` or `datasets/` ({})",
+            crate::data::DatasetKind::LvisV05.hint()
+        )),
+        Some(root) => missing.extend(
+            LVIS_V05_FILES
+                .iter()
+                .map(|f| root.join(f))
+                .filter(|p| !p.exists())
+                .map(|p| format!("`{}`", p.display())),
+        ),
+    }
+    missing
+}
+
+/// A method's command and detectron2 settings, when it is a detectron2 method.
+fn as_detectron2(external: Option<&External>) -> Option<(&External, &Detectron2)> {
+    external.and_then(|e| e.detectron2.as_ref().map(|d| (e, d)))
+}
+
+/// `lvis_eval.json` as the evaluator writes it (the parts balms records).
+#[derive(Deserialize)]
+struct Scored {
+    /// Table 4's columns as fractions: `APm`, `APf`, `APc`, `APr`, `APb`.
+    table4: BTreeMap<String, f64>,
+    /// Versions of lvis, pycocotools and numpy.
+    evaluator: BTreeMap<String, serde_json::Value>,
+}
+
+/// Runs a detectron2 method for `job` and records it.
+///
+/// # Errors
+/// A missing project, config or dataset file; a stage 1 without its weights; a command that
+/// fails, times out, is interrupted or writes no detections; an evaluation that fails; files that
+/// cannot be written.
+pub(super) fn execute(
+    plan: &Plan,
+    job: &Job,
+    options: &RunOptions,
+    lease: &store::lease::Lease,
+    stop_requested: &dyn Fn() -> bool,
+) -> anyhow::Result<Metrics> {
+    let (external, d) = as_detectron2(job.cell.method.external.as_ref())
+        .expect("detection cells are detectron2 methods (checked by the plan)");
+    let project = project(plan)?;
+    let root = data_root(job, options)?;
+    let annotations = root.join(LVIS_V05_FILES[1]);
+    let weights = stage1_weights(plan, job, options)?;
+    let config = RunConfig {
+        schema: store::SCHEMA,
+        matrix: plan.name.clone(),
+        run: job.cell.id(),
+        cell: job.cell.clone(),
+        stage1: job.stage1.as_ref().map(|c| c.method.clone()),
+        seeds: job.seeds.clone(),
+        config_sha256: job.hash.clone(),
+        class_counts: Vec::new(),
+        train_indices_sha256: crate::files::sha256_file(&annotations)
+            .with_context(|| format!("reading `{}`", annotations.display()))?,
+        validation: None,
+        pretrained: None,
+        scale: plan.scale,
+        provenance: store::Provenance {
+            data_source: root.display().to_string(),
+            // detectron2 trains on its own devices; balms's device and threads play no part.
+            device: format!("detectron2 --num-gpus {}", d.gpus),
+            ..super::provenance(options)
+        },
+    };
+    Store::begin(&job.dir, &config)?;
+    let dir = super::external::folder(&job.dir);
+    let out = dir.join("out");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).with_context(|| format!("clearing `{}`", out.display()))?;
+    }
+    std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
+    let out = absolute(&out)?;
+    let command = resolve(&external.command, plan.python.as_deref());
+    let args = arguments(d, job.seeds.detectron2(), &out, weights.as_deref());
+    let shown = format!("{} {}", command.join(" "), args.join(" "));
+    let mut process = Command::new(&command[0]);
+    process
+        .args(&command[1..])
+        .args(&args)
+        .current_dir(&project)
+        .env("DETECTRON2_DATASETS", absolute(&root)?);
+    let started = Instant::now();
+    let ran = run_logged(process, &shown, &dir, external.timeout_seconds, stop_requested);
+    Store::log(
+        &job.dir,
+        &serde_json::json!({"type": "external", "command": shown, "project": project, "seconds": started.elapsed().as_secs_f64(), "ok": ran.is_ok()}),
+    )?;
+    ran?;
+    lease.touch();
+    let results = out.join("inference/lvis_instances_results.json");
+    if !results.is_file() {
+        bail!(
+            "no detections: the detectron2 run stopped before evaluating on lvis_v0.5_val (no `{}`; command in its log.jsonl){}",
+            results.display(),
+            super::external::stderr_tail(&dir)
+        );
+    }
+    let (iterations, final_train_loss) = training_log(&out.join("metrics.json"))?;
+    let scored = evaluate(plan, &dir, &annotations, &results, stop_requested)?;
+    let mut environment = scored.evaluator;
+    if let Some(revision) = git_revision(&project) {
+        environment.insert("project-revision".into(), revision.into());
+    }
+    let files_sha256 = file_hashes(&project, external, d)?;
+    let metrics = Metrics {
+        schema: store::SCHEMA,
+        run: job.cell.id(),
+        seed: job.seed.0,
+        config_sha256: job.hash.clone(),
+        selection: "last iteration (detectron2)".to_string(),
+        iterations,
+        selected_iteration: iterations,
+        final_train_loss,
+        validation_top1: None,
+        tau: None,
+        meta_rates: None,
+        meta_rates_variance: None,
+        class_counts: Vec::new(),
+        train_indices_sha256: config.train_indices_sha256.clone(),
+        external: Some(ExternalRecord {
+            command: external.command.clone(),
+            files_sha256,
+            environment,
+        }),
+        named_metrics: scored.table4.iter().map(|(k, v)| (k.clone(), 100.0 * v)).collect(),
+        evaluation: None,
+    };
+    Store::log(
+        &job.dir,
+        &serde_json::json!({"type": "end", "seconds": started.elapsed().as_secs_f64(), "named-metrics": metrics.named_metrics}),
+    )?;
+    store::write_json(&job.dir.join("metrics.json"), &metrics)?;
+    Ok(metrics)
+}
+
+/// The folder holding LVIS v0.5 and COCO 2017 in detectron2's layout, every file checked.
+fn data_root(job: &Job, options: &RunOptions) -> anyhow::Result<PathBuf> {
+    let root = options.locator.locate(&job.cell.column.dataset)?.expect("a folder dataset");
+    // `<data>/` as `<data>` (the locator tries the root itself as `<data>/`).
+    let root: PathBuf = root.components().collect();
+    if let Some(file) = LVIS_V05_FILES.iter().map(|f| root.join(f)).find(|p| !p.exists()) {
+        bail!(
+            "`{}` is missing: detectron2 reads LVIS v0.5 and COCO 2017 from `{}` ({})",
+            file.display(),
+            root.display(),
+            job.cell.column.dataset.hint()
+        );
+    }
+    Ok(root)
+}
+
+/// detectron2's arguments for a run: config, GPUs, `SEED`, `OUTPUT_DIR`, the stage-1 weights,
+/// then the overrides.
+fn arguments(d: &Detectron2, seed: u64, out: &Path, weights: Option<&Path>) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "--config-file".into(),
+        d.config.clone(),
+        "--num-gpus".into(),
+        d.gpus.to_string(),
+        "SEED".into(),
+        seed.to_string(),
+        "OUTPUT_DIR".into(),
+        out.display().to_string(),
+    ];
+    if let Some(weights) = weights {
+        args.extend(["MODEL.WEIGHTS".into(), weights.display().to_string()]);
+    }
+    args.extend(d.overrides.iter().cloned());
+    args
+}
+
+/// The stage-1 run's `model_final.pth` for a decoupled detectron2 method (`None` for stage 1).
+fn stage1_weights(plan: &Plan, job: &Job, options: &RunOptions) -> anyhow::Result<Option<PathBuf>> {
+    match (&job.cell.method.scheme, &job.stage1) {
+        (Scheme::Decoupled(_), Some(stage1)) => {
+            let (dir, _) = super::finished_stage1(
+                plan,
+                stage1,
+                job.seed,
+                options,
+                "its model_final.pth is the starting point",
+            )?;
+            let weights = super::external::folder(&dir).join(WEIGHTS);
+            if !weights.is_file() {
+                bail!(
+                    "the stage-1 run `{}` seed {} has no `{}` (detectron2 checkpoints are not committed): train it again, e.g. by removing its `metrics.json` and rerunning the matrix",
+                    stage1.id(),
+                    job.seed,
+                    weights.display()
+                );
+            }
+            Ok(Some(absolute(&weights)?))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// SHA-256 of the command's files in the project (the entry point) and of the config, keyed by
+/// their paths in the project, and of balms's evaluator.
+fn file_hashes(
+    project: &Path,
+    external: &External,
+    d: &Detectron2,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut files_sha256 = BTreeMap::new();
+    for file in external.command.iter().skip(1).chain([&d.config]) {
+        let path = project.join(file);
+        if path.is_file() {
+            files_sha256.insert(
+                file.clone(),
+                crate::files::sha256_file(&path)
+                    .with_context(|| format!("reading `{}`", path.display()))?,
+            );
+        }
+    }
+    files_sha256.insert("external/lvis_eval.py".into(), crate::files::sha256(LVIS_EVAL.as_bytes()));
+    Ok(files_sha256)
+}
+
+/// The iterations a detectron2 run took and its last total loss, from its `metrics.json`
+/// (detectron2's `JSONWriter`: one JSON object per line, with `iteration` and `total_loss`).
+fn training_log(path: &Path) -> anyhow::Result<(u64, Option<f64>)> {
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!("the detectron2 run wrote no training log `{}`", path.display())
+    })?;
+    let mut last: Option<(u64, Option<f64>)> = None;
+    for (i, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+        let value: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("`{}` line {}: not JSON", path.display(), i + 1))?;
+        let Some(iteration) = value.get("iteration").and_then(serde_json::Value::as_u64) else {
+            continue;
+        };
+        let loss = value.get("total_loss").and_then(serde_json::Value::as_f64);
+        if last.is_none_or(|(j, _)| iteration >= j) {
+            last = Some((iteration, loss.or(last.and_then(|(_, l)| l))));
+        }
+    }
+    let (iteration, loss) =
+        last.with_context(|| format!("`{}` records no iteration", path.display()))?;
+    if let Some(loss) = loss.filter(|l| !l.is_finite()) {
+        bail!("`{}`: the last total_loss is {loss}", path.display());
+    }
+    Ok((iteration + 1, loss))
+}
+
+/// Scores `results` with balms's evaluator (written to `dir` and run with the matrix's Python).
+fn evaluate(
+    plan: &Plan,
+    dir: &Path,
+    annotations: &Path,
+    results: &Path,
+    stop_requested: &dyn Fn() -> bool,
+) -> anyhow::Result<Scored> {
+    let script = dir.join("lvis_eval.py");
+    crate::files::write_atomic(&script, LVIS_EVAL.as_bytes())
+        .with_context(|| format!("writing `{}`", script.display()))?;
+    let scores = dir.join("lvis_eval.json");
+    let python = super::external::python(plan.python.as_deref());
+    let mut process = Command::new(&python);
+    process
+        .arg(&script)
+        .arg("--annotations")
+        .arg(annotations)
+        .arg("--results")
+        .arg(results)
+        .arg("--out")
+        .arg(&scores);
+    let shown = format!("{} {} (LVIS evaluation)", python.display(), script.display());
+    let eval_dir = dir.join("evaluation");
+    std::fs::create_dir_all(&eval_dir)
+        .with_context(|| format!("creating `{}`", eval_dir.display()))?;
+    run_logged(process, &shown, &eval_dir, 86_400, stop_requested)?;
+    let text = std::fs::read_to_string(&scores)
+        .with_context(|| format!("the evaluator wrote no `{}`", scores.display()))?;
+    let evaluated: Scored =
+        serde_json::from_str(&text).with_context(|| format!("malformed `{}`", scores.display()))?;
+    if let Some((name, v)) = evaluated.table4.iter().find(|(_, v)| !v.is_finite()) {
+        bail!("`{}`: {name} = {v} is not finite", scores.display());
+    }
+    Ok(evaluated)
+}
+
+/// The project's git revision, when it is a git checkout.
+fn git_revision(project: &Path) -> Option<String> {
+    let output =
+        Command::new("git").arg("-C").arg(project).args(["rev-parse", "HEAD"]).output().ok()?;
+    output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
