@@ -122,7 +122,8 @@ mod tests {
             };
             let (head, table) = example.split_once(' ').expect("name { ... }");
             assert_eq!(head, *name, "the example of `{name}` names another variant");
-            let text = format!("value = {{ {name} = {table} }}");
+            // Quoted: a name with a dot (`lvis-v0.5`) is a quoted key in TOML.
+            let text = format!("value = {{ \"{name}\" = {table} }}");
             let value: toml::Table = toml::from_str(&text).expect("TOML");
             let parsed: Result<T, _> = value["value"].clone().try_into();
             assert!(parsed.is_ok(), "the example of `{name}` does not parse: {example}");

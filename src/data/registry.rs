@@ -72,7 +72,7 @@ pub enum DatasetSpec {
     #[strum(
         serialize = "lvis-v0.5",
         message = "LVIS v0.5 over COCO 2017 images (detectron2 methods only)",
-        detailed_message = "lvis-v0.5 = {}"
+        detailed_message = "lvis-v0.5 {}"
     )]
     #[serde(rename = "lvis-v0.5")]
     LvisV05(NoParams),
