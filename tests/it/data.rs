@@ -61,8 +61,10 @@ fn every_dataset_hint_names_a_place_that_works() {
             panic!("the hint of `{}` names none of its folders: {}", kind.name(), kind.hint())
         });
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(named)).unwrap();
-        std::fs::write(dir.path().join(named).join(&folder.markers[0]), b"").unwrap();
+        // A marker may sit in a subfolder (LVIS's `lvis/lvis_v0.5_val.json`).
+        let marker = dir.path().join(named).join(&folder.markers[0]);
+        std::fs::create_dir_all(marker.parent().unwrap()).unwrap();
+        std::fs::write(&marker, b"").unwrap();
         let locator = DataLocator { data_dir: Some(dir.path().to_path_buf()) };
         assert_eq!(
             locator.locate(&kind).unwrap(),
