@@ -59,7 +59,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Creates `path` with `bytes` unless it exists, so that no reader ever sees it empty or half
 /// written: the bytes go to a temporary file beside it, which is then hard-linked to `path`
-/// (exclusive on POSIX filesystems, NFS included, the classic NFS lock). On a filesystem without
+/// (exclusive on POSIX filesystems, NFS included: the classic NFS lock, whose link count check
+/// tells a retransmitted link that succeeded from one that found the file). On a filesystem without
 /// hard links it falls back to an exclusive create followed by the write. Does not count as a
 /// write for `BALMS_FAIL_WRITE`; the caller counts it.
 ///
@@ -67,10 +68,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 /// The I/O error; the temporary file is removed, and a `path` this call created is removed too.
 /// Returns `Ok(false)`, leaving `path` as it was, when `path` already exists.
 pub fn create_new_with(path: &Path, bytes: &[u8]) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt as _;
     let tmp = path.with_extension(format!("{}.tmp", unique()));
     let linked = std::fs::File::create(&tmp)
         .and_then(|mut file| file.write_all(bytes))
-        .and_then(|()| std::fs::hard_link(&tmp, path));
+        .and_then(|()| std::fs::hard_link(&tmp, path))
+        .or_else(|e| {
+            // Over NFS a retransmitted link can report "exists" although it was made: the
+            // temporary then has two links (the classic NFS lock's check).
+            let made = e.kind() == io::ErrorKind::AlreadyExists
+                && std::fs::metadata(&tmp).is_ok_and(|m| m.nlink() == 2);
+            if made {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        });
     let _ = std::fs::remove_file(&tmp);
     match linked {
         Ok(()) => Ok(true),

@@ -10,10 +10,11 @@ use crate::store::{RunStatus, Store};
 pub struct Difference {
     /// `cell seed k`.
     pub run: String,
-    /// Top-1 in the new store, if finished there.
-    pub new_top1: Option<f64>,
-    /// Top-1 in the reference store, if finished there.
-    pub reference_top1: Option<f64>,
+    /// The run's headline in the new store (`top-1 0.8123`, or a detectron2 run's named
+    /// metrics; [`crate::store::Metrics::headline`]), if finished there.
+    pub new: Option<String>,
+    /// The same in the reference store.
+    pub reference: Option<String>,
 }
 
 /// Runs of `plan` whose `metrics.json` differ between `new` and `reference`.
@@ -24,8 +25,9 @@ pub fn compare(plan: &Plan, new: &Store, reference: &Store) -> anyhow::Result<Ve
     compare_within(plan, new, reference, None)
 }
 
-/// As [`compare`]; with `tolerance` (top-1 percentage points), a run counts as different only
-/// when it is missing from one store or its top-1 moved by more than the tolerance.
+/// As [`compare`]; with `tolerance` (percentage points), a run counts as different only when it
+/// is missing from one store or its top-1 (a detectron2 run: any of its named metrics, in
+/// points) moved by more than the tolerance.
 ///
 /// # Errors
 /// Unreadable records, naming the file.
@@ -49,21 +51,23 @@ pub fn compare_within(
             let differs = match (&a, &b, tolerance) {
                 (Some(x), Some(y), Some(points)) => match (x.top1(), y.top1()) {
                     (Some(a), Some(b)) => (a - b).abs() * 100.0 > points,
-                    // Runs without top-1 (detectron2's): their named metrics, as reported.
-                    _ => {
+                    // Runs without top-1 (detectron2's): their named metrics, in points.
+                    (None, None) => {
                         x.named_metrics.len() != y.named_metrics.len()
                             || x.named_metrics.iter().any(|(name, a)| {
                                 y.named_metrics.get(name).is_none_or(|b| (a - b).abs() > points)
                             })
                     }
+                    // One with top-1, one without: not the same kind of run.
+                    _ => true,
                 },
                 _ => a != b,
             };
             if differs {
                 differences.push(Difference {
                     run: format!("{} seed {seed}", cell.id()),
-                    new_top1: a.and_then(|m| m.top1()),
-                    reference_top1: b.and_then(|m| m.top1()),
+                    new: a.map(|m| m.headline()),
+                    reference: b.map(|m| m.headline()),
                 });
             }
         }
@@ -79,14 +83,14 @@ pub fn render(matrix: &str, differences: &[Difference]) -> String {
     }
     let mut out =
         format!("`{matrix}`: {} run(s) differ from the committed results:", differences.len());
-    let show = |v: Option<f64>| v.map_or_else(|| "missing".to_string(), |v| format!("{v:.4}"));
+    let show = |v: &Option<String>| v.clone().unwrap_or_else(|| "missing".to_string());
     for d in differences {
         let _ = write!(
             out,
-            "\n  {}: top-1 {} (new) vs {} (reference)",
+            "\n  {}: {} (new) vs {} (reference)",
             d.run,
-            show(d.new_top1),
-            show(d.reference_top1)
+            show(&d.new),
+            show(&d.reference)
         );
     }
     out

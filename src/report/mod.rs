@@ -379,9 +379,17 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
             let dir = store.run_dir(&plan.name, &cell, seed.0);
             match Store::status(&dir, &plan.config_hash(&cell, seed))? {
                 RunStatus::Finished(metrics) => {
-                    let config: ConfigRecord = store::read_json(&dir.join("config.json"))?;
+                    let path = dir.join("config.json");
+                    let config: ConfigRecord = store::read_json(&path)?;
                     provenance.insert(describe(&config.provenance));
-                    validation.extend(config.validation);
+                    match config.validation {
+                        Some(info) => validation.push(info),
+                        None if cell.column.dataset.is_detection() => {}
+                        None => anyhow::bail!(
+                            "malformed record `{}`: a classification run's `validation` is missing",
+                            path.display()
+                        ),
+                    }
                     runs.push(*metrics);
                 }
                 RunStatus::Failed(failure) => {
@@ -633,6 +641,11 @@ fn render_detection_caption(out: &mut String, report: &MatrixReport) {
     let seeds: Vec<String> = report.seeds.iter().map(ToString::to_string).collect();
     let _ = writeln!(out, "**Protocol.** Each method is the detectron2 project's own training at its config (the plan lists configs and overrides); the model of the last iteration is scored, the validation set selecting nothing. detectron2's `SEED` comes from each run's seed; detectron2 does not promise bit-identical training on GPUs even with a fixed seed, so repeats measure the spread that remains. Seeds: {}.", seeds.join(", "));
     render_failures(out, report);
+    render_runs(out, report);
+}
+
+/// Where the runs ran, as their `config.json` say.
+fn render_runs(out: &mut String, report: &MatrixReport) {
     let _ = writeln!(
         out,
         "Runs: {}.",
@@ -753,15 +766,7 @@ fn render_caption(out: &mut String, report: &MatrixReport) {
     let _ = writeln!(out, "Every method of a column at a seed trained on the same long-tailed subset (hash agreement): {agree}.");
     let _ = writeln!(out, "Intervals: the standard error combines the seeds' spread (s²/n) with the test set's binomial sampling noise, each class's mean accuracy over the runs at its number of test images (Agresti-Coull, so it stays positive at 0% and 100%), and the 95% interval uses Student's t with Satterthwaite's degrees of freedom, never narrower than the seeds' own Student-t interval, clipped to [0, 100]: it is for the method's expected accuracy over seeds and over test sets drawn like this one. Test sets: {}.", test_sets(report));
     let _ = writeln!(out, "Groups by training count: many > 100, medium 20-100, few < 20 images; a group's accuracy is the unweighted mean of its classes' (\"-\": no class in the group, or no finished run). Validation: top-1 on the validation split ({}), its noise term at the split's size.", validation_sources(report));
-    let _ = writeln!(
-        out,
-        "Runs: {}.",
-        if report.provenance.is_empty() {
-            "none".to_string()
-        } else {
-            report.provenance.join("; ")
-        }
-    );
+    render_runs(out, report);
 }
 
 /// Every failed run with its error: its cell's mean, if any, is over the runs that finished,

@@ -75,17 +75,14 @@ pub fn missing(plan: &Plan, root: Option<&Path>) -> Vec<String> {
                 let Some((external, d)) = as_detectron2(method.external.as_ref()) else {
                     continue;
                 };
-                let files = external.command.iter().skip(1).map(String::as_str);
-                for file in files.chain([d.config.as_str()]) {
-                    if !project.join(file).is_file() {
-                        missing.push(format!(
-                            "`{}` (method `{}`) in the project `{}`",
-                            file,
-                            method.name,
-                            project.display()
-                        ));
-                    }
-                }
+                let (_, absent) = project_files(&project, external, d);
+                missing.extend(absent.iter().map(|file| {
+                    format!(
+                        "`{file}` (method `{}`) in the project `{}`",
+                        method.name,
+                        project.display()
+                    )
+                }));
             }
         }
     }
@@ -138,26 +135,15 @@ pub(super) fn execute(
     let root = data_root(job, options)?;
     let annotations = root.join(LVIS_V05_FILES[1]);
     let weights = stage1_weights(plan, job, options)?;
+    let provenance = store::Provenance {
+        data_source: root.display().to_string(),
+        // detectron2 trains on its own devices; balms's device and threads play no part.
+        device: format!("detectron2 --num-gpus {}", d.gpus),
+        ..super::provenance(options)
+    };
     let config = RunConfig {
-        schema: store::SCHEMA,
-        matrix: plan.name.clone(),
-        run: job.cell.id(),
-        cell: job.cell.clone(),
-        stage1: job.stage1.as_ref().map(|c| c.method.clone()),
-        seeds: job.seeds.clone(),
-        config_sha256: job.hash.clone(),
-        class_counts: Vec::new(),
-        train_indices_sha256: crate::files::sha256_file(&annotations)
-            .with_context(|| format!("reading `{}`", annotations.display()))?,
-        validation: None,
-        pretrained: None,
-        scale: plan.scale,
-        provenance: store::Provenance {
-            data_source: root.display().to_string(),
-            // detectron2 trains on its own devices; balms's device and threads play no part.
-            device: format!("detectron2 --num-gpus {}", d.gpus),
-            ..super::provenance(options)
-        },
+        train_indices_sha256: annotations_hash(&root)?,
+        ..super::run_config(plan, job, provenance)
     };
     Store::begin(&job.dir, &config)?;
     let dir = super::external::folder(&job.dir);
@@ -292,26 +278,102 @@ fn stage1_weights(plan: &Plan, job: &Job, options: &RunOptions) -> anyhow::Resul
     }
 }
 
-/// SHA-256 of the command's files in the project (the entry point) and of the config, keyed by
-/// their paths in the project, and of balms's evaluator.
+/// The project's files a detectron2 method runs, as paths in the project: the Python scripts on
+/// its command line, its config, and the configs that config inherits (`_BASE_`, relative to the
+/// config's folder, followed to the end); and those of them that are missing.
+fn project_files(
+    project: &Path,
+    external: &External,
+    d: &Detectron2,
+) -> (Vec<String>, Vec<String>) {
+    let scripts = external
+        .command
+        .iter()
+        .skip(1)
+        .filter(|a| Path::new(a).extension().is_some_and(|e| e.eq_ignore_ascii_case("py")))
+        .cloned();
+    let mut files: Vec<String> = scripts.collect();
+    let mut missing: Vec<String> =
+        files.iter().filter(|f| !project.join(f).is_file()).cloned().collect();
+    let mut config = Some(d.config.clone());
+    while let Some(file) = config.take() {
+        if files.contains(&file) {
+            break; // a cycle: detectron2 would refuse it; hashed once here
+        }
+        files.push(file.clone());
+        let Ok(text) = std::fs::read_to_string(project.join(&file)) else {
+            missing.push(file);
+            break;
+        };
+        config = base_of(&text).map(|base| {
+            let folder = Path::new(&file).parent().unwrap_or(Path::new(""));
+            normalise(&folder.join(base))
+        });
+    }
+    (files, missing)
+}
+
+/// The `_BASE_` a detectron2 config inherits from, as written (quotes removed), if any.
+fn base_of(config: &str) -> Option<String> {
+    config.lines().find_map(|line| {
+        let value = line.strip_prefix("_BASE_:")?.trim();
+        let value = value.trim_matches(|c| c == '"' || c == '\'');
+        (!value.is_empty()).then(|| value.to_string())
+    })
+}
+
+/// `path` with `.` and `a/..` removed, lexically (a key, not a lookup).
+fn normalise(path: &Path) -> String {
+    let mut parts: Vec<&std::ffi::OsStr> = Vec::new();
+    for part in path.components() {
+        match part {
+            std::path::Component::ParentDir if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            std::path::Component::CurDir => {}
+            other @ (std::path::Component::Prefix(_)
+            | std::path::Component::RootDir
+            | std::path::Component::ParentDir
+            | std::path::Component::Normal(_)) => parts.push(other.as_os_str()),
+        }
+    }
+    parts.iter().collect::<PathBuf>().display().to_string()
+}
+
+/// SHA-256 of the project's files the method runs ([`project_files`]), keyed by their paths in
+/// the project, and of balms's evaluator.
 fn file_hashes(
     project: &Path,
     external: &External,
     d: &Detectron2,
 ) -> anyhow::Result<BTreeMap<String, String>> {
+    let (files, missing) = project_files(project, external, d);
+    if let Some(file) = missing.first() {
+        bail!("`{file}` is missing from the project `{}`", project.display());
+    }
     let mut files_sha256 = BTreeMap::new();
-    for file in external.command.iter().skip(1).chain([&d.config]) {
-        let path = project.join(file);
-        if path.is_file() {
-            files_sha256.insert(
-                file.clone(),
-                crate::files::sha256_file(&path)
-                    .with_context(|| format!("reading `{}`", path.display()))?,
-            );
-        }
+    for file in files {
+        let path = project.join(&file);
+        let hash = crate::files::sha256_file(&path)
+            .with_context(|| format!("reading `{}`", path.display()))?;
+        files_sha256.insert(file, hash);
     }
     files_sha256.insert("external/lvis_eval.py".into(), crate::files::sha256(LVIS_EVAL.as_bytes()));
     Ok(files_sha256)
+}
+
+/// The data hash of a detectron2 run: SHA-256 over the SHA-256 of the training and the
+/// validation annotations (`lvis_v0.5_train.json`, `lvis_v0.5_val.json`).
+fn annotations_hash(root: &Path) -> anyhow::Result<String> {
+    let mut both = String::new();
+    for file in &LVIS_V05_FILES[..2] {
+        let path = root.join(file);
+        let hash = crate::files::sha256_file(&path)
+            .with_context(|| format!("reading `{}`", path.display()))?;
+        both.push_str(&hash);
+        both.push('\n');
+    }
+    Ok(crate::files::sha256(both.as_bytes()))
 }
 
 /// The iterations a detectron2 run took and its last total loss, from its `metrics.json`
@@ -352,6 +414,11 @@ fn evaluate(
     crate::files::write_atomic(&script, LVIS_EVAL.as_bytes())
         .with_context(|| format!("writing `{}`", script.display()))?;
     let scores = dir.join("lvis_eval.json");
+    // An earlier attempt's scores are not this run's.
+    if scores.exists() {
+        std::fs::remove_file(&scores)
+            .with_context(|| format!("clearing `{}`", scores.display()))?;
+    }
     let python = super::external::python(plan.python.as_deref());
     let mut process = Command::new(&python);
     process
@@ -382,4 +449,44 @@ fn git_revision(project: &Path) -> Option<String> {
     let output =
         Command::new("git").arg("-C").arg(project).args(["rev-parse", "HEAD"]).output().ok()?;
     output.status.success().then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_config_is_hashed_with_every_base_it_inherits() {
+        assert_eq!(
+            base_of("_BASE_: \"../Base-RCNN-FPN.yaml\"\nMODEL:\n"),
+            Some("../Base-RCNN-FPN.yaml".into())
+        );
+        assert_eq!(base_of("MODEL:\n  _BASE_: x\n"), None, "only a top-level key");
+        assert_eq!(normalise(Path::new("a/b/../c/./d.yaml")), "a/c/d.yaml");
+        let dir = tempfile::tempdir().unwrap();
+        let configs = dir.path().join("configs/feature");
+        std::fs::create_dir_all(&configs).unwrap();
+        std::fs::write(configs.join("run.yaml"), "_BASE_: \"../Base.yaml\"\n").unwrap();
+        std::fs::write(dir.path().join("configs/Base.yaml"), "_BASE_: 'Root.yaml'\n").unwrap();
+        std::fs::write(dir.path().join("train_net.py"), "").unwrap();
+        let external = External {
+            command: vec!["{python}".into(), "train_net.py".into(), "-u".into()],
+            timeout_seconds: 1,
+            detectron2: None,
+        };
+        let d =
+            Detectron2 { config: "configs/feature/run.yaml".into(), overrides: vec![], gpus: 1 };
+        let (files, missing) = project_files(dir.path(), &external, &d);
+        assert_eq!(
+            files,
+            ["train_net.py", "configs/feature/run.yaml", "configs/Base.yaml", "configs/Root.yaml"]
+        );
+        assert_eq!(missing, ["configs/Root.yaml"], "`-u` is not a file; the missing base is named");
+        assert!(file_hashes(dir.path(), &external, &d)
+            .unwrap_err()
+            .to_string()
+            .contains("Root.yaml"));
+        std::fs::write(dir.path().join("configs/Root.yaml"), "MODEL: {}\n").unwrap();
+        assert_eq!(file_hashes(dir.path(), &external, &d).unwrap().len(), 5);
+    }
 }

@@ -405,19 +405,11 @@ fn execute(
     };
     let pretrained = model.map(crate::model::pretrained::fingerprint).transpose()?.flatten();
     let config = RunConfig {
-        schema: store::SCHEMA,
-        matrix: plan.name.clone(),
-        run: job.cell.id(),
-        cell: job.cell.clone(),
-        stage1: job.stage1.as_ref().map(|c| c.method.clone()),
-        seeds: job.seeds.clone(),
-        config_sha256: job.hash.clone(),
         class_counts: data.class_counts.clone(),
         train_indices_sha256: data.indices_sha256.clone(),
         validation: Some(data.validation.clone()),
         pretrained,
-        scale: plan.scale,
-        provenance,
+        ..run_config(plan, job, provenance)
     };
     Store::begin(&job.dir, &config)?;
     let started = Instant::now();
@@ -484,6 +476,26 @@ fn execute(
     )?;
     store::write_json(&job.dir.join("metrics.json"), &metrics)?;
     Ok(metrics)
+}
+
+/// A run's `config.json` without its data (class counts, data hash, validation split, pretrained
+/// weights), which the caller fills in.
+fn run_config(plan: &Plan, job: &Job, provenance: Provenance) -> RunConfig {
+    RunConfig {
+        schema: store::SCHEMA,
+        matrix: plan.name.clone(),
+        run: job.cell.id(),
+        cell: job.cell.clone(),
+        stage1: job.stage1.as_ref().map(|c| c.method.clone()),
+        seeds: job.seeds.clone(),
+        config_sha256: job.hash.clone(),
+        class_counts: Vec::new(),
+        train_indices_sha256: String::new(),
+        validation: None,
+        pretrained: None,
+        scale: plan.scale,
+        provenance,
+    }
 }
 
 /// An external method's run: its stage 1 finished (its outputs rerun when only its records were

@@ -43,6 +43,14 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A record parses but is neither a classification run's nor a detectron2 run's.
+    #[error("malformed record `{path}`: {message}")]
+    Invalid {
+        /// The record.
+        path: PathBuf,
+        /// What is missing.
+        message: String,
+    },
     /// A record is not valid JSON of the expected shape.
     #[error("malformed record `{path}`")]
     Json {
@@ -98,8 +106,8 @@ pub struct RunConfig {
     /// Per-class training counts (absent for detectron2 runs, whose data balms does not draw).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub class_counts: Vec<usize>,
-    /// SHA-256 of the chosen training indices (the data hash; for detectron2 runs, of the
-    /// evaluation's annotation file).
+    /// SHA-256 of the chosen training indices (the data hash; for detectron2 runs, over the
+    /// SHA-256 of the training and validation annotation files).
     pub train_indices_sha256: String,
     /// How the validation split was formed (absent for detectron2 runs).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -156,8 +164,8 @@ pub struct Metrics {
     /// Per-class training counts (absent for detectron2 runs).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub class_counts: Vec<usize>,
-    /// SHA-256 of the chosen training indices (detectron2 runs: of the evaluation's annotation
-    /// file).
+    /// SHA-256 of the chosen training indices (detectron2 runs: over the SHA-256 of the
+    /// training and validation annotation files).
     pub train_indices_sha256: String,
     /// An external method's command, the SHA-256 of the files it names and the versions it
     /// reported (absent for balms's own methods).
@@ -175,6 +183,27 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// What makes the record neither a classification run's (class counts, test metrics and
+    /// validation top-1) nor a detectron2 run's (no class counts, named metrics alone). Test
+    /// metrics are flattened into the record, so one malformed field there reads as "no test
+    /// metrics"; this tells that apart from a detectron2 run.
+    #[must_use]
+    pub fn shape_problem(&self) -> Option<&'static str> {
+        match (self.class_counts.is_empty(), &self.evaluation) {
+            (false, None) => Some(
+                "a classification run's test metrics (`top1`, `per-class-accuracy`, `marginal-likelihood`, `test-size`) are missing or malformed",
+            ),
+            (false, Some(_)) if self.validation_top1.is_none() => {
+                Some("a classification run's `validation-top1` is missing")
+            }
+            (true, Some(_)) => Some("a classification run's `class-counts` are missing"),
+            (true, None) if self.named_metrics.is_empty() => {
+                Some("neither test metrics nor named metrics: no result")
+            }
+            _ => None,
+        }
+    }
+
     /// Top-1 on the test set, for a classification run.
     #[must_use]
     pub fn top1(&self) -> Option<f64> {
@@ -321,6 +350,9 @@ impl Store {
                 return Ok(RunStatus::Stale);
             }
             let m: Metrics = read_json(&metrics)?;
+            if let Some(problem) = m.shape_problem() {
+                return Err(StoreError::Invalid { path: metrics, message: problem.to_string() });
+            }
             return Ok(if m.config_sha256 == config_sha256 {
                 RunStatus::Finished(Box::new(m))
             } else {
@@ -481,5 +513,52 @@ mod tests {
             err.contains("metrics.json"),
             "a current-layout record missing fields is malformed: {err}"
         );
+    }
+
+    #[test]
+    fn a_record_is_a_classification_run_or_a_detectron2_run_and_nothing_in_between() {
+        let dir = tempfile::tempdir().unwrap();
+        let classification = serde_json::json!({
+            "schema": SCHEMA, "run": "r", "seed": 1, "config-sha256": "h", "selection": "last",
+            "iterations": 10, "selected-iteration": 10, "final-train-loss": 0.5,
+            "validation-top1": 0.5, "class-counts": [3, 1], "train-indices-sha256": "d",
+            "top1": 0.75, "many": null, "medium": null, "few": 0.75,
+            "per-class-accuracy": [1.0, 0.5], "marginal-likelihood": [0.6, 0.4], "test-size": 4,
+        });
+        let status = |record: &serde_json::Value| {
+            std::fs::write(dir.path().join("metrics.json"), record.to_string()).unwrap();
+            Store::status(dir.path(), "h")
+        };
+        let Ok(RunStatus::Finished(m)) = status(&classification) else { panic!("a valid record") };
+        assert_eq!(m.top1(), Some(0.75));
+        // One malformed test metric (flattened, so it would read as "no test metrics") or a
+        // missing validation top-1 is an error naming the file, not a run without top-1.
+        for (field, value) in [
+            ("test-size", None),
+            ("top1", Some(serde_json::Value::Null)),
+            ("validation-top1", None),
+        ] {
+            let mut broken = classification.clone();
+            match value {
+                None => broken.as_object_mut().unwrap().remove(field),
+                Some(v) => broken.as_object_mut().unwrap().insert(field.into(), v),
+            };
+            let err = status(&broken).unwrap_err().to_string();
+            assert!(
+                err.contains("metrics.json") && err.contains("classification"),
+                "{field}: {err}"
+            );
+        }
+        // A detectron2 run: no class counts, no test metrics, named metrics alone.
+        let mut detection = serde_json::json!({
+            "schema": SCHEMA, "run": "r", "seed": 1, "config-sha256": "h",
+            "selection": "last iteration (detectron2)", "iterations": 10,
+            "selected-iteration": 10, "final-train-loss": 0.5, "train-indices-sha256": "d",
+            "named-metrics": {"APm": 27.0},
+        });
+        let Ok(RunStatus::Finished(m)) = status(&detection) else { panic!("a detectron2 record") };
+        assert_eq!((m.top1(), m.headline()), (None, "APm 27.0000".to_string()));
+        detection.as_object_mut().unwrap().remove("named-metrics");
+        assert!(status(&detection).unwrap_err().to_string().contains("no result"));
     }
 }

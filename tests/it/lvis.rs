@@ -69,6 +69,18 @@ fn detection(image: u64, category: u64, b: [f64; 4], score: f64) -> Value {
            "segmentation": polygon(b)})
 }
 
+/// Every object found but the frequent category's third, and a common-category false positive
+/// on image 1 (annotated without it) scored above the true detection.
+fn missed_frequent(boxes: &[(u64, u64, [f64; 4])]) -> Vec<Value> {
+    let mut missed: Vec<Value> = boxes
+        .iter()
+        .filter(|&&(i, c, _)| (i, c) != (3, 3))
+        .map(|&(i, c, b)| detection(i, c, b, 0.9))
+        .collect();
+    missed.push(detection(1, 2, [60.0, 5.0, 30.0, 20.0], 0.95));
+    missed
+}
+
 fn evaluate(python: &Path, dir: &Path, detections: &Value) -> (Output, Value) {
     let (annotations, _) = annotations();
     let gt = dir.join("annotations.json");
@@ -116,12 +128,7 @@ fn perfect_detections_score_ap_one_and_known_misses_the_ap_computed_by_hand() {
     // IoU threshold. A common-category detection above the true one, on image 1 where category 2
     // is annotated absent: precision 1/2 at every recall point, AP_c = 1/2. The rare category:
     // 1. AP is the mean over the three categories.
-    let mut missed: Vec<Value> = boxes
-        .iter()
-        .filter(|&&(i, c, _)| (i, c) != (3, 3))
-        .map(|&(i, c, b)| detection(i, c, b, 0.9))
-        .collect();
-    missed.push(detection(1, 2, [60.0, 5.0, 30.0, 20.0], 0.95));
+    let mut missed = missed_frequent(&boxes);
     // Category 2 on image 3 is neither annotated nor excluded: ignored, not a false positive.
     missed.push(detection(3, 2, [5.0, 5.0, 20.0, 20.0], 0.99));
     let (output, scores) = evaluate(&python, dir.path(), &json!(missed));
@@ -185,16 +192,12 @@ fn detectron2_matrix(dir: &Path) -> std::path::PathBuf {
     .unwrap();
     let (gt, boxes) = annotations();
     let perfect: Vec<Value> = boxes.iter().map(|&(i, c, b)| detection(i, c, b, 0.9)).collect();
-    let mut missed: Vec<Value> = boxes
-        .iter()
-        .filter(|&&(i, c, _)| (i, c) != (3, 3))
-        .map(|&(i, c, b)| detection(i, c, b, 0.9))
-        .collect();
-    missed.push(detection(1, 2, [60.0, 5.0, 30.0, 20.0], 0.95));
+    let missed = missed_frequent(&boxes);
     std::fs::write(project.join("det/perfect.json"), json!(perfect).to_string()).unwrap();
     std::fs::write(project.join("det/missed.json"), json!(missed).to_string()).unwrap();
     for (name, text) in [
-        ("perfect.yaml", "detections: det/perfect.json\n"),
+        ("perfect.yaml", "_BASE_: \"Base.yaml\"\ndetections: det/perfect.json\n"),
+        ("Base.yaml", "VERSION: 2\n"),
         ("missed.yaml", "detections: det/missed.json\n"),
         ("oom.yaml", "detections: det/perfect.json\nstop: before-evaluation\n"),
     ] {
@@ -281,6 +284,8 @@ fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lv
             assert!(close(&sigmoid["named-metrics"][column], 100.0), "{column}: {sigmoid}");
         }
         assert_eq!(sigmoid["iterations"], 6, "{sigmoid}");
+        let inherited = &sigmoid["external"]["files-sha256"]["projects/BALMS/configs/Base.yaml"];
+        assert!(inherited.is_string(), "the config's _BASE_ is hashed: {sigmoid}");
         assert!(sigmoid.get("top1").is_none() && sigmoid.get("validation-top1").is_none());
         // The frequent object missed: APf 67/101, APc 1/2, APr 1 (as computed by hand above).
         let balms = read(run("balms", seed).join("metrics.json"));
@@ -379,7 +384,7 @@ fn a_detectron2_matrix_names_what_it_lacks() {
     .unwrap();
     let err = crate::util::stderr(&output);
     assert!(!output.status.success());
-    assert!(err.contains("lvis_v0.5_train.json"), "{err}");
+    assert!(err.contains("lvis_v0.5_train.json") && err.contains("oom.yaml"), "{err}");
     // A scale cannot shorten a detectron2 config balms does not read.
     let scaled = crate::util::run(&["plan", path.to_str().unwrap(), "--scale", "0.1"]);
     assert!(crate::util::stderr(&scaled).contains("SOLVER.MAX_ITER"));

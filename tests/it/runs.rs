@@ -455,7 +455,7 @@ fn check_reruns_a_matrix_and_names_a_changed_number() {
     assert!(printed.contains("1 run(s) differ"), "{printed}");
     assert!(
         printed.contains(&format!(
-            "digits-lt/if10/softmax seed 2: top-1 {top1:.4} (new) vs {:.4} (reference)",
+            "digits-lt/if10/softmax seed 2: top-1 {top1:.4} (new) vs top-1 {:.4} (reference)",
             top1 - 0.03
         )),
         "{printed}"
