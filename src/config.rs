@@ -95,6 +95,15 @@ pub struct Detectron2MethodWire {
     /// overrides (detectron2's `opts`), e.g. `["SOLVER.MAX_ITER", "100"]`.
     #[serde(default)]
     pub overrides: Vec<String>,
+    /// Another checkout for this method (a baseline's authors' code, e.g.
+    /// `../eql.detectron2`), relative to the working folder; default: the matrix's project.
+    #[serde(default)]
+    pub project: Option<PathBuf>,
+    /// The interpreter `{python}` stands for in this method's command (its project's own
+    /// environment, e.g. another detectron2 version), relative to the working folder; default:
+    /// `BALMS_PYTHON`, else the matrix's `python`.
+    #[serde(default)]
+    pub python: Option<PathBuf>,
 }
 
 /// `[detectron2]`: the project every detectron2 method of the matrix runs in.
@@ -184,8 +193,9 @@ pub enum ClaimMetric {
     /// The Meta Sampler's or Reweighter's final learned rate of each class (one comparison per
     /// class); equivalence claims only.
     MetaRates,
-    /// A named metric external methods report (`metric = { named = "APr" }`), in their units;
-    /// equivalence claims only.
+    /// A named metric external methods report (`metric = { named = "APr" }`), in their units:
+    /// a difference (over the seeds' Student-t interval, no test-set term) or an equivalence;
+    /// not a trend.
     Named(String),
 }
 
@@ -199,7 +209,7 @@ pub fn is_metric_name(name: &str) -> bool {
 /// A method's settings, or the defaults: every field optional so that methods override the
 /// defaults field by field. `name` and `stage1` belong to methods only (checked in
 /// [`crate::matrix`]; one type keeps the two tables' fields from drifting apart).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct SettingsWire {
     /// Method name, unique in the matrix (`softmax`, `balanced-softmax-dt`, …); methods only.
@@ -249,7 +259,7 @@ pub struct SettingsWire {
 }
 
 /// SGD with momentum (the paper's optimiser).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct OptimizerWire {
     /// Peak learning rate (default 0.1).
@@ -263,7 +273,7 @@ pub struct OptimizerWire {
 }
 
 /// Cosine schedule to zero with a linear warm-up, stepped every iteration.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct ScheduleWire {
     /// Warm-up length in epochs, fractions allowed (default 0).
@@ -277,7 +287,7 @@ pub struct ScheduleWire {
 }
 
 /// Settings of stage 2 of decoupled training (a fresh linear classifier on frozen features).
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct Stage2Wire {
     /// Iterations (default 2000, the paper's CIFAR setting).
@@ -303,7 +313,7 @@ pub struct Stage2Wire {
 }
 
 /// Deferred re-weighting: class-balanced weights switched on late in training.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct DrwWire {
     /// Fraction of the epochs after which the weights apply (default 0.8: epoch 160 of 200).

@@ -262,6 +262,13 @@ pub struct Detectron2 {
     pub overrides: Vec<String>,
     /// GPUs per run (`--num-gpus`; default 8, the paper's App. C.1 and the authors' README).
     pub gpus: u32,
+    /// The method's own checkout, when not the matrix's (not part of any hash: where a checkout
+    /// lives changes no result).
+    #[serde(skip)]
+    pub project: Option<PathBuf>,
+    /// The method's own interpreter, when not the matrix's (not part of any hash either).
+    #[serde(skip)]
+    pub python: Option<PathBuf>,
 }
 
 /// The entry point of the authors' LVIS code (`BalancedMetaSoftmax-InstanceSeg`), relative to its
@@ -615,10 +622,25 @@ impl Plan {
     }
 
     /// SHA-256 (hex) of what determines a run's result: the cell, its stage-1 method and its
-    /// seeds. A stored result counts only while its hash matches.
+    /// seeds (for a detectron2 method: its column, name, command, config, overrides and GPUs,
+    /// its stage 1's, and its `SEED`). A stored result counts only while its hash matches.
     #[must_use]
     pub fn config_hash(&self, cell: &Cell, seed: Seed) -> String {
         use sha2::Digest;
+        if let Some(external) = cell.method.external.as_ref().filter(|e| e.detectron2.is_some()) {
+            // A detectron2 run is its command, config, overrides, GPUs and SEED: balms's
+            // training settings play no part in it, so a change of their defaults moves no hash.
+            let stage1 = self.stage1_cell(cell).map(|c| (c.method.name, c.method.external));
+            let canonical = serde_json::to_string(&(
+                &cell.column,
+                &cell.method.name,
+                external,
+                stage1,
+                RunSeeds::new(cell, seed).detectron2(),
+            ))
+            .expect("plan types serialise");
+            return format!("{:x}", sha2::Sha256::digest(canonical.as_bytes()));
+        }
         let stage1 = self.stage1_cell(cell).map(|c| c.method);
         let seeds = RunSeeds::new(cell, seed);
         let canonical =
@@ -824,12 +846,16 @@ fn render_detectron2(out: &mut String, method: &Method) -> bool {
         let _ = writeln!(out, "  {}: detectron2{stage1}", method.name);
         let _ = writeln!(
             out,
-            "    `{} --config-file {} --num-gpus {} SEED <seed> OUTPUT_DIR <run>/external/out{}{}` in the project (timeout {} s)",
+            "    `{} --config-file {} --num-gpus {} SEED <seed> OUTPUT_DIR <run>/external/out{}{}` in {} (timeout {} s)",
             external.command.join(" "),
             d.config,
             d.gpus,
             if stage1.is_empty() { "" } else { " MODEL.WEIGHTS <stage 1>/model_final.pth" },
             d.overrides.iter().fold(String::new(), |all, o| all + " " + o),
+            d.project.as_ref().map_or_else(
+                || "the project".to_string(),
+                |p| format!("its own project `{}`", p.display())
+            ),
             external.timeout_seconds
         );
         let _ = writeln!(out, "    scored by external/lvis_eval.py (LVIS API, segm and bbox, 300 detections per image) on lvis_v0.5_val");
@@ -1096,6 +1122,19 @@ fn resolve_external(file: &MatrixFile, wire: &SettingsWire) -> Result<Option<Ext
         }
         return Ok(None);
     };
+    if external.detectron2.is_some() {
+        // Its settings are its config's: balms's would be silently ignored.
+        let own = crate::config::SettingsWire {
+            name: None,
+            stage1: None,
+            external: None,
+            ..wire.clone()
+        };
+        let empty = crate::config::SettingsWire::default();
+        if own != empty || file.defaults != empty {
+            return Err("a detectron2 method takes its training settings from its config: give them as `overrides`, not as balms's settings (`[defaults]`, `loss`, `epochs`, ...)".to_string());
+        }
+    }
     let detectron2 = match (&external.detectron2, &file.detectron2) {
         (None, _) => None,
         (Some(_), None) => {
@@ -1124,7 +1163,13 @@ fn resolve_external(file: &MatrixFile, wire: &SettingsWire) -> Result<Option<Ext
             if gpus == 0 {
                 return Err("`detectron2.gpus` must be at least 1".to_string());
             }
-            Some(Detectron2 { config: own.config.clone(), overrides, gpus })
+            Some(Detectron2 {
+                config: own.config.clone(),
+                overrides,
+                gpus,
+                project: own.project.clone(),
+                python: own.python.clone(),
+            })
         }
     };
     let stage1_detectron2 = wire.stage1.as_ref().map(|s| {
@@ -1228,11 +1273,11 @@ fn check_claims(
             }
         }
         if let crate::config::ClaimMetric::Named(name) = &claim.metric {
-            // A difference or trend claim is read in points of top-1 with the test set's noise;
-            // a command's metric has neither, so only equivalence (within its own units).
-            if claim.equivalence_margin.is_none() {
+            // A difference is compared in the metric's own units over the seeds alone (a
+            // command's metric has no known test-set noise); a trend is read in top-1.
+            if claim.grows_with_imbalance {
                 return Err(format!(
-                    "{field}: `metric = {{ named = {name:?} }}` needs `equivalence-margin` (in the metric's units)"
+                    "{field}: `grows-with-imbalance` compares top-1; `metric = {{ named = {name:?} }}` claims a difference or an equivalence"
                 ));
             }
             if !crate::config::is_metric_name(name) {

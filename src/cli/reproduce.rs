@@ -59,6 +59,22 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
                     python.display()
                 ));
             }
+            // Methods with an interpreter of their own (another project's detectron2).
+            let own = plan.methods.iter().filter_map(|m| {
+                let d = m.external.as_ref()?.detectron2.as_ref()?;
+                Some((m, d.python.as_ref()?))
+            });
+            for (method, python) in own {
+                let imports =
+                    std::process::Command::new(python).args(["-c", "import detectron2"]).output();
+                if !imports.is_ok_and(|o| o.status.success()) {
+                    missing.push(format!(
+                        "detectron2 importable by `{}` (method `{}`'s interpreter)",
+                        python.display(),
+                        method.name
+                    ));
+                }
+            }
             if !missing.is_empty() {
                 skipped.push(format!(
                     "{} ({}): needs {}",

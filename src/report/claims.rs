@@ -1,7 +1,8 @@
 //! The paper's claims, tested as paired comparisons over the seeds two methods share.
 //!
-//! A claim (matrix `[[claims]]`) says that one method's top-1 is higher than another's, or that
-//! this gain grows with the imbalance factor. Per seed, the difference is taken between runs of
+//! A claim (matrix `[[claims]]`) says that one method's top-1 (or a named metric external
+//! methods report, `metric = { named = "APr" }`, compared over the seeds alone) is higher than
+//! another's, or that this gain in top-1 grows with the imbalance factor. Per seed, the difference is taken between runs of
 //! the same seed, which trained on the same long-tailed subset; its mean gets the interval of
 //! [`Estimate::with_test_noise`], whose variance also carries a lower bound of the test set's
 //! sampling noise (see [`test_variance`]) and which is never narrower than the seeds' own
@@ -458,7 +459,17 @@ pub fn render(results: &[ClaimResult]) -> String {
              failed, fewer seeds are paired than the claim's `min-seeds` (default 3), the seeds \
              tie, or the difference is smaller than one test image. Beside it, with at least 5 \
              seeds, a percentile bootstrap interval over the seeds, and the probability of improvement (the chance that a \
-             run of the first method beats a run of the second, over all pairs of their runs).\n\n\
+             run of the first method beats a run of the second, over all pairs of their runs).",
+        );
+        if differences.iter().any(|r| r.what.starts_with('`')) {
+            out.push_str(
+                " A claim on a named metric (its name beside where) compares it in its own units \
+                 over the seeds' Student-t interval alone: a command's metric has no known \
+                 test-set noise.",
+            );
+        }
+        out.push_str(
+            "\n\n\
              | claim | source | where | difference | 95% interval | bootstrap 95% | P(improvement) | n | verdict |\n|---|---|---|---:|---|---|---:|---:|---|\n",
         );
         for r in differences {
@@ -474,7 +485,11 @@ pub fn render(results: &[ClaimResult]) -> String {
                 r.claim.better,
                 r.claim.than,
                 r.claim.source,
-                r.scope,
+                if r.what.starts_with('`') {
+                    format!("{}, {}", r.scope, r.what)
+                } else {
+                    r.scope.clone()
+                },
                 r.pairs,
                 r.verdict.label()
             );

@@ -44,16 +44,25 @@ pub const PROJECT_VARIABLE: &str = "BALMS_INSTANCESEG";
 /// Where a detectron2 run's stage-2 runs find its weights, under `<run>/external/`.
 const WEIGHTS: &str = "out/model_final.pth";
 
-/// The project's checkout: `BALMS_INSTANCESEG`, else the matrix's `[detectron2] project`.
+/// A method's checkout: its own `project`, else `BALMS_INSTANCESEG`, else the matrix's
+/// `[detectron2] project`.
 ///
 /// # Errors
-/// Neither is set, or the folder does not exist.
-pub fn project(plan: &Plan) -> anyhow::Result<PathBuf> {
-    let path = std::env::var_os(PROJECT_VARIABLE)
-        .map(PathBuf::from)
+/// None is set, or the folder does not exist.
+pub fn project(plan: &Plan, d: &Detectron2) -> anyhow::Result<PathBuf> {
+    let path = d
+        .project
+        .clone()
+        .or_else(|| std::env::var_os(PROJECT_VARIABLE).map(PathBuf::from))
         .or_else(|| plan.detectron2_project.clone())
         .with_context(|| format!("`{}` has no `[detectron2] project`", plan.path.display()))?;
     if !path.is_dir() {
+        if d.project.is_some() {
+            bail!(
+                "the detectron2 project `{}` is not a folder: clone the method's code there",
+                path.display()
+            );
+        }
         bail!(
             "the detectron2 project `{}` is not a folder: clone the authors' code (`git clone https://github.com/Majiker/BalancedMetaSoftmax-InstanceSeg`) there, or point `{PROJECT_VARIABLE}` at a checkout",
             path.display()
@@ -68,13 +77,23 @@ pub fn project(plan: &Plan) -> anyhow::Result<PathBuf> {
 #[must_use]
 pub fn missing(plan: &Plan, root: Option<&Path>) -> Vec<String> {
     let mut missing = Vec::new();
-    match project(plan) {
-        Err(err) => missing.push(format!("{err:#}")),
-        Ok(project) => {
-            for method in &plan.methods {
-                let Some((external, d)) = as_detectron2(method.external.as_ref()) else {
-                    continue;
-                };
+    for method in &plan.methods {
+        let Some((external, d)) = as_detectron2(method.external.as_ref()) else { continue };
+        match project(plan, d) {
+            Err(err) => {
+                let err = format!("{err:#}");
+                if !missing.contains(&err) {
+                    missing.push(err);
+                }
+            }
+            Ok(project) => {
+                if let Some(python) = d.python.as_ref().filter(|p| !p.is_file()) {
+                    missing.push(format!(
+                        "`{}` (method `{}`'s interpreter, with its project's detectron2)",
+                        python.display(),
+                        method.name
+                    ));
+                }
                 let (_, absent) = project_files(&project, external, d);
                 missing.extend(absent.iter().map(|file| {
                     format!(
@@ -131,7 +150,7 @@ pub(super) fn execute(
 ) -> anyhow::Result<Metrics> {
     let (external, d) = as_detectron2(job.cell.method.external.as_ref())
         .expect("detection cells are detectron2 methods (checked by the plan)");
-    let project = project(plan)?;
+    let project = project(plan, d)?;
     let root = data_root(job, options)?;
     let annotations = root.join(LVIS_V05_FILES[1]);
     let weights = stage1_weights(plan, job, options)?;
@@ -153,7 +172,14 @@ pub(super) fn execute(
     }
     std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
     let out = absolute(&out)?;
-    let command = resolve(&external.command, plan.python.as_deref());
+    let command = match &d.python {
+        // The method's own environment (its project's detectron2), over `BALMS_PYTHON`.
+        Some(python) => {
+            let python = absolute(python)?.display().to_string();
+            external.command.iter().map(|a| a.replace("{python}", &python)).collect()
+        }
+        None => resolve(&external.command, plan.python.as_deref()),
+    };
     let args = arguments(d, job.seeds.detectron2(), &out, weights.as_deref());
     let shown = format!("{} {}", command.join(" "), args.join(" "));
     let mut process = Command::new(&command[0]);
@@ -474,8 +500,13 @@ mod tests {
             timeout_seconds: 1,
             detectron2: None,
         };
-        let d =
-            Detectron2 { config: "configs/feature/run.yaml".into(), overrides: vec![], gpus: 1 };
+        let d = Detectron2 {
+            config: "configs/feature/run.yaml".into(),
+            overrides: vec![],
+            gpus: 1,
+            project: None,
+            python: None,
+        };
         let (files, missing) = project_files(dir.path(), &external, &d);
         assert_eq!(
             files,

@@ -178,9 +178,9 @@ fn a_malformed_results_file_is_named_with_its_entry() {
 /// A detectron2 project (the stand-in `tests/fixtures/fake_detectron2_train_net.py` as its
 /// `projects/BALMS/train_net.py`), LVIS and COCO folders in detectron2's layout holding the tiny
 /// annotation file, and a matrix of detectron2 methods on them: `sigmoid` (perfect detections),
-/// `balms` fine-tuned from it (the frequent object missed, as above), and `oom`, which stops
-/// before evaluating.
-fn detectron2_matrix(dir: &Path) -> std::path::PathBuf {
+/// `balms` fine-tuned from it (the frequent object missed, as above), `oom`, which stops before
+/// evaluating, and `eql`, perfect again, in a checkout of its own.
+fn detectron2_matrix(dir: &Path, eql_python: &Path) -> std::path::PathBuf {
     let project = dir.join("project");
     let balms_dir = project.join("projects/BALMS");
     std::fs::create_dir_all(balms_dir.join("configs")).unwrap();
@@ -195,14 +195,27 @@ fn detectron2_matrix(dir: &Path) -> std::path::PathBuf {
     let missed = missed_frequent(&boxes);
     std::fs::write(project.join("det/perfect.json"), json!(perfect).to_string()).unwrap();
     std::fs::write(project.join("det/missed.json"), json!(missed).to_string()).unwrap();
+    // The second detection names a category the annotation file does not have.
+    let mut malformed = perfect.clone();
+    malformed[1]["category_id"] = json!(99);
+    std::fs::write(project.join("det/malformed.json"), json!(malformed).to_string()).unwrap();
     for (name, text) in [
         ("perfect.yaml", "_BASE_: \"Base.yaml\"\ndetections: det/perfect.json\n"),
         ("Base.yaml", "VERSION: 2\n"),
         ("missed.yaml", "detections: det/missed.json\n"),
         ("oom.yaml", "detections: det/perfect.json\nstop: before-evaluation\n"),
+        ("malformed.yaml", "detections: det/malformed.json\n"),
     ] {
         std::fs::write(balms_dir.join("configs").join(name), text).unwrap();
     }
+    // The other checkout: the same stand-in as `projects/EQL/train_net.py`.
+    let eql = dir.join("eql-project");
+    std::fs::create_dir_all(eql.join("projects/EQL/configs")).unwrap();
+    std::fs::create_dir_all(eql.join("det")).unwrap();
+    std::fs::copy(balms_dir.join("train_net.py"), eql.join("projects/EQL/train_net.py")).unwrap();
+    std::fs::copy(project.join("det/perfect.json"), eql.join("det/perfect.json")).unwrap();
+    std::fs::write(eql.join("projects/EQL/configs/perfect.yaml"), "detections: det/perfect.json\n")
+        .unwrap();
     let data = dir.join("data");
     for folder in ["lvis", "coco/train2017", "coco/val2017"] {
         std::fs::create_dir_all(data.join(folder)).unwrap();
@@ -233,11 +246,22 @@ external = {{ detectron2 = {{ config = "projects/BALMS/configs/missed.yaml", ove
 name = "oom"
 external = {{ detectron2 = {{ config = "projects/BALMS/configs/oom.yaml" }} }}
 
+[[methods]]
+name = "malformed"
+external = {{ detectron2 = {{ config = "projects/BALMS/configs/malformed.yaml" }} }}
+
+# A baseline in its own authors' checkout.
+[[methods]]
+name = "eql"
+external = {{ command = ["{{python}}", "projects/EQL/train_net.py"], detectron2 = {{ config = "projects/EQL/configs/perfect.yaml", project = "{}", python = "{}" }} }}
+
 [paper]
 table = "table4"
 rows = {{ sigmoid = "Sigmoid", balms = "BALMS" }}
 "#,
-        project.display()
+        project.display(),
+        eql.display(),
+        eql_python.display()
     );
     crate::util::matrix(dir, "m.toml", &text)
 }
@@ -247,7 +271,7 @@ rows = {{ sigmoid = "Sigmoid", balms = "BALMS" }}
 fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lvis_api() {
     let Some(python) = lvis_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let path = detectron2_matrix(dir.path());
+    let path = detectron2_matrix(dir.path(), &python);
     let results = dir.path().join("results");
     let output = crate::util::balms(&[
         "run",
@@ -327,7 +351,12 @@ fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lv
             format!("model of SEED {} from None", stage1_seed.as_str().unwrap())
         );
         assert!(args["datasets"].as_str().unwrap().ends_with("data"), "{args}");
-        assert!(args["cwd"].as_str().unwrap().ends_with("project"), "{args}");
+        assert!(args["cwd"].as_str().unwrap().ends_with("/project"), "{args}");
+        let eql = read(run("eql", seed).join("external/out/args.json"));
+        assert!(eql["cwd"].as_str().unwrap().ends_with("/eql-project"), "{eql}");
+        let eql = read(run("eql", seed).join("metrics.json"));
+        assert!(close(&eql["named-metrics"]["APm"], 100.0), "{eql}");
+        assert!(eql["external"]["files-sha256"]["projects/EQL/train_net.py"].is_string(), "{eql}");
         // The run that stopped before evaluating failed, saying so.
         let failed = read(run("oom", seed).join("failed.json"));
         let error = failed["error"].as_str().unwrap();
@@ -336,6 +365,14 @@ fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lv
             "{error}"
         );
         assert!(!run("oom", seed).join("metrics.json").exists());
+        // Detections the evaluator refuses: the run failed, naming the file and the entry.
+        let failed = read(run("malformed", seed).join("failed.json"));
+        let error = failed["error"].as_str().unwrap();
+        assert!(
+            error.contains("lvis_instances_results.json`, detection 1: category 99"),
+            "{error}"
+        );
+        assert!(!run("malformed", seed).join("metrics.json").exists());
     }
     // The report: Table 4's columns for each method; the layout beside the paper's numbers.
     let paper = dir.path().join("paper");
@@ -367,7 +404,7 @@ fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lv
 #[test]
 fn a_detectron2_matrix_names_what_it_lacks() {
     let dir = tempfile::tempdir().unwrap();
-    let path = detectron2_matrix(dir.path());
+    let path = detectron2_matrix(dir.path(), Path::new("/no/such/python"));
     std::fs::remove_file(dir.path().join("data/lvis/lvis_v0.5_train.json")).unwrap();
     std::fs::remove_file(dir.path().join("project/projects/BALMS/configs/oom.yaml")).unwrap();
     let output = crate::util::balms(&[
@@ -385,7 +422,38 @@ fn a_detectron2_matrix_names_what_it_lacks() {
     let err = crate::util::stderr(&output);
     assert!(!output.status.success());
     assert!(err.contains("lvis_v0.5_train.json") && err.contains("oom.yaml"), "{err}");
+    assert!(err.contains("/no/such/python"), "the method's own interpreter is named: {err}");
     // A scale cannot shorten a detectron2 config balms does not read.
     let scaled = crate::util::run(&["plan", path.to_str().unwrap(), "--scale", "0.1"]);
     assert!(crate::util::stderr(&scaled).contains("SOLVER.MAX_ITER"));
+}
+
+/// A detectron2 method's settings are its config's: balms's are refused, and play no part in its
+/// configuration hash (a change of balms's defaults must not rerun days of GPU training).
+#[test]
+fn a_detectron2_method_takes_no_balms_settings_and_its_hash_ignores_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = detectron2_matrix(dir.path(), Path::new("python3"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let with_loss = text.replacen("name = \"oom\"\n", "name = \"oom\"\nloss = \"focal\"\n", 1);
+    let bad = crate::util::matrix(dir.path(), "bad.toml", &with_loss);
+    let output = crate::util::run(&["plan", bad.to_str().unwrap()]);
+    let err = crate::util::stderr(&output);
+    assert!(
+        !output.status.success() && err.contains("takes its training settings from its config"),
+        "{err}"
+    );
+    let plan = balms::matrix::Plan::load(&path).unwrap();
+    let cell = plan.cells().into_iter().find(|c| c.method.name == "sigmoid").unwrap();
+    let mut moved = cell.clone();
+    let balms::matrix::Scheme::EndToEnd(settings) = &mut moved.method.scheme else {
+        panic!("stage 1 is end to end")
+    };
+    settings.optimizer.lr *= 2.0;
+    let seed = plan.seeds[0];
+    assert_eq!(plan.config_hash(&cell, seed), plan.config_hash(&moved, seed));
+    // What does count: an override.
+    let mut overridden = cell.clone();
+    overridden.method.external.as_mut().unwrap().detectron2.as_mut().unwrap().overrides.clear();
+    assert_ne!(plan.config_hash(&cell, seed), plan.config_hash(&overridden, seed));
 }

@@ -661,6 +661,11 @@ better = "b"
 than = "a"
 equivalence-margin = 3.0
 metric = { named = "APm" }
+[[claims]]
+claim = "b beats a on box AP"
+better = "b"
+than = "a"
+metric = { named = "APb" }
 "#;
     let dir = tempfile::tempdir().unwrap();
     let plan =
@@ -686,6 +691,13 @@ metric = { named = "APm" }
     assert!((e.lower - 0.359_995).abs() < 1e-5 && (e.upper - 2.306_662).abs() < 1e-5, "{e:?}");
     assert_eq!(format!("{:?}", report.claims[0].verdict), "Equivalent");
     assert_eq!(report.claims[0].what, "`APm`");
+    // A difference on a named metric: the same paired differences (APb = APm + 1), at 95% over
+    // the seeds alone, t(0.975; 2) = 4.302653: [-0.1009, 2.7676], so inconclusive.
+    let d = report.claims[1].estimate.unwrap();
+    assert!((d.mean - 4.0 / 3.0).abs() < 1e-12 && (d.std_err - 1.0 / 3.0).abs() < 1e-12);
+    assert!((d.lower + 0.100_884).abs() < 1e-5 && (d.upper - 2.767_551).abs() < 1e-5, "{d:?}");
+    assert_eq!(format!("{:?}", report.claims[1].verdict), "Inconclusive");
+    assert_eq!(report.claims[1].what, "`APb`");
     let markdown = balms::report::render_markdown(&report);
     // a: 21 ± 0.5774, t(0.975; 2) = 4.302653: [18.5159, 23.4841].
     assert!(markdown.contains("21.0000 ± 0.5774 [18.5159, 23.4841], 3"), "{markdown}");
