@@ -71,6 +71,9 @@ pub enum Shortfall {
     SeedsTie,
     /// The mean difference is smaller than one test image can move the metric.
     BelowResolution,
+    /// This many finished runs of the two methods in the claim's columns do not report the
+    /// named metric it compares (a misspelt name: all of them).
+    Unreported(usize),
 }
 
 impl Verdict {
@@ -93,6 +96,9 @@ impl Verdict {
             Verdict::Withheld(Shortfall::SeedsTie) => "inconclusive (seeds tie)".to_string(),
             Verdict::Withheld(Shortfall::BelowResolution) => {
                 "inconclusive (below one test image)".to_string()
+            }
+            Verdict::Withheld(Shortfall::Unreported(n)) => {
+                format!("inconclusive ({n} finished runs do not report it)")
             }
         }
     }
@@ -274,6 +280,19 @@ fn test_variance(
     (1e4 * variance, if resolution.is_finite() { resolution } else { 0.0 })
 }
 
+/// Finished runs of the claim's two methods in `column` that do not report the named metric
+/// `value` compares (0 for other values).
+fn unreported(cells: &[CellResults], column: &str, claim: &ClaimWire, value: Value<'_>) -> usize {
+    let Value::Named(name) = value else { return 0 };
+    cells
+        .iter()
+        .filter(|c| c.cell.column.id() == column)
+        .filter(|c| c.cell.method.name == claim.better || c.cell.method.name == claim.than)
+        .flat_map(|c| &c.runs)
+        .filter(|m| !m.named_metrics.contains_key(name))
+        .count()
+}
+
 /// The values a claim compares in `column`: top-1, each class's rate (as many classes as the
 /// runs of `better` have rates for; a single "not run" row before any has finished), or a named
 /// metric.
@@ -306,6 +325,8 @@ struct Evidence {
     resolution: Option<f64>,
     /// Failed runs of the two methods in the claim's columns.
     failed: usize,
+    /// Finished runs of the two methods that lack the named metric compared.
+    unreported: usize,
 }
 
 fn result(
@@ -336,6 +357,9 @@ fn result(
     let needed = claim.min_seeds.unwrap_or(MIN_RUNS);
     let verdict = match (&estimate, claim.equivalence_margin) {
         _ if evidence.failed > 0 => Verdict::Withheld(Shortfall::FailedRuns(evidence.failed)),
+        _ if evidence.unreported > 0 => {
+            Verdict::Withheld(Shortfall::Unreported(evidence.unreported))
+        }
         (None, _) => Verdict::NotRun,
         (Some(_), _) if pairs < needed => Verdict::Withheld(Shortfall::FewSeeds { pairs, needed }),
         // Tied seeds carry no spread; a top-1 equivalence keeps its test-set term, so identical
@@ -381,8 +405,11 @@ pub fn evaluate(
                         pairs.iter().map(|(b, t)| (b.0, t.0)).unzip();
                     let d = pairs.iter().map(|(b, t)| b.0 - t.0).collect();
                     let improvement = super::bootstrap::probability_of_improvement(&x, &y);
-                    let mut evidence =
-                        Evidence { failed: failed(cells, id, claim), ..Evidence::default() };
+                    let mut evidence = Evidence {
+                        failed: failed(cells, id, claim),
+                        unreported: unreported(cells, id, claim, value),
+                        ..Evidence::default()
+                    };
                     if let Value::Top1 = value {
                         let (variance, resolution) = test_variance(cells, id, claim, &pairs);
                         evidence.test_variance = Some(variance);
@@ -429,6 +456,7 @@ pub fn evaluate(
                 test_variance: Some(v_high + v_low),
                 resolution: Some(r_high.max(r_low)),
                 failed: failed(cells, &high.2, claim) + failed(cells, &low.2, claim),
+                unreported: 0,
             };
             let scope = format!("{dataset} IF {} vs IF {}", high.1, low.1);
             let what = label(cells, &high.2, Value::Top1);

@@ -666,6 +666,11 @@ claim = "b beats a on box AP"
 better = "b"
 than = "a"
 metric = { named = "APb" }
+[[claims]]
+claim = "a metric no run reports"
+better = "b"
+than = "a"
+metric = { named = "APx" }
 "#;
     let dir = tempfile::tempdir().unwrap();
     let plan =
@@ -698,6 +703,8 @@ metric = { named = "APb" }
     assert!((d.lower + 0.100_884).abs() < 1e-5 && (d.upper - 2.767_551).abs() < 1e-5, "{d:?}");
     assert_eq!(format!("{:?}", report.claims[1].verdict), "Inconclusive");
     assert_eq!(report.claims[1].what, "`APb`");
+    // A name no run reports (a misspelling) is said, not shown as "not run".
+    assert_eq!(format!("{:?}", report.claims[2].verdict), "Withheld(Unreported(6))");
     let markdown = balms::report::render_markdown(&report);
     // a: 21 ± 0.5774, t(0.975; 2) = 4.302653: [18.5159, 23.4841].
     assert!(markdown.contains("21.0000 ± 0.5774 [18.5159, 23.4841], 3"), "{markdown}");
