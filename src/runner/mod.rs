@@ -190,12 +190,11 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
             // detectron2 reads the data: its files, the project and its configs are checked.
             let root = options.locator.locate(&job.cell.column.dataset);
             let missing = detectron2::missing(plan, root.as_ref().ok().and_then(|r| r.as_deref()));
-            if let Some(first) = missing.first() {
-                let _ = root.with_context(|| format!("matrix `{}`", plan.name))?;
+            if !missing.is_empty() {
                 bail!(
-                    "matrix `{}` cannot run: missing {first}{}",
+                    "matrix `{}` cannot run; what is missing:{}",
                     plan.name,
-                    missing[1..].iter().fold(String::new(), |all, m| all + "\n  missing " + m)
+                    missing.iter().fold(String::new(), |all, m| all + "\n  - " + m)
                 );
             }
             costs.push(eta::Cost::of(&job.cell, None));
