@@ -1151,10 +1151,14 @@ fn resolve_external(file: &MatrixFile, wire: &SettingsWire) -> Result<Option<Ext
                     overrides.join(" ")
                 ));
             }
-            if let Some(key) =
-                overrides.iter().step_by(2).find(|k| RESERVED_OVERRIDES.contains(&k.as_str()))
-            {
-                return Err(format!("detectron2 override `{key}` is balms's to set (the run's seed, output folder and stage-1 weights)"));
+            // A stage 1 may name its starting weights (R-50.pkl offline); a stage 2 starts from
+            // its stage-1 run's model, which balms passes.
+            let reserved = |k: &&String| {
+                RESERVED_OVERRIDES.contains(&k.as_str())
+                    && !(k.as_str() == "MODEL.WEIGHTS" && wire.stage1.is_none())
+            };
+            if let Some(key) = overrides.iter().step_by(2).find(reserved) {
+                return Err(format!("detectron2 override `{key}` is balms's to set (the run's seed, output folder and, for a stage 2, its stage-1 run's model)"));
             }
             if own.config.is_empty() {
                 return Err("`external.detectron2.config` is empty".to_string());
@@ -1271,6 +1275,18 @@ fn check_claims(
                     "{field}: a claim tests either equivalence or a growing gain, not both"
                 ));
             }
+        }
+        let detectron2 = [&claim.better, &claim.than].into_iter().find(|name| {
+            methods.iter().any(|m| {
+                &&m.name == name && m.external.as_ref().is_some_and(|e| e.detectron2.is_some())
+            })
+        });
+        if let (Some(method), false) =
+            (detectron2, matches!(claim.metric, crate::config::ClaimMetric::Named(_)))
+        {
+            return Err(format!(
+                "{field}: `{method}` is a detectron2 method, whose runs have no top-1 or rates: compare a metric it reports, e.g. `metric = {{ named = \"APm\" }}`"
+            ));
         }
         if let crate::config::ClaimMetric::Named(name) = &claim.metric {
             // A difference is compared in the metric's own units over the seeds alone (a

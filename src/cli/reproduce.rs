@@ -51,11 +51,11 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
             let mut missing = crate::runner::detectron2::missing(&plan, root.as_deref());
             let python = crate::runner::external::python(plan.python.as_deref());
             let imports = std::process::Command::new(&python)
-                .args(["-c", "import detectron2, higher, lvis"])
+                .args(["-c", "import detectron2, higher"])
                 .output();
             if !imports.is_ok_and(|o| o.status.success()) {
                 missing.push(format!(
-                    "detectron2, higher and lvis importable by `{}` (BALMS_PYTHON)",
+                    "detectron2 and higher importable by `{}` (BALMS_PYTHON)",
                     python.display()
                 ));
             }
@@ -65,11 +65,12 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
                 Some((m, d.python.as_ref()?))
             });
             for (method, python) in own {
-                let imports =
-                    std::process::Command::new(python).args(["-c", "import detectron2"]).output();
+                let imports = std::process::Command::new(python)
+                    .args(["-c", "import detectron2, lvis"])
+                    .output();
                 if !imports.is_ok_and(|o| o.status.success()) {
                     missing.push(format!(
-                        "detectron2 importable by `{}` (method `{}`'s interpreter)",
+                        "detectron2 and lvis importable by `{}` (method `{}`'s interpreter)",
                         python.display(),
                         method.name
                     ));

@@ -80,6 +80,7 @@ pub fn run(args: SlurmArgs) -> anyhow::Result<ExitCode> {
         time,
         partition: args.partition,
         gpus,
+        commands_use_gpus: plan.columns.iter().all(|c| c.dataset.is_detection()),
         results: absolute(&args.results),
         paper: absolute(&args.paper),
         logs: absolute(&args.logs),

@@ -466,14 +466,26 @@ pub fn evaluate(
     out
 }
 
-/// The claims tables in Markdown: differences, then equivalences (empty without claims).
-#[must_use]
-pub fn render(results: &[ClaimResult]) -> String {
-    let (equivalences, differences): (Vec<&ClaimResult>, Vec<&ClaimResult>) =
-        results.iter().partition(|r| r.claim.equivalence_margin.is_some());
-    let mut out = String::new();
-    if !differences.is_empty() {
-        out.push_str(
+/// The paragraph above the claims table: the top-1 test, or the named-metric test where every
+/// claim compares a named metric.
+fn differences_header(differences: &[&ClaimResult]) -> String {
+    let mut text = String::new();
+    let named = |r: &&ClaimResult| r.what.starts_with('`');
+    if differences.iter().all(named) {
+        text.push_str(
+            "## The paper's claims, paired over shared seeds\n\nPer seed, the difference of the \
+             named metric beside where, in its own units, between two methods' runs of that seed. \
+             Mean and the seeds' 95% Student-t interval (a command's metric has no known test-set \
+             noise). Supported when the interval lies above 0, contradicted when below, \
+             inconclusive otherwise, and inconclusive with the reason when a run of either method \
+             failed, finished runs do not report the metric, fewer seeds are paired than the \
+             claim's `min-seeds` (default 3), or the seeds tie. Beside it, with at least 5 seeds, \
+             a percentile bootstrap interval over the seeds, and the probability of improvement \
+             (the chance that a run of the first method beats a run of the second, over all pairs \
+             of their runs).",
+        );
+    } else {
+        text.push_str(
             "## The paper's claims, paired over shared seeds\n\nPer seed, the top-1 difference in points \
              (of the mean per-class accuracy where the test set is unbalanced) between two methods' \
              runs of that seed, which trained on the same long-tailed subset; \
@@ -489,13 +501,27 @@ pub fn render(results: &[ClaimResult]) -> String {
              seeds, a percentile bootstrap interval over the seeds, and the probability of improvement (the chance that a \
              run of the first method beats a run of the second, over all pairs of their runs).",
         );
-        if differences.iter().any(|r| r.what.starts_with('`')) {
-            out.push_str(
+        if differences.iter().any(named) {
+            text.push_str(
                 " A claim on a named metric (its name beside where) compares it in its own units \
                  over the seeds' Student-t interval alone: a command's metric has no known \
                  test-set noise.",
             );
         }
+    }
+    text
+}
+
+/// The claims tables in Markdown: differences, then equivalences (empty without claims).
+#[must_use]
+pub fn render(results: &[ClaimResult]) -> String {
+    let (equivalences, differences): (Vec<&ClaimResult>, Vec<&ClaimResult>) =
+        results.iter().partition(|r| r.claim.equivalence_margin.is_some());
+    let mut out = String::new();
+    if !differences.is_empty() {
+        out.push_str(&differences_header(&differences));
+    }
+    if !differences.is_empty() {
         out.push_str(
             "\n\n\
              | claim | source | where | difference | 95% interval | bootstrap 95% | P(improvement) | n | verdict |\n|---|---|---|---:|---|---|---:|---:|---|\n",

@@ -377,7 +377,23 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
         let (mut runs, mut validation, mut failures) = (Vec::new(), Vec::new(), Vec::new());
         for &seed in &plan.seeds {
             let dir = store.run_dir(&plan.name, &cell, seed.0);
+            let stage1 = plan.stage1_cell(&cell).map(|first| {
+                let dir = store.run_dir(&plan.name, &first, seed.0);
+                Store::status(&dir, &plan.config_hash(&first, seed))
+            });
+            let stage1 = match stage1.transpose()? {
+                Some(RunStatus::Finished(first)) => Some(first),
+                _ => None,
+            };
             match Store::status(&dir, &plan.config_hash(&cell, seed))? {
+                RunStatus::Finished(metrics)
+                    if stage1.as_ref().is_some_and(|first| !metrics.started_from(first)) =>
+                {
+                    failures.push(FailedRun {
+                        seed: seed.0,
+                        error: "fine-tuned from a stage-1 model its stage-1 record no longer names (stage 1 was trained again): not counted; `balms run` redoes it".to_string(),
+                    });
+                }
                 RunStatus::Finished(metrics) => {
                     let path = dir.join("config.json");
                     let config: ConfigRecord = store::read_json(&path)?;

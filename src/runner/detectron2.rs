@@ -30,7 +30,7 @@ use crate::data::LVIS_V05_FILES;
 use crate::matrix::{Detectron2, External, Plan, Scheme};
 use crate::store::{self, ExternalRecord, Metrics, RunConfig, Store};
 
-use super::external::{absolute, resolve, run_logged};
+use super::external::{absolute, run_logged};
 use super::{Job, RunOptions};
 
 /// balms's LVIS evaluator, written beside each run and run there, so that `balms run` works from
@@ -59,7 +59,7 @@ pub fn project(plan: &Plan, d: &Detectron2) -> anyhow::Result<PathBuf> {
     if !path.is_dir() {
         if d.project.is_some() {
             bail!(
-                "the detectron2 project `{}` is not a folder: clone the method's code there",
+                "its own detectron2 project `{}` is not a folder: clone that method's code there (the matrix's comments say which)",
                 path.display()
             );
         }
@@ -81,7 +81,10 @@ pub fn missing(plan: &Plan, root: Option<&Path>) -> Vec<String> {
         let Some((external, d)) = as_detectron2(method.external.as_ref()) else { continue };
         match project(plan, d) {
             Err(err) => {
-                let err = format!("{err:#}");
+                let err = match d.project {
+                    Some(_) => format!("method `{}`: {err:#}", method.name),
+                    None => format!("{err:#}"),
+                };
                 if !missing.contains(&err) {
                     missing.push(err);
                 }
@@ -104,6 +107,16 @@ pub fn missing(plan: &Plan, root: Option<&Path>) -> Vec<String> {
                 }));
             }
         }
+    }
+    // balms's evaluator runs after training: an interpreter without the LVIS API would fail a
+    // run only after its days of training.
+    let python = super::external::python(plan.python.as_deref());
+    let lvis = Command::new(&python).args(["-c", "import lvis, pycocotools"]).output();
+    if !lvis.is_ok_and(|o| o.status.success()) {
+        missing.push(format!(
+            "the LVIS API (`lvis`, `pycocotools`) importable by `{}` (BALMS_PYTHON; `just bench-setup` installs it into .venv-ref), for balms's evaluator",
+            python.display()
+        ));
     }
     match root {
         None => missing.push(format!(
@@ -166,44 +179,52 @@ pub(super) fn execute(
     };
     Store::begin(&job.dir, &config)?;
     let dir = super::external::folder(&job.dir);
-    let out = dir.join("out");
-    if out.exists() {
-        std::fs::remove_dir_all(&out).with_context(|| format!("clearing `{}`", out.display()))?;
-    }
-    std::fs::create_dir_all(&out).with_context(|| format!("creating `{}`", out.display()))?;
-    let out = absolute(&out)?;
-    let command = match &d.python {
-        // The method's own environment (its project's detectron2), over `BALMS_PYTHON`.
-        Some(python) => {
-            let python = absolute(python)?.display().to_string();
-            external.command.iter().map(|a| a.replace("{python}", &python)).collect()
-        }
-        None => resolve(&external.command, plan.python.as_deref()),
-    };
-    let args = arguments(d, job.seeds.detectron2(), &out, weights.as_deref());
-    let shown = format!("{} {}", command.join(" "), args.join(" "));
-    let mut process = Command::new(&command[0]);
-    process
-        .args(&command[1..])
-        .args(&args)
-        .current_dir(&project)
-        .env("DETECTRON2_DATASETS", absolute(&root)?);
+    let out = absolute(&dir.join("out"))?;
     let started = Instant::now();
-    let ran = run_logged(process, &shown, &dir, external.timeout_seconds, stop_requested);
-    Store::log(
-        &job.dir,
-        &serde_json::json!({"type": "external", "command": shown, "project": project, "seconds": started.elapsed().as_secs_f64(), "ok": ran.is_ok()}),
-    )?;
-    ran?;
-    lease.touch();
+    // A command that finished for this configuration is not rerun (days of GPUs) because what
+    // came after it failed, e.g. the evaluation: `trained.json` says it finished.
+    let marker = dir.join("trained.json");
+    let trained: Option<Trained> =
+        store::read_json::<Trained>(&marker).ok().filter(|t| t.config_sha256 == job.hash);
+    let start_sha256 = match &weights {
+        Some(w) => Some(stage1_model(plan, job, options, w)?),
+        None => None,
+    };
     let results = out.join("inference/lvis_instances_results.json");
-    if !results.is_file() {
-        bail!(
-            "no detections: the detectron2 run stopped before evaluating on lvis_v0.5_val (no `{}`; command in its log.jsonl){}",
-            results.display(),
-            super::external::stderr_tail(&dir)
-        );
+    if trained.as_ref().is_some_and(|t| t.start_sha256 == start_sha256 && results.is_file()) {
+        Store::log(
+            &job.dir,
+            &serde_json::json!({"type": "external", "resumed": "the command finished earlier for this configuration; evaluating its detections"}),
+        )?;
+    } else {
+        let _ = std::fs::remove_file(&marker);
+        train(
+            plan,
+            (job, external, d),
+            (&project, &root, &dir, &out),
+            weights.as_deref(),
+            stop_requested,
+        )?;
+        lease.touch();
+        if !results.is_file() {
+            bail!(
+                "no detections: the detectron2 run stopped before evaluating on lvis_v0.5_val (no `{}`; command in its log.jsonl){}",
+                results.display(),
+                super::external::stderr_tail(&dir)
+            );
+        }
+        let done = Trained { config_sha256: job.hash.clone(), start_sha256: start_sha256.clone() };
+        store::write_json(&marker, &done)?;
     }
+    let model = out.join("model_final.pth");
+    let model_sha256 = if model.is_file() {
+        Some(
+            crate::files::sha256_file(&model)
+                .with_context(|| format!("reading `{}`", model.display()))?,
+        )
+    } else {
+        None
+    };
     let (iterations, final_train_loss) = training_log(&out.join("metrics.json"))?;
     let scored = evaluate(plan, &dir, &annotations, &results, stop_requested)?;
     let mut environment = scored.evaluator;
@@ -230,6 +251,8 @@ pub(super) fn execute(
             command: external.command.clone(),
             files_sha256,
             environment,
+            model_sha256,
+            start_sha256,
         }),
         named_metrics: scored.table4.iter().map(|(k, v)| (k.clone(), 100.0 * v)).collect(),
         evaluation: None,
@@ -240,6 +263,99 @@ pub(super) fn execute(
     )?;
     store::write_json(&job.dir.join("metrics.json"), &metrics)?;
     Ok(metrics)
+}
+
+/// `<run>/external/trained.json`: the command finished for this configuration (and this stage-1
+/// model), so a later attempt evaluates its detections without training again.
+#[derive(serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+struct Trained {
+    config_sha256: String,
+    start_sha256: Option<String>,
+}
+
+/// Runs the detectron2 command: in the run's `external/` folder, where `datasets` links to the
+/// data folder (detectron2 0.1.1 reads `./datasets` only; later versions also read
+/// `DETECTRON2_DATASETS`, set too), with the project's script and config as absolute paths.
+fn train(
+    plan: &Plan,
+    (job, external, d): (&Job, &External, &Detectron2),
+    (project, root, dir, out): (&Path, &Path, &Path, &Path),
+    weights: Option<&Path>,
+    stop_requested: &dyn Fn() -> bool,
+) -> anyhow::Result<()> {
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| format!("clearing `{}`", out.display()))?;
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating `{}`", out.display()))?;
+    let root = absolute(root)?;
+    let link = dir.join("datasets");
+    if std::fs::symlink_metadata(&link).is_ok() {
+        std::fs::remove_file(&link).with_context(|| format!("replacing `{}`", link.display()))?;
+    }
+    std::os::unix::fs::symlink(&root, &link)
+        .with_context(|| format!("linking `{}` to `{}`", link.display(), root.display()))?;
+    let python = match &d.python {
+        // The method's own environment (its project's detectron2), over `BALMS_PYTHON`.
+        Some(python) => absolute(python)?.display().to_string(),
+        None => super::external::python(plan.python.as_deref()).display().to_string(),
+    };
+    // `{python}` resolved; the project's files as absolute paths, since it runs elsewhere.
+    let command: Vec<String> = external
+        .command
+        .iter()
+        .map(|a| a.replace("{python}", &python))
+        .map(|a| {
+            let inside = project.join(&a);
+            if inside.is_file() {
+                inside.display().to_string()
+            } else {
+                a
+            }
+        })
+        .collect();
+    let config = project.join(&d.config).display().to_string();
+    let args = arguments(d, &config, job.seeds.detectron2(), out, weights);
+    let shown = format!("{} {}", command.join(" "), args.join(" "));
+    let mut process = Command::new(&command[0]);
+    process.args(&command[1..]).args(&args).current_dir(dir).env("DETECTRON2_DATASETS", &root);
+    let started = Instant::now();
+    let ran = run_logged(process, &shown, dir, external.timeout_seconds, stop_requested);
+    Store::log(
+        &job.dir,
+        &serde_json::json!({"type": "external", "command": shown, "project": project, "seconds": started.elapsed().as_secs_f64(), "ok": ran.is_ok()}),
+    )?;
+    ran
+}
+
+/// The SHA-256 of the stage-1 model `weights`, checked against what the stage-1 run's record
+/// says it wrote.
+fn stage1_model(
+    plan: &Plan,
+    job: &Job,
+    options: &RunOptions,
+    weights: &Path,
+) -> anyhow::Result<String> {
+    let stage1 = job.stage1.as_ref().expect("stage-1 weights belong to a decoupled run");
+    let (_, stored) = super::finished_stage1(
+        plan,
+        stage1,
+        job.seed,
+        options,
+        "the model it starts from does not exist yet",
+    )?;
+    let hash = crate::files::sha256_file(weights)
+        .with_context(|| format!("reading `{}`", weights.display()))?;
+    let recorded = stored.external.as_ref().and_then(|e| e.model_sha256.as_ref());
+    if recorded.is_some_and(|r| *r != hash) {
+        bail!(
+            "the stage-1 model `{}` is not the one the stage-1 run `{}` seed {} recorded (trained again since?): rerun that stage-1 run first, so that its record matches the model",
+            weights.display(),
+            stage1.id(),
+            job.seed
+        );
+    }
+    Ok(hash)
 }
 
 /// The folder holding LVIS v0.5 and COCO 2017 in detectron2's layout, every file checked.
@@ -260,10 +376,16 @@ fn data_root(job: &Job, options: &RunOptions) -> anyhow::Result<PathBuf> {
 
 /// detectron2's arguments for a run: config, GPUs, `SEED`, `OUTPUT_DIR`, the stage-1 weights,
 /// then the overrides.
-fn arguments(d: &Detectron2, seed: u64, out: &Path, weights: Option<&Path>) -> Vec<String> {
+fn arguments(
+    d: &Detectron2,
+    config: &str,
+    seed: u64,
+    out: &Path,
+    weights: Option<&Path>,
+) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "--config-file".into(),
-        d.config.clone(),
+        config.to_string(),
         "--num-gpus".into(),
         d.gpus.to_string(),
         "SEED".into(),
@@ -287,7 +409,7 @@ fn stage1_weights(plan: &Plan, job: &Job, options: &RunOptions) -> anyhow::Resul
                 stage1,
                 job.seed,
                 options,
-                "its model_final.pth is the starting point",
+                "the model_final.pth it starts from does not exist yet",
             )?;
             let weights = super::external::folder(&dir).join(WEIGHTS);
             if !weights.is_file() {

@@ -200,6 +200,8 @@ pub(super) fn run(
         command: external.command.clone(),
         files_sha256: file_hashes(&external.command, &reported.sources)?,
         environment: reported.environment.clone(),
+        model_sha256: None,
+        start_sha256: None,
     };
     let named = reported.metrics.clone();
     Ok((trained(reported, data), record, named))
@@ -269,7 +271,7 @@ pub fn python(matrix_python: Option<&Path>) -> PathBuf {
 }
 
 /// The command with `{python}` replaced by [`python`].
-pub(super) fn resolve(command: &[String], matrix_python: Option<&Path>) -> Vec<String> {
+fn resolve(command: &[String], matrix_python: Option<&Path>) -> Vec<String> {
     let python = python(matrix_python).display().to_string();
     command.iter().map(|a| a.replace("{python}", &python)).collect()
 }

@@ -167,6 +167,10 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
     let mut pending = Vec::new();
     for job in in_shard(jobs(plan, &options.store), options.shard) {
         match Store::status(&job.dir, &job.hash)? {
+            RunStatus::Finished(m) if other_stage1_model(plan, options, &job, &m)? => {
+                eprintln!("{}: fine-tuned from a stage-1 model its stage-1 record no longer names (stage 1 trained again); rerunning", job.id());
+                pending.push(job);
+            }
             RunStatus::Finished(_) => summary.skipped += 1,
             RunStatus::Stale => {
                 eprintln!("{}: stored result is from another configuration; rerunning", job.id());
@@ -187,16 +191,7 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
             return Ok(summary);
         }
         if job.cell.column.dataset.is_detection() {
-            // detectron2 reads the data: its files, the project and its configs are checked.
-            let root = options.locator.locate(&job.cell.column.dataset);
-            let missing = detectron2::missing(plan, root.as_ref().ok().and_then(|r| r.as_deref()));
-            if !missing.is_empty() {
-                bail!(
-                    "matrix `{}` cannot run; what is missing:{}",
-                    plan.name,
-                    missing.iter().fold(String::new(), |all, m| all + "\n  - " + m)
-                );
-            }
+            detectron2_ready(plan, options, job)?;
             costs.push(eta::Cost::of(&job.cell, None));
             continue;
         }
@@ -349,8 +344,10 @@ fn run_job(
         }
     };
     // Another process finished it while we waited for the lease.
-    if let RunStatus::Finished(_) = Store::status(&job.dir, &job.hash)? {
-        return Ok(Done::AlreadyFinished);
+    if let RunStatus::Finished(m) = Store::status(&job.dir, &job.hash)? {
+        if !other_stage1_model(plan, options, job, &m)? {
+            return Ok(Done::AlreadyFinished);
+        }
     }
     // A signal while the lease was taken: stop before `Store::begin` clears anything.
     if interrupt::received().is_some() {
@@ -475,6 +472,39 @@ fn execute(
     )?;
     store::write_json(&job.dir.join("metrics.json"), &metrics)?;
     Ok(metrics)
+}
+
+/// A detection matrix's check before anything trains: detectron2 reads the data itself, so its
+/// files, the projects, their configs and the evaluator's interpreter are checked, every missing
+/// one named.
+fn detectron2_ready(plan: &Plan, options: &RunOptions, job: &Job) -> anyhow::Result<()> {
+    let root = options.locator.locate(&job.cell.column.dataset);
+    let missing = detectron2::missing(plan, root.as_ref().ok().and_then(|r| r.as_deref()));
+    if !missing.is_empty() {
+        bail!(
+            "matrix `{}` cannot run; what is missing:{}",
+            plan.name,
+            missing.iter().fold(String::new(), |all, m| all + "\n  - " + m)
+        );
+    }
+    Ok(())
+}
+
+/// Whether the finished stage-2 run `stored` was fine-tuned from another stage-1 model than the
+/// one its finished stage-1 run's record names (detectron2 runs, whose stage 1 does not retrain
+/// bit for bit): then it is rerun.
+fn other_stage1_model(
+    plan: &Plan,
+    options: &RunOptions,
+    job: &Job,
+    stored: &Metrics,
+) -> anyhow::Result<bool> {
+    let Some(stage1) = &job.stage1 else { return Ok(false) };
+    let dir = options.store.run_dir(&plan.name, stage1, job.seed.0);
+    Ok(match Store::status(&dir, &plan.config_hash(stage1, job.seed))? {
+        RunStatus::Finished(first) => !stored.started_from(&first),
+        RunStatus::Failed(_) | RunStatus::Stale | RunStatus::Absent => false,
+    })
 }
 
 /// A run's `config.json` without its data (class counts, data hash, validation split, pretrained

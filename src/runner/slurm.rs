@@ -30,8 +30,11 @@ pub struct SlurmOptions {
     /// Slurm partition of the array and of the report job (`--partition`); none: the cluster's
     /// default.
     pub partition: Option<String>,
-    /// GPUs per task (then `--device cuda`).
+    /// GPUs per task (then `--device cuda`, unless `commands_use_gpus`).
     pub gpus: usize,
+    /// The GPUs are the commands' (detectron2 methods), not balms's: balms itself runs on the
+    /// CPU (`--device cpu`), so its libtorch need not have CUDA.
+    pub commands_use_gpus: bool,
     /// Working directory of the jobs.
     pub workdir: PathBuf,
     /// `--results` of every task and of the report job (`balms slurm` passes an absolute path).
@@ -72,7 +75,11 @@ pub fn script(o: &SlurmOptions) -> String {
     }
     let device = if o.gpus > 0 {
         let _ = write!(common, " --gres={}", quote(&format!("gpu:{}", o.gpus)));
-        "cuda"
+        if o.commands_use_gpus {
+            "cpu"
+        } else {
+            "cuda"
+        }
     } else {
         "cpu"
     };

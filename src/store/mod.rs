@@ -204,6 +204,19 @@ impl Metrics {
         }
     }
 
+    /// Whether this stage-2 run started from the model its stage-1 run's record names: false
+    /// only when both records carry the hashes (detectron2 runs) and they differ, e.g. after
+    /// stage 1 was trained again (detectron2 on GPUs does not repeat bit for bit).
+    #[must_use]
+    pub fn started_from(&self, stage1: &Metrics) -> bool {
+        let start = self.external.as_ref().and_then(|e| e.start_sha256.as_ref());
+        let model = stage1.external.as_ref().and_then(|e| e.model_sha256.as_ref());
+        match (start, model) {
+            (Some(start), Some(model)) => start == model,
+            _ => true,
+        }
+    }
+
     /// Top-1 on the test set, for a classification run.
     #[must_use]
     pub fn top1(&self) -> Option<f64> {
@@ -245,6 +258,13 @@ pub struct ExternalRecord {
     pub files_sha256: std::collections::BTreeMap<String, String>,
     /// What the command reported about itself (`python`, `torch`, ...: any JSON values).
     pub environment: std::collections::BTreeMap<String, serde_json::Value>,
+    /// A detectron2 run: SHA-256 of the `model_final.pth` it wrote (what its stage-2 runs start
+    /// from; absent for other commands).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_sha256: Option<String>,
+    /// A detectron2 stage 2: SHA-256 of the stage-1 `model_final.pth` it started from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_sha256: Option<String>,
 }
 
 /// `failed.json`: a run that failed or diverged. Never counted as a result.

@@ -330,10 +330,11 @@ fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lv
             args["argv"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
         let seed_arg = command[command.iter().position(|a| *a == "SEED").unwrap() + 1];
         assert!(plan.contains(&format!("seed {seed}: SEED {seed_arg}")), "{seed_arg}: {plan}");
-        assert_eq!(
-            &command[..4],
-            ["--config-file", "projects/BALMS/configs/missed.yaml", "--num-gpus", "2"]
-        );
+        // The project's files by absolute path: the command runs in the run's folder.
+        assert_eq!(command[0], "--config-file");
+        assert!(command[1].ends_with("/project/projects/BALMS/configs/missed.yaml"), "{args}");
+        assert!(Path::new(command[1]).is_absolute(), "{args}");
+        assert_eq!(&command[2..4], ["--num-gpus", "2"]);
         assert_eq!(
             &command[command.len() - 4..],
             ["SOLVER.MAX_ITER", "6", "TEST.DETECTIONS_PER_IMAGE", "300"]
@@ -350,10 +351,16 @@ fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lv
             args["start"].as_str().unwrap(),
             format!("model of SEED {} from None", stage1_seed.as_str().unwrap())
         );
+        // The data folder: DETECTRON2_DATASETS, and `datasets` in the folder it runs in (all
+        // detectron2 0.1.1 reads).
         assert!(args["datasets"].as_str().unwrap().ends_with("data"), "{args}");
-        assert!(args["cwd"].as_str().unwrap().ends_with("/project"), "{args}");
+        let cwd = Path::new(args["cwd"].as_str().unwrap());
+        assert!(cwd.ends_with(format!("lvis-v0.5.if26148.balms/seed-{seed}/external")), "{args}");
+        assert!(cwd.join("datasets/lvis/lvis_v0.5_val.json").is_file(), "{args}");
+        assert!(args["script"].as_str().unwrap().ends_with("/project/projects/BALMS/train_net.py"));
         let eql = read(run("eql", seed).join("external/out/args.json"));
-        assert!(eql["cwd"].as_str().unwrap().ends_with("/eql-project"), "{eql}");
+        let script = eql["script"].as_str().unwrap();
+        assert!(script.ends_with("/eql-project/projects/EQL/train_net.py"), "{eql}");
         let eql = read(run("eql", seed).join("metrics.json"));
         assert!(close(&eql["named-metrics"]["APm"], 100.0), "{eql}");
         assert!(eql["external"]["files-sha256"]["projects/EQL/train_net.py"].is_string(), "{eql}");
@@ -443,6 +450,27 @@ fn a_detectron2_method_takes_no_balms_settings_and_its_hash_ignores_them() {
         !output.status.success() && err.contains("takes its training settings from its config"),
         "{err}"
     );
+    // A top-1 claim between detectron2 methods could never be judged: refused.
+    let top1_claim =
+        format!("{text}\n[[claims]]\nclaim = \"x\"\nbetter = \"balms\"\nthan = \"sigmoid\"\n");
+    let bad = crate::util::matrix(dir.path(), "claim.toml", &top1_claim);
+    let err = crate::util::stderr(&crate::util::run(&["plan", bad.to_str().unwrap()]));
+    assert!(err.contains("no top-1 or rates"), "{err}");
+    // Its stage 1 may name its starting weights (offline); a stage 2 may not.
+    let weights = "overrides = [\"MODEL.WEIGHTS\", \"R-50.pkl\"]";
+    let sigmoid = "config = \"projects/BALMS/configs/perfect.yaml\"";
+    let balms = "overrides = [\"TEST.DETECTIONS_PER_IMAGE\", \"300\"]";
+    for (given, own, refused) in
+        [(sigmoid, format!("{weights}, {sigmoid}"), false), (balms, weights.to_string(), true)]
+    {
+        let changed = text.replacen(given, &own, 1);
+        assert_ne!(changed, text, "{given}: the override was placed");
+        let file = crate::util::matrix(dir.path(), "weights.toml", &changed);
+        let output = crate::util::run(&["plan", file.to_str().unwrap()]);
+        let err = crate::util::stderr(&output);
+        assert_eq!(!output.status.success(), refused, "{given}: {err}");
+        assert_eq!(err.contains("`MODEL.WEIGHTS` is balms's to set"), refused, "{err}");
+    }
     let plan = balms::matrix::Plan::load(&path).unwrap();
     let cell = plan.cells().into_iter().find(|c| c.method.name == "sigmoid").unwrap();
     let mut moved = cell.clone();
@@ -456,4 +484,76 @@ fn a_detectron2_method_takes_no_balms_settings_and_its_hash_ignores_them() {
     let mut overridden = cell.clone();
     overridden.method.external.as_mut().unwrap().detectron2.as_mut().unwrap().overrides.clear();
     assert_ne!(plan.config_hash(&cell, seed), plan.config_hash(&overridden, seed));
+}
+
+/// A run whose command finished is not trained again when only its record is redone (its
+/// evaluation is), and a stage 2 fine-tuned from a stage-1 model its stage-1 record no longer
+/// names (stage 1 trained again: GPUs do not repeat it bit for bit) is not counted and is rerun.
+#[test]
+fn a_finished_command_is_not_retrained_and_a_retrained_stage_1_reruns_its_stage_2() {
+    let Some(python) = lvis_python() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = detectron2_matrix(dir.path(), &python);
+    let results = dir.path().join("results");
+    let run_all = || {
+        crate::util::balms(&[
+            "run",
+            path.to_str().unwrap(),
+            "--no-progress",
+            "--results",
+            results.to_str().unwrap(),
+            "--data-dir",
+            dir.path().join("data").to_str().unwrap(),
+        ])
+        .env("BALMS_PYTHON", &python)
+        .env_remove("BALMS_INSTANCESEG")
+        .output()
+        .unwrap()
+    };
+    let _ = run_all();
+    let run =
+        |method: &str| results.join(format!("lvis-stand-in/lvis-v0.5.if26148.{method}/seed-1"));
+    // The record alone redone: the detections are evaluated again, nothing retrained.
+    let record = std::fs::read(run("sigmoid").join("metrics.json")).unwrap();
+    let args = std::fs::read(run("sigmoid").join("external/out/args.json")).unwrap();
+    std::fs::remove_file(run("sigmoid").join("metrics.json")).unwrap();
+    let _ = run_all();
+    let log = std::fs::read_to_string(run("sigmoid").join("log.jsonl")).unwrap();
+    assert!(log.contains("resumed"), "{log}");
+    assert_eq!(std::fs::read(run("sigmoid").join("metrics.json")).unwrap(), record);
+    assert_eq!(std::fs::read(run("sigmoid").join("external/out/args.json")).unwrap(), args);
+    // Stage 1 "trained again": another model, and a record naming it.
+    let model = run("sigmoid").join("external/out/model_final.pth");
+    std::fs::write(&model, "retrained").unwrap();
+    let mut first: Value =
+        serde_json::from_slice(&std::fs::read(run("sigmoid").join("metrics.json")).unwrap())
+            .unwrap();
+    first["external"]["model-sha256"] = json!(balms::files::sha256(b"retrained"));
+    std::fs::write(run("sigmoid").join("metrics.json"), first.to_string()).unwrap();
+    let paper = dir.path().join("paper");
+    let report = crate::util::run(&[
+        "report",
+        path.to_str().unwrap(),
+        "--results",
+        results.to_str().unwrap(),
+        "--paper",
+        paper.to_str().unwrap(),
+    ]);
+    assert!(report.status.success(), "{}", crate::util::stderr(&report));
+    let text = std::fs::read_to_string(paper.join("lvis-stand-in.md")).unwrap();
+    assert!(text.contains("its stage-1 record no longer names"), "not counted: {text}");
+    let again = run_all();
+    let err = crate::util::stderr(&again);
+    assert!(
+        err.contains("lvis-v0.5/if26148/balms seed 1: fine-tuned from a stage-1 model"),
+        "{err}"
+    );
+    let args: Value = serde_json::from_slice(
+        &std::fs::read(run("balms").join("external/out/args.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(args["start"], "retrained", "the stage 2 starts from the model stage 1 names now");
+    let balms_record: Value =
+        serde_json::from_slice(&std::fs::read(run("balms").join("metrics.json")).unwrap()).unwrap();
+    assert_eq!(balms_record["external"]["start-sha256"], first["external"]["model-sha256"]);
 }

@@ -229,6 +229,8 @@ fn a_matrix_asks_slurm_for_its_resources_and_flags_win() {
         let output = crate::util::run(&args);
         assert!(output.status.success(), "{}", crate::util::stderr(&output));
         let text = String::from_utf8_lossy(&output.stdout).to_string();
+        // The GPUs are detectron2's: balms itself runs on the CPU.
+        assert!(text.contains("--device cpu"), "{text}");
         text.lines().find(|l| l.contains("--array=")).unwrap().to_string()
     };
     let own = script(&[]);
