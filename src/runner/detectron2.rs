@@ -185,13 +185,15 @@ pub(super) fn execute(
     // came after it failed, e.g. the evaluation: `trained.json` says it finished.
     let marker = dir.join("trained.json");
     let trained: Option<Trained> =
-        store::read_json::<Trained>(&marker).ok().filter(|t| t.config_sha256 == job.hash);
+        store::read_json::<Trained>(&marker).ok().filter(|t| t.config == job.hash);
     let start_sha256 = match &weights {
         Some(w) => Some(stage1_model(plan, job, options, w)?),
         None => None,
     };
+    let files_sha256 = file_hashes(&project, external, d)?;
     let results = out.join("inference/lvis_instances_results.json");
-    if trained.as_ref().is_some_and(|t| t.start_sha256 == start_sha256 && results.is_file()) {
+    let same = |t: &Trained| t.start == start_sha256 && t.files == files_sha256;
+    if trained.as_ref().is_some_and(same) && results.is_file() {
         Store::log(
             &job.dir,
             &serde_json::json!({"type": "external", "resumed": "the command finished earlier for this configuration; evaluating its detections"}),
@@ -213,25 +215,20 @@ pub(super) fn execute(
                 super::external::stderr_tail(&dir)
             );
         }
-        let done = Trained { config_sha256: job.hash.clone(), start_sha256: start_sha256.clone() };
+        let done = Trained {
+            config: job.hash.clone(),
+            start: start_sha256.clone(),
+            files: files_sha256.clone(),
+        };
         store::write_json(&marker, &done)?;
     }
-    let model = out.join("model_final.pth");
-    let model_sha256 = if model.is_file() {
-        Some(
-            crate::files::sha256_file(&model)
-                .with_context(|| format!("reading `{}`", model.display()))?,
-        )
-    } else {
-        None
-    };
+    let model_sha256 = model_hash(&out.join("model_final.pth"))?;
     let (iterations, final_train_loss) = training_log(&out.join("metrics.json"))?;
     let scored = evaluate(plan, &dir, &annotations, &results, stop_requested)?;
     let mut environment = scored.evaluator;
     if let Some(revision) = git_revision(&project) {
         environment.insert("project-revision".into(), revision.into());
     }
-    let files_sha256 = file_hashes(&project, external, d)?;
     let metrics = Metrics {
         schema: store::SCHEMA,
         run: job.cell.id(),
@@ -265,13 +262,18 @@ pub(super) fn execute(
     Ok(metrics)
 }
 
-/// `<run>/external/trained.json`: the command finished for this configuration (and this stage-1
-/// model), so a later attempt evaluates its detections without training again.
+/// `<run>/external/trained.json`: the command finished for this configuration, this stage-1
+/// model and these project files, so a later attempt evaluates its detections without training
+/// again.
 #[derive(serde::Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 struct Trained {
-    config_sha256: String,
-    start_sha256: Option<String>,
+    /// The run's configuration hash.
+    config: String,
+    /// SHA-256 of the stage-1 model it started from.
+    start: Option<String>,
+    /// SHA-256 of the project's files it ran.
+    files: BTreeMap<String, String>,
 }
 
 /// Runs the detectron2 command: in the run's `external/` folder, where `datasets` links to the
@@ -356,6 +358,16 @@ fn stage1_model(
         );
     }
     Ok(hash)
+}
+
+/// SHA-256 of the model a run wrote, if it wrote one.
+fn model_hash(model: &Path) -> anyhow::Result<Option<String>> {
+    if !model.is_file() {
+        return Ok(None);
+    }
+    let hash = crate::files::sha256_file(model)
+        .with_context(|| format!("reading `{}`", model.display()))?;
+    Ok(Some(hash))
 }
 
 /// The folder holding LVIS v0.5 and COCO 2017 in detectron2's layout, every file checked.

@@ -234,7 +234,7 @@ fn a_matrix_asks_slurm_for_its_resources_and_flags_win() {
         text.lines().find(|l| l.contains("--array=")).unwrap().to_string()
     };
     let own = script(&[]);
-    for wanted in ["--gres='gpu:8'", "--time='2-00:00:00'", "--mem='240G'", "--cpus-per-task='32'"]
+    for wanted in ["--gres='gpu:8'", "--time='4-00:00:00'", "--mem='240G'", "--cpus-per-task='32'"]
     {
         assert!(own.contains(wanted), "{wanted}: {own}");
     }
