@@ -266,6 +266,39 @@ rows = {{ sigmoid = "Sigmoid", balms = "BALMS" }}
     crate::util::matrix(dir, "m.toml", &text)
 }
 
+/// `balms run` of the stand-in matrix in `dir` (`m.toml`), into `dir/results`, with `python`.
+fn run_stand_in(dir: &Path, python: &Path) -> Output {
+    crate::util::balms(&[
+        "run",
+        dir.join("m.toml").to_str().unwrap(),
+        "--no-progress",
+        "--results",
+        dir.join("results").to_str().unwrap(),
+        "--data-dir",
+        dir.join("data").to_str().unwrap(),
+    ])
+    .env("BALMS_PYTHON", python)
+    .env_remove("BALMS_INSTANCESEG")
+    .output()
+    .unwrap()
+}
+
+/// `balms report` of the stand-in matrix in `dir` into `dir/paper`: the folder and the report.
+fn report_stand_in(dir: &Path) -> (std::path::PathBuf, String) {
+    let paper = dir.join("paper");
+    let report = crate::util::run(&[
+        "report",
+        dir.join("m.toml").to_str().unwrap(),
+        "--results",
+        dir.join("results").to_str().unwrap(),
+        "--paper",
+        paper.to_str().unwrap(),
+    ]);
+    assert!(report.status.success(), "{}", crate::util::stderr(&report));
+    let text = std::fs::read_to_string(paper.join("lvis-stand-in.md")).unwrap();
+    (paper, text)
+}
+
 #[test]
 #[expect(clippy::too_many_lines, reason = "one run of the matrix, every record it wrote checked")]
 fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lvis_api() {
@@ -273,19 +306,7 @@ fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lv
     let dir = tempfile::tempdir().unwrap();
     let path = detectron2_matrix(dir.path(), &python);
     let results = dir.path().join("results");
-    let output = crate::util::balms(&[
-        "run",
-        path.to_str().unwrap(),
-        "--no-progress",
-        "--results",
-        results.to_str().unwrap(),
-        "--data-dir",
-        dir.path().join("data").to_str().unwrap(),
-    ])
-    .env("BALMS_PYTHON", &python)
-    .env_remove("BALMS_INSTANCESEG")
-    .output()
-    .unwrap();
+    let output = run_stand_in(dir.path(), &python);
     let err = crate::util::stderr(&output);
     // `oom` failed, so the run as a whole did.
     assert!(!output.status.success(), "{err}");
@@ -382,17 +403,7 @@ fn detectron2_runs_get_their_seed_overrides_and_stage_1_and_are_scored_by_the_lv
         assert!(!run("malformed", seed).join("metrics.json").exists());
     }
     // The report: Table 4's columns for each method; the layout beside the paper's numbers.
-    let paper = dir.path().join("paper");
-    let report = crate::util::run(&[
-        "report",
-        path.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--paper",
-        paper.to_str().unwrap(),
-    ]);
-    assert!(report.status.success(), "{}", crate::util::stderr(&report));
-    let text = std::fs::read_to_string(paper.join("lvis-stand-in.md")).unwrap();
+    let (paper, text) = report_stand_in(dir.path());
     let row = |name: &str| {
         text.lines().find(|l| l.starts_with(&format!("| {name} "))).unwrap_or_default().to_string()
     };
@@ -493,23 +504,9 @@ fn a_detectron2_method_takes_no_balms_settings_and_its_hash_ignores_them() {
 fn a_finished_command_is_not_retrained_and_a_retrained_stage_1_reruns_its_stage_2() {
     let Some(python) = lvis_python() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let path = detectron2_matrix(dir.path(), &python);
+    detectron2_matrix(dir.path(), &python);
     let results = dir.path().join("results");
-    let run_all = || {
-        crate::util::balms(&[
-            "run",
-            path.to_str().unwrap(),
-            "--no-progress",
-            "--results",
-            results.to_str().unwrap(),
-            "--data-dir",
-            dir.path().join("data").to_str().unwrap(),
-        ])
-        .env("BALMS_PYTHON", &python)
-        .env_remove("BALMS_INSTANCESEG")
-        .output()
-        .unwrap()
-    };
+    let run_all = || run_stand_in(dir.path(), &python);
     let _ = run_all();
     let run =
         |method: &str| results.join(format!("lvis-stand-in/lvis-v0.5.if26148.{method}/seed-1"));
@@ -530,17 +527,7 @@ fn a_finished_command_is_not_retrained_and_a_retrained_stage_1_reruns_its_stage_
             .unwrap();
     first["external"]["model-sha256"] = json!(balms::files::sha256(b"retrained"));
     std::fs::write(run("sigmoid").join("metrics.json"), first.to_string()).unwrap();
-    let paper = dir.path().join("paper");
-    let report = crate::util::run(&[
-        "report",
-        path.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-        "--paper",
-        paper.to_str().unwrap(),
-    ]);
-    assert!(report.status.success(), "{}", crate::util::stderr(&report));
-    let text = std::fs::read_to_string(paper.join("lvis-stand-in.md")).unwrap();
+    let (_, text) = report_stand_in(dir.path());
     assert!(text.contains("its stage-1 record no longer names"), "not counted: {text}");
     let again = run_all();
     let err = crate::util::stderr(&again);
