@@ -78,7 +78,7 @@ pub fn run(args: &ReproduceArgs) -> anyhow::Result<ExitCode> {
             }
             if !missing.is_empty() {
                 skipped.push(format!(
-                    "{} ({}): needs {}",
+                    "{} ({}): what is missing: {}",
                     plan.name,
                     file.display(),
                     missing.join("; ")
