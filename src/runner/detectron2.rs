@@ -4,19 +4,23 @@
 //!
 //! ```text
 //! <run>/external/
+//!   datasets             a link to the folder holding LVIS v0.5 and COCO 2017
 //!   out/                 OUTPUT_DIR: detectron2's log.txt, metrics.json, model_final.pth,
 //!                        inference/lvis_instances_results.json
 //!   stdout.log, stderr.log
+//!   trained.json         the command finished (configuration, stage-1 model, project files)
 //!   lvis_eval.py         balms's evaluator (embedded in the binary), as it ran
 //!   lvis_eval.json       everything the LVIS API computed, and the evaluator's versions
+//!   evaluation/          the evaluator's stdout.log and stderr.log
 //! ```
 //!
-//! The command runs in the project's checkout as `<command> --config-file <config> --num-gpus
-//! <gpus> SEED <seed> OUTPUT_DIR <out> [MODEL.WEIGHTS <stage 1's out/model_final.pth>]
-//! <overrides>`, with `DETECTRON2_DATASETS` set to the folder that holds LVIS v0.5 and COCO 2017.
-//! balms then scores `out/inference/lvis_instances_results.json` with the official LVIS API on
-//! `lvis_v0.5_val.json` (`external/lvis_eval.py`: segm and bbox, 300 detections per image) and
-//! records Table 4's columns, in points (AP x 100), as the run's named metrics.
+//! The command runs in `<run>/external/` as `<command> --config-file <project>/<config>
+//! --num-gpus <gpus> SEED <seed> OUTPUT_DIR <out> [MODEL.WEIGHTS <stage 1's out/model_final.pth>]
+//! <overrides>`, the project's files by absolute path, with `DETECTRON2_DATASETS` set to the data
+//! folder too (detectron2 0.1.1 reads `./datasets` only). balms then scores
+//! `out/inference/lvis_instances_results.json` with the official LVIS API on `lvis_v0.5_val.json`
+//! (`external/lvis_eval.py`: segm and bbox, 300 detections per image) and records Table 4's
+//! columns, in points (AP x 100), as the run's named metrics.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -71,9 +75,9 @@ pub fn project(plan: &Plan, d: &Detectron2) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// What the command and data need that is missing, one line each (empty when all is there):
-/// the project, the files of `external`'s command and config, and LVIS v0.5 and COCO 2017 under
-/// `root`.
+/// What a detection matrix needs that is missing, one line each (empty when all is there): each
+/// method's project, own interpreter, script and config with its `_BASE_`s; the LVIS API for
+/// balms's evaluator; and LVIS v0.5 and COCO 2017 under `root`.
 #[must_use]
 pub fn missing(plan: &Plan, root: Option<&Path>) -> Vec<String> {
     let mut missing = Vec::new();
