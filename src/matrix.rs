@@ -249,10 +249,11 @@ pub struct External {
     pub detectron2: Option<Detectron2>,
 }
 
-/// A detectron2 method (`external = { detectron2 = { config = "..." } }`): the command runs in the
-/// matrix's `[detectron2] project` as `<command> --config-file <config> --num-gpus <gpus> SEED
-/// <seed> OUTPUT_DIR <out> [MODEL.WEIGHTS <stage 1's model_final.pth>] <overrides>`, and its
-/// detections are scored by `external/lvis_eval.py` (README, "LVIS and detectron2").
+/// A detectron2 method (`external = { detectron2 = { config = "..." } }`): the command, from the
+/// matrix's `[detectron2] project` (or the method's own), runs in its run's folder as `<command>
+/// --config-file <config> --num-gpus <gpus> SEED <seed> OUTPUT_DIR <out> [MODEL.WEIGHTS <stage
+/// 1's model_final.pth>] <overrides>`, and its detections are scored by `external/lvis_eval.py`
+/// (README, "LVIS and detectron2").
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Detectron2 {
@@ -846,7 +847,7 @@ fn render_detectron2(out: &mut String, method: &Method) -> bool {
         let _ = writeln!(out, "  {}: detectron2{stage1}", method.name);
         let _ = writeln!(
             out,
-            "    `{} --config-file {} --num-gpus {} SEED <seed> OUTPUT_DIR <run>/external/out{}{}` in {} (timeout {} s)",
+            "    `{} --config-file {} --num-gpus {} SEED <seed> OUTPUT_DIR <run>/external/out{}{}` from {} (timeout {} s)",
             external.command.join(" "),
             d.config,
             d.gpus,
