@@ -869,7 +869,7 @@ pub fn write_collected(report: &MatrixReport, paper: &Path) -> anyhow::Result<Pa
                 .map(|(row, _)| row.as_str())
                 .collect();
             if !absent.is_empty() {
-                let _ = writeln!(caption, "Rows without a method in the matrix (no code for them in the detectron2 project it runs): {}.", absent.join(", "));
+                let _ = writeln!(caption, "Rows without a method in the matrix (no detectron2 code for them in the projects it runs): {}.", absent.join(", "));
             }
             render_detection_caption(&mut caption, report);
         } else {
