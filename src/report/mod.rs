@@ -377,17 +377,9 @@ pub fn collect(plan: &Plan, store: &Store) -> anyhow::Result<MatrixReport> {
         let (mut runs, mut validation, mut failures) = (Vec::new(), Vec::new(), Vec::new());
         for &seed in &plan.seeds {
             let dir = store.run_dir(&plan.name, &cell, seed.0);
-            let stage1 = plan.stage1_cell(&cell).map(|first| {
-                let dir = store.run_dir(&plan.name, &first, seed.0);
-                Store::status(&dir, &plan.config_hash(&first, seed))
-            });
-            let stage1 = match stage1.transpose()? {
-                Some(RunStatus::Finished(first)) => Some(first),
-                _ => None,
-            };
             match Store::status(&dir, &plan.config_hash(&cell, seed))? {
                 RunStatus::Finished(metrics)
-                    if stage1.as_ref().is_some_and(|first| !metrics.started_from(first)) =>
+                    if store.started_elsewhere(plan, &cell, seed, &metrics)? =>
                 {
                     failures.push(FailedRun {
                         seed: seed.0,

@@ -170,7 +170,11 @@ pub(super) fn execute(
     let project = project(plan, d)?;
     let root = data_root(job, options)?;
     let annotations = root.join(LVIS_V05_FILES[1]);
-    let weights = stage1_weights(plan, job, options)?;
+    let start = stage1_start(plan, job, options)?;
+    let (weights, start_sha256) = match start {
+        Some((weights, hash)) => (Some(weights), Some(hash)),
+        None => (None, None),
+    };
     let provenance = store::Provenance {
         data_source: root.display().to_string(),
         // detectron2 trains on its own devices; balms's device and threads play no part.
@@ -190,10 +194,6 @@ pub(super) fn execute(
     let marker = dir.join("trained.json");
     let trained: Option<Trained> =
         store::read_json::<Trained>(&marker).ok().filter(|t| t.config == job.hash);
-    let start_sha256 = match &weights {
-        Some(w) => Some(stage1_model(plan, job, options, w)?),
-        None => None,
-    };
     let files_sha256 = file_hashes(&project, external, d)?;
     let results = out.join("inference/lvis_instances_results.json");
     let same = |t: &Trained| t.start == start_sha256 && t.files == files_sha256;
@@ -334,36 +334,6 @@ fn train(
     ran
 }
 
-/// The SHA-256 of the stage-1 model `weights`, checked against what the stage-1 run's record
-/// says it wrote.
-fn stage1_model(
-    plan: &Plan,
-    job: &Job,
-    options: &RunOptions,
-    weights: &Path,
-) -> anyhow::Result<String> {
-    let stage1 = job.stage1.as_ref().expect("stage-1 weights belong to a decoupled run");
-    let (_, stored) = super::finished_stage1(
-        plan,
-        stage1,
-        job.seed,
-        options,
-        "the model it starts from does not exist yet",
-    )?;
-    let hash = crate::files::sha256_file(weights)
-        .with_context(|| format!("reading `{}`", weights.display()))?;
-    let recorded = stored.external.as_ref().and_then(|e| e.model_sha256.as_ref());
-    if recorded.is_some_and(|r| *r != hash) {
-        bail!(
-            "the stage-1 model `{}` is not the one the stage-1 run `{}` seed {} recorded (trained again since?): rerun that stage-1 run first, so that its record matches the model",
-            weights.display(),
-            stage1.id(),
-            job.seed
-        );
-    }
-    Ok(hash)
-}
-
 /// SHA-256 of the model a run wrote, if it wrote one.
 fn model_hash(model: &Path) -> anyhow::Result<Option<String>> {
     if !model.is_file() {
@@ -416,30 +386,44 @@ fn arguments(
     args
 }
 
-/// The stage-1 run's `model_final.pth` for a decoupled detectron2 method (`None` for stage 1).
-fn stage1_weights(plan: &Plan, job: &Job, options: &RunOptions) -> anyhow::Result<Option<PathBuf>> {
-    match (&job.cell.method.scheme, &job.stage1) {
-        (Scheme::Decoupled(_), Some(stage1)) => {
-            let (dir, _) = super::finished_stage1(
-                plan,
-                stage1,
-                job.seed,
-                options,
-                "the model_final.pth it starts from does not exist yet",
-            )?;
-            let weights = super::external::folder(&dir).join(WEIGHTS);
-            if !weights.is_file() {
-                bail!(
-                    "the stage-1 run `{}` seed {} has no `{}` (detectron2 checkpoints are not committed): train it again, e.g. by removing its `metrics.json` and rerunning the matrix",
-                    stage1.id(),
-                    job.seed,
-                    weights.display()
-                );
-            }
-            Ok(Some(absolute(&weights)?))
-        }
-        _ => Ok(None),
+/// The stage-1 run's `model_final.pth` for a decoupled detectron2 method and its SHA-256,
+/// checked against what the stage-1 run's record says it wrote (`None` for a stage 1).
+fn stage1_start(
+    plan: &Plan,
+    job: &Job,
+    options: &RunOptions,
+) -> anyhow::Result<Option<(PathBuf, String)>> {
+    let (Scheme::Decoupled(_), Some(stage1)) = (&job.cell.method.scheme, &job.stage1) else {
+        return Ok(None);
+    };
+    let (dir, stored) = super::finished_stage1(
+        plan,
+        stage1,
+        job.seed,
+        options,
+        "the model_final.pth it starts from does not exist yet",
+    )?;
+    let weights = absolute(&super::external::folder(&dir).join(WEIGHTS))?;
+    if !weights.is_file() {
+        bail!(
+            "the stage-1 run `{}` seed {} has no `{}` (detectron2 checkpoints are not committed): train it again, e.g. by removing its `metrics.json` and rerunning the matrix",
+            stage1.id(),
+            job.seed,
+            weights.display()
+        );
     }
+    let hash = crate::files::sha256_file(&weights)
+        .with_context(|| format!("reading `{}`", weights.display()))?;
+    let recorded = stored.external.as_ref().and_then(|e| e.model_sha256.as_ref());
+    if recorded.is_some_and(|r| *r != hash) {
+        bail!(
+            "the stage-1 model `{}` is not the one the stage-1 run `{}` seed {} recorded (trained again since?): rerun that stage-1 run first, so that its record matches the model",
+            weights.display(),
+            stage1.id(),
+            job.seed
+        );
+    }
+    Ok(Some((weights, hash)))
 }
 
 /// The project's files a detectron2 method runs, as paths in the project: the Python scripts on

@@ -167,7 +167,9 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
     let mut pending = Vec::new();
     for job in in_shard(jobs(plan, &options.store), options.shard) {
         match Store::status(&job.dir, &job.hash)? {
-            RunStatus::Finished(m) if other_stage1_model(plan, options, &job, &m)? => {
+            RunStatus::Finished(m)
+                if options.store.started_elsewhere(plan, &job.cell, job.seed, &m)? =>
+            {
                 eprintln!("{}: fine-tuned from a stage-1 model its stage-1 record no longer names (stage 1 trained again); rerunning", job.id());
                 pending.push(job);
             }
@@ -185,13 +187,18 @@ pub fn run_plan(plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary>
     // Every dataset is read (and its format checked) before anything trains.
     let mut pools = Pools::default();
     let mut costs = Vec::new();
+    let mut detection_checked = false;
     for job in &pending {
         if let Some(signal) = interrupt::received() {
             summary.interrupted = Some((signal, pending.len()));
             return Ok(summary);
         }
         if job.cell.column.dataset.is_detection() {
-            detectron2_ready(plan, options, job)?;
+            // Once for the matrix: what it checks is the matrix's, not the run's.
+            if !detection_checked {
+                detectron2_ready(plan, options, job)?;
+                detection_checked = true;
+            }
             costs.push(eta::Cost::of(&job.cell, None));
             continue;
         }
@@ -345,7 +352,7 @@ fn run_job(
     };
     // Another process finished it while we waited for the lease.
     if let RunStatus::Finished(m) = Store::status(&job.dir, &job.hash)? {
-        if !other_stage1_model(plan, options, job, &m)? {
+        if !options.store.started_elsewhere(plan, &job.cell, job.seed, &m)? {
             return Ok(Done::AlreadyFinished);
         }
     }
@@ -488,23 +495,6 @@ fn detectron2_ready(plan: &Plan, options: &RunOptions, job: &Job) -> anyhow::Res
         );
     }
     Ok(())
-}
-
-/// Whether the finished stage-2 run `stored` was fine-tuned from another stage-1 model than the
-/// one its finished stage-1 run's record names (detectron2 runs, whose stage 1 does not retrain
-/// bit for bit): then it is rerun.
-fn other_stage1_model(
-    plan: &Plan,
-    options: &RunOptions,
-    job: &Job,
-    stored: &Metrics,
-) -> anyhow::Result<bool> {
-    let Some(stage1) = &job.stage1 else { return Ok(false) };
-    let dir = options.store.run_dir(&plan.name, stage1, job.seed.0);
-    Ok(match Store::status(&dir, &plan.config_hash(stage1, job.seed))? {
-        RunStatus::Finished(first) => !stored.started_from(&first),
-        RunStatus::Failed(_) | RunStatus::Stale | RunStatus::Absent => false,
-    })
 }
 
 /// A run's `config.json` without its data (class counts, data hash, validation split, pretrained

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-use crate::matrix::{Cell, Method, RunSeeds};
+use crate::matrix::{Cell, Method, Plan, RunSeeds};
 use crate::train::evaluate::Evaluation;
 
 pub mod lease;
@@ -355,6 +355,33 @@ impl Store {
     #[must_use]
     pub fn run_dir(&self, matrix: &str, cell: &Cell, seed: u64) -> PathBuf {
         self.matrix_dir(matrix).join(cell.dir_name()).join(format!("seed-{seed}"))
+    }
+
+    /// Whether the finished stage-2 run `stored` of `cell` at `seed` was fine-tuned from another
+    /// stage-1 model than the one its finished stage-1 run's record names (detectron2 runs, which
+    /// record both; [`Metrics::started_from`]): then it does not count and is rerun. No record is
+    /// read for a run that recorded no start.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the stage-1 record exists but cannot be read.
+    pub fn started_elsewhere(
+        &self,
+        plan: &Plan,
+        cell: &Cell,
+        seed: crate::seed::Seed,
+        stored: &Metrics,
+    ) -> Result<bool, StoreError> {
+        let (Some(first), Some(_)) = (
+            plan.stage1_cell(cell),
+            stored.external.as_ref().and_then(|e| e.start_sha256.as_ref()),
+        ) else {
+            return Ok(false);
+        };
+        let dir = self.run_dir(&plan.name, &first, seed.0);
+        Ok(match Store::status(&dir, &plan.config_hash(&first, seed))? {
+            RunStatus::Finished(stage1) => !stored.started_from(&stage1),
+            RunStatus::Failed(_) | RunStatus::Stale | RunStatus::Absent => false,
+        })
     }
 
     /// What the store holds for the run in `dir`, given the expected config hash.
