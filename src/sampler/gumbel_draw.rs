@@ -7,7 +7,8 @@
 //! ([`NoiseDraw`]):
 //!
 //! - **exact** (the default): one fused pass over all `n_c` exponential variates, drawn by the
-//!   ziggurat method from Xoshiro256++; cost `O(B x N)`.
+//!   ziggurat method from Xoshiro256++; cost `O(B x N)`. At temperature 1, four rows at a time in
+//!   vector registers, with the bytes of one row at a time (see [`exact_lanes`]).
 //! - **order statistics**: the largest value and its position exactly, the log-sum-exp from the
 //!   [`TOP`] smallest exponentials drawn exactly (Renyi's representation) plus a draw of the sum
 //!   over the rest from a shifted gamma with its exact first three moments; cost `O(B x C x TOP)`
@@ -17,10 +18,13 @@
 //! Every row has its own seeded generator, so the result does not depend on the number of
 //! threads.
 
-use rand::{Rng, SeedableRng};
+use std::sync::OnceLock;
+
+use rand::{Rng, RngCore, SeedableRng};
 use rand_distr::{Exp1, Gamma, StandardNormal};
-use rand_xoshiro::Xoshiro256PlusPlus;
+use rand_xoshiro::{SplitMix64, Xoshiro256PlusPlus};
 use serde::{Deserialize, Serialize};
+use wide::{f64x4, u64x4, CmpLt};
 
 /// How the per-class noise summaries are drawn (`sampler = { meta = { draw = "..." } }`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +83,188 @@ fn summarise(e: impl Iterator<Item = f64>, tau: f64) -> (f64, usize, f64) {
         sum += if tau == 1.0 { 1.0 / e } else { e.powf(-1.0 / tau) };
     }
     (-best.ln(), position, sum.ln())
+}
+
+/// Rows the exact draw steps together at temperature 1: their generators advance in lock-step,
+/// so the compiler keeps them in vector registers and the rows' running sums, reciprocals and
+/// generator words overlap instead of waiting on one another.
+const LANES: usize = 4;
+
+/// Xoshiro256++ for one row, with its state in reach (`rand_xoshiro` keeps it private): the same
+/// words as [`Xoshiro256PlusPlus`] seeded by `seed_from_u64` (test `lanes_match_the_library`).
+#[derive(Clone, Copy, Debug)]
+struct Xoshiro([u64; 4]);
+
+impl Xoshiro {
+    /// The state `Xoshiro256PlusPlus::seed_from_u64(seed)` starts from: four words of
+    /// `SplitMix64` seeded by `seed`.
+    fn seed_from_u64(seed: u64) -> Self {
+        let mut splitmix = SplitMix64::seed_from_u64(seed);
+        Xoshiro(std::array::from_fn(|_| splitmix.next_u64()))
+    }
+
+    /// One step of the state, returning the output word.
+    fn step(s: &mut [u64; 4]) -> u64 {
+        let out = s[0].wrapping_add(s[3]).rotate_left(23).wrapping_add(s[0]);
+        let t = s[1] << 17;
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = s[3].rotate_left(45);
+        out
+    }
+
+    /// The inverse of [`Xoshiro::step`]'s state change.
+    fn step_back(s: &mut [u64; 4]) {
+        let s3 = s[3].rotate_right(45);
+        let s0 = s[0] ^ s3;
+        // s[1] ^ s[2] is now x ^ (x << 17) for the old s[1]; undo the shifts.
+        let y = s[1] ^ s[2];
+        let s1 = y ^ (y << 17) ^ (y << 34) ^ (y << 51);
+        let s2 = s[2] ^ s0 ^ (s1 << 17);
+        *s = [s0, s1, s2, s3 ^ s1];
+    }
+}
+
+impl RngCore for Xoshiro {
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        Xoshiro::step(&mut self.0)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(8) {
+            let word = self.next_u64().to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+        }
+    }
+
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+/// The `x` table of `rand_distr`'s exponential ziggurat (257 layer edges, decreasing to 0),
+/// read through its public sampler: a generator whose first word is `i` (layer `i`, uniform
+/// `u = 2^-53`, the smallest there is) makes `Exp1` return `2^-53 x[i]` exactly, accepted on the
+/// fast path or, for the last layer, on the slow one. The fast path below then takes the same
+/// branch with the same product as `Exp1` for every word (test `lanes_match_the_library`); a
+/// change of the table in a later `rand_distr` fails that test rather than the bytes silently.
+fn ziggurat_x() -> &'static [f64; 257] {
+    struct Probe(Option<u64>);
+    impl RngCore for Probe {
+        fn next_u32(&mut self) -> u32 {
+            (self.next_u64() >> 32) as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            // The slow path's uniform, if asked: 1/2.
+            self.0.take().unwrap_or(1 << 63)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            dest.fill(0);
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+    static TABLE: OnceLock<[f64; 257]> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        std::array::from_fn(|i| {
+            if i == 256 {
+                0.0
+            } else {
+                let x: f64 = Probe(Some(i as u64)).sample(Exp1);
+                x * 2f64.powi(53)
+            }
+        })
+    })
+}
+
+/// The exact draw at temperature 1 for `LANES` rows at once, each from its own generator, in
+/// vector registers (`wide`: SSE2 pairs on a plain x86-64 build, AVX2 where the build targets
+/// it, NEON on ARM): the same summaries, bit for bit, as [`summarise`] over `Exp1` draws from
+/// each row's generator, since every operation is the scalar one lane by lane (no fused or
+/// reordered arithmetic). Every word is tried on `Exp1`'s fast path, which takes 98% of them; a
+/// lane whose word misses it steps its generator back and draws that variate by `Exp1` itself.
+fn exact_lanes(sizes: &[usize], rngs: [Xoshiro; LANES]) -> [RowSummary; LANES] {
+    let edges = ziggurat_x();
+    let mut state: [u64x4; 4] = std::array::from_fn(|k| u64x4::from(rngs.map(|r| r.0[k])));
+    let one_bits = u64x4::splat(0x3ff0_0000_0000_0000);
+    let open = f64x4::splat(1.0 - f64::EPSILON / 2.0);
+    let mut out: [RowSummary; LANES] = std::array::from_fn(|_| RowSummary {
+        max: Vec::with_capacity(sizes.len()),
+        position: Vec::with_capacity(sizes.len()),
+        lse: Vec::with_capacity(sizes.len()),
+    });
+    for &n in sizes {
+        let mut best = f64x4::splat(f64::INFINITY);
+        let mut position = f64x4::ZERO;
+        let mut sum = f64x4::ZERO;
+        for i in 0..n {
+            // Xoshiro256++, lane by lane.
+            let sum03 = state[0] + state[3];
+            let bits = ((sum03 << 23_u32) | (sum03 >> 41_u32)) + state[0];
+            let t = state[1] << 17_u32;
+            state[2] ^= state[0];
+            state[3] ^= state[1];
+            state[1] ^= state[2];
+            state[0] ^= state[3];
+            state[2] ^= t;
+            state[3] = (state[3] << 45_u32) | (state[3] >> 19_u32);
+            // Exp1's fast path: layer from the low 8 bits, a uniform in (0, 1) from the top 52.
+            let layers = bits.to_array().map(|b: u64| usize::from(b.to_le_bytes()[0]));
+            let u: f64x4 = bytemuck::cast::<u64x4, f64x4>((bits >> 12_u32) | one_bits) - open;
+            let mut e = u * f64x4::from(layers.map(|l| edges[l]));
+            let fast = e.cmp_lt(f64x4::from(layers.map(|l| edges[l + 1])));
+            if !fast.all() {
+                (state, e) = off_the_fast_path(state, e, fast);
+            }
+            let better = e.cmp_lt(best);
+            if better.any() {
+                // A new smallest value in some lane: after the first few, rare (about ln n times).
+                best = better.blend(e, best);
+                position = better.blend(f64x4::splat(i as f64), position);
+            }
+            sum += f64x4::ONE / e;
+        }
+        let (best, position, sum) = (best.to_array(), position.to_array(), sum.to_array());
+        for (l, row) in out.iter_mut().enumerate() {
+            row.max.push(-best[l].ln());
+            #[expect(
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss,
+                reason = "a position below n, exact in an f64 (n is far below 2^53)"
+            )]
+            row.position.push(position[l] as usize);
+            row.lse.push(sum[l].ln());
+        }
+    }
+    out
+}
+
+/// The lanes of a step whose word missed `Exp1`'s fast path (`fast` false): each steps its
+/// generator back and draws the variate by `Exp1` itself. Out of line, so that the hot loop keeps
+/// its state in registers.
+#[cold]
+#[inline(never)]
+fn off_the_fast_path(mut s: [u64x4; 4], mut e: f64x4, fast: f64x4) -> ([u64x4; 4], f64x4) {
+    let fast = fast.to_array();
+    for l in (0..LANES).filter(|&l| fast[l] == 0.0) {
+        let mut rng = Xoshiro(std::array::from_fn(|k| s[k].as_array_ref()[l]));
+        Xoshiro::step_back(&mut rng.0);
+        e.as_array_mut()[l] = rng.sample(Exp1);
+        for (word, value) in s.iter_mut().zip(rng.0) {
+            word.as_array_mut()[l] = value;
+        }
+    }
+    (s, e)
 }
 
 /// `e^x E1(x)` for `x > 0`, `E1` the exponential integral: the mean of `1 / (x + X)`, `X ~
@@ -202,9 +388,10 @@ pub fn summaries(
         draw.is_exact() || temperature_one,
         "the order-statistics draw is for temperature 1 (the matrix checks it), not {tau}"
     );
+    let seed_of =
+        |b: usize| crate::seed::Seed(seed).derive(&format!("row/{}", first_stream + b as u64));
     let row = |b: usize| {
-        let stream = format!("row/{}", first_stream + b as u64);
-        let mut rng = Xoshiro256PlusPlus::seed_from_u64(crate::seed::Seed(seed).derive(&stream));
+        let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed_of(b));
         let mut summary = RowSummary { max: Vec::new(), position: Vec::new(), lse: Vec::new() };
         for &n in sizes {
             let (max, position, lse) = match draw {
@@ -217,15 +404,28 @@ pub fn summaries(
         }
         summary
     };
+    // Rows `range`, `LANES` at a time for the exact draw at temperature 1 (the last group padded
+    // with copies of its last row, dropped), one by one otherwise.
+    let rows_in = |range: std::ops::Range<usize>| -> Vec<RowSummary> {
+        if !(draw.is_exact() && temperature_one) {
+            return range.map(row).collect();
+        }
+        let mut out = Vec::with_capacity(range.len());
+        for first in range.clone().step_by(LANES) {
+            let last = (first + LANES).min(range.end) - 1;
+            let rngs =
+                std::array::from_fn(|l| Xoshiro::seed_from_u64(seed_of((first + l).min(last))));
+            out.extend(exact_lanes(sizes, rngs).into_iter().take(last + 1 - first));
+        }
+        out
+    };
     let threads = threads.clamp(1, rows.max(1));
     let chunk = rows.div_ceil(threads);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
-                let row = &row;
-                scope.spawn(move || {
-                    (t * chunk..((t + 1) * chunk).min(rows)).map(row).collect::<Vec<_>>()
-                })
+                let rows_in = &rows_in;
+                scope.spawn(move || rows_in(t * chunk..((t + 1) * chunk).min(rows)))
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("noise thread")).collect()
@@ -247,6 +447,58 @@ mod tests {
             assert!((max - g[1]).abs() < 1e-15);
             let direct = g.iter().map(|v| (v / tau).exp()).sum::<f64>().ln();
             assert!((lse - direct).abs() < 1e-12, "{lse} vs {direct}");
+        }
+    }
+
+    /// The exact draw one row at a time, as it was before rows were drawn in lanes: each row's
+    /// `Xoshiro256PlusPlus` from the library, `Exp1` per variate, [`summarise`].
+    fn one_row_at_a_time(
+        sizes: &[usize],
+        rows: usize,
+        (seed, first): (u64, u64),
+    ) -> Vec<RowSummary> {
+        (0..rows)
+            .map(|b| {
+                let stream = format!("row/{}", first + b as u64);
+                let mut rng =
+                    Xoshiro256PlusPlus::seed_from_u64(crate::seed::Seed(seed).derive(&stream));
+                let mut row = RowSummary { max: Vec::new(), position: Vec::new(), lse: Vec::new() };
+                for &n in sizes {
+                    let (max, position, lse) =
+                        summarise((0..n).map(|_| -> f64 { rng.sample(Exp1) }), 1.0);
+                    row.max.push(max);
+                    row.position.push(position);
+                    row.lse.push(lse);
+                }
+                row
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lanes_match_the_library() {
+        // The generator: the library's words, seed by seed, and a step back undoes a step.
+        for seed in [0, 1, 42, u64::MAX, 0x9e37_79b9_7f4a_7c15] {
+            let (mut ours, mut theirs) =
+                (Xoshiro::seed_from_u64(seed), Xoshiro256PlusPlus::seed_from_u64(seed));
+            for _ in 0..1000 {
+                let before = ours.0;
+                assert_eq!(ours.next_u64(), theirs.next_u64(), "seed {seed}");
+                let mut back = ours.0;
+                Xoshiro::step_back(&mut back);
+                assert_eq!(back, before);
+            }
+        }
+        // The table's edges decrease from the tail's start to 0.
+        let x = ziggurat_x();
+        assert!(x.windows(2).all(|w| w[0] > w[1]) && x[256] == 0.0, "{x:?}");
+        // The draw: 250 rows (groups of 4 and a padded one) over classes of every size from 1 to
+        // 5,000, 5.4M variates, about 60,000 of them off the fast path, bit for bit the
+        // one-row-at-a-time draw on any number of threads.
+        let sizes = [5000, 1, 2, 3, 17, 400, 5];
+        let want = one_row_at_a_time(&sizes, 250, (11, 3));
+        for threads in [1, 3] {
+            assert!(summaries(&sizes, 250, (11, 3), 1.0, NoiseDraw::Exact, threads) == want);
         }
     }
 
