@@ -17,9 +17,9 @@
 //! Stage 2 uses the official batch of 512. Reported: milliseconds per iteration of each method
 //! (wall time of the whole stage-2 run, features included, divided by its iterations) and the
 //! ratio to the plain method; each draw alone at the small size (the exact one per exponential
-//! variate, beside one raw 64-bit word of its generator; the order-statistics one per
-//! iteration). A ratio is the result; absolute times depend on the
-//! machine.
+//! variate, beside the same bytes drawn one row at a time, the same draw right after a libtorch
+//! operation, and one raw 64-bit word of its generator; the order-statistics one per iteration).
+//! A ratio is the result; absolute times depend on the machine.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -30,9 +30,9 @@ use balms::data::DataLocator;
 use balms::device::DeviceChoice;
 use balms::matrix::Plan;
 use balms::runner::{run_plan, RunOptions};
-use balms::sampler::gumbel_draw::{summaries, NoiseDraw};
+use balms::sampler::gumbel_draw::{summaries, NoiseDraw, RowSummary};
 use balms::store::Store;
-use rand::{RngCore, SeedableRng};
+use rand::{Rng, RngCore, SeedableRng};
 
 /// The methods both sizes time: the end-to-end backbone, plain stage 2, the Meta Sampler with
 /// each draw and the Meta Reweighter; the exact draw runs `exact` stage-2 iterations, the others
@@ -125,31 +125,109 @@ fn iteration_costs(
     Ok(methods.iter().map(|m| ((*m).to_string(), 1e3 * per_iteration(&results, cell, m))).collect())
 }
 
-/// Each draw alone at the small size, the best of 3: the exact draw's nanoseconds per
-/// exponential variate on 1 and on `threads` threads, the order-statistics draw's milliseconds
-/// per iteration on `threads` threads, and one raw 64-bit word of Xoshiro256++ (the generator)
-/// in nanoseconds on one thread.
+/// Each draw alone at the small size: the exact draw's nanoseconds per exponential variate on 1
+/// and on `threads` threads (the best of 3), beside the same draw one row at a time (the
+/// reference: `Xoshiro256PlusPlus` and `Exp1` per variate, as balms drew it before rows went four
+/// at a time; checked equal) and on `threads` threads each right after a libtorch operation on
+/// `threads` threads (the mean of 5: as in a stage-2 iteration, where libtorch's OpenMP threads
+/// are still spinning when the draw starts); the order-statistics draw's milliseconds per
+/// iteration on `threads` threads; one raw 64-bit word of Xoshiro256++ in nanoseconds.
 struct DrawCosts {
     variates: f64,
     exact_one: f64,
     exact_many: f64,
+    one_row_at_a_time: f64,
+    after_libtorch: f64,
     order_statistics_ms: f64,
     word: f64,
+}
+
+impl DrawCosts {
+    /// The report's paragraph on each draw alone, on `threads` threads.
+    fn sentence(&self, threads: usize) -> String {
+        let d = self;
+        format!(
+            "\nEach draw alone (host, small size). The exact draw, {:.2}M exponentials per iteration: \
+             {:.2} ns per exponential on 1 thread and {:.2} ns on {threads} ({:.1} ms per iteration), \
+             against {:.2} ns for the same bytes one row at a time on 1 thread ({:.2}x), and {:.2} ns \
+             for one raw 64-bit word of its generator (Xoshiro256++). Right after a libtorch operation, \
+             as in a stage-2 iteration: {:.2} ns on {threads} threads ({:.1} ms), libtorch's idle OpenMP \
+             threads spinning on the same cores. The draw reads and writes no memory per variate, so \
+             the generator and the per-variate work (ziggurat, reciprocal, running sums) bound it, not \
+             memory bandwidth. The order-statistics draw: {:.2} ms per iteration on {threads} threads.\n",
+            d.variates / 1e6,
+            d.exact_one,
+            d.exact_many,
+            d.exact_many * d.variates / 1e6,
+            d.one_row_at_a_time,
+            d.one_row_at_a_time / d.exact_one,
+            d.word,
+            d.after_libtorch,
+            d.after_libtorch * d.variates / 1e6,
+            d.order_statistics_ms
+        )
+    }
+}
+
+/// The exact draw one row at a time (the reference of [`DrawCosts`]): per row and class, the
+/// largest Gumbel value, its position and `ln sum 1 / E`.
+fn one_row_at_a_time(sizes: &[usize], rows: usize) -> Vec<RowSummary> {
+    (0..rows)
+        .map(|b| {
+            let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(
+                balms::seed::Seed(1).derive(&format!("row/{b}")),
+            );
+            let mut row = RowSummary { max: Vec::new(), position: Vec::new(), lse: Vec::new() };
+            for &n in sizes {
+                let (mut best, mut position, mut sum) = (f64::INFINITY, 0, 0.0);
+                for i in 0..n {
+                    let e: f64 = rng.sample(rand_distr::Exp1);
+                    if e < best {
+                        (best, position) = (e, i);
+                    }
+                    sum += 1.0 / e;
+                }
+                row.max.push(-best.ln());
+                row.position.push(position);
+                row.lse.push(f64::ln(sum));
+            }
+            row
+        })
+        .collect()
 }
 
 fn draw_costs(threads: usize) -> DrawCosts {
     let sizes = balms::data::longtail::profile(6000, 10.0, 10);
     let variates = (sizes.iter().sum::<usize>() * 512) as f64;
-    let seconds = |draw, threads| {
-        (0..3)
-            .map(|_| {
-                let start = Instant::now();
-                let rows = summaries(&sizes, 512, (1, 0), 1.0, draw, threads);
-                assert_eq!(rows.len(), 512);
-                start.elapsed().as_secs_f64()
-            })
-            .fold(f64::INFINITY, f64::min)
+    let timed = |f: &dyn Fn()| {
+        let start = Instant::now();
+        f();
+        start.elapsed().as_secs_f64()
     };
+    let draw = |draw, threads| {
+        let rows = summaries(&sizes, 512, (1, 0), 1.0, draw, threads);
+        assert_eq!(rows.len(), 512);
+    };
+    let best_of_3 = |f: &dyn Fn()| (0..3).map(|_| timed(f)).fold(f64::INFINITY, f64::min);
+    let reference = one_row_at_a_time(&sizes, 512);
+    assert!(
+        summaries(&sizes, 512, (1, 0), 1.0, NoiseDraw::Exact, threads) == reference,
+        "the exact draw differs from one row at a time"
+    );
+    let one_row_at_a_time = best_of_3(&|| {
+        std::hint::black_box(one_row_at_a_time(&sizes, 512));
+    });
+    let libtorch = || {
+        let a = tch::Tensor::ones([512, 512], (tch::Kind::Float, tch::Device::Cpu));
+        std::hint::black_box((a.matmul(&a) * 2.0).sum(tch::Kind::Float).double_value(&[]));
+    };
+    let after_libtorch = (0..5)
+        .map(|_| {
+            libtorch();
+            timed(&|| draw(NoiseDraw::Exact, threads))
+        })
+        .sum::<f64>()
+        / 5.0;
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
     let start = Instant::now();
     let words = 50_000_000u64;
@@ -159,11 +237,14 @@ fn draw_costs(threads: usize) -> DrawCosts {
     }
     std::hint::black_box(acc);
     let word = start.elapsed().as_secs_f64() * 1e9 / words as f64;
+    let per_variate = |seconds: f64| seconds * 1e9 / variates;
     DrawCosts {
         variates,
-        exact_one: seconds(NoiseDraw::Exact, 1) * 1e9 / variates,
-        exact_many: seconds(NoiseDraw::Exact, threads) * 1e9 / variates,
-        order_statistics_ms: seconds(NoiseDraw::OrderStatistics, threads) * 1e3,
+        exact_one: per_variate(best_of_3(&|| draw(NoiseDraw::Exact, 1))),
+        exact_many: per_variate(best_of_3(&|| draw(NoiseDraw::Exact, threads))),
+        one_row_at_a_time: per_variate(one_row_at_a_time),
+        after_libtorch: per_variate(after_libtorch),
+        order_statistics_ms: best_of_3(&|| draw(NoiseDraw::OrderStatistics, threads)) * 1e3,
         word,
     }
 }
@@ -245,22 +326,7 @@ fn main() -> anyhow::Result<()> {
         cost("plain-per-batch") / cost("plain"),
         cost("meta-sampler-per-batch") / cost("meta-sampler")
     );
-    let d = draw_costs(threads);
-    let _ = writeln!(
-        report,
-        "\nEach draw alone (host, small size): the exact draw, {:.2}M exponentials per iteration, \
-         {:.2} ns per exponential on 1 thread and {:.2} ns on {threads} ({:.1} ms per iteration), \
-         against {:.2} ns for one raw 64-bit word of its generator (Xoshiro256++): the draw reads \
-         and writes no memory per variate, so the generator and the per-variate work (ziggurat, \
-         reciprocal, running sums) bound it, not memory bandwidth. The order-statistics draw: \
-         {:.2} ms per iteration on {threads} threads.",
-        d.variates / 1e6,
-        d.exact_one,
-        d.exact_many,
-        d.exact_many * d.variates / 1e6,
-        d.word,
-        d.order_statistics_ms
-    );
+    report.push_str(&draw_costs(threads).sentence(threads));
     print!("{report}");
     let folder = std::env::var("BALMS_BENCH_OUT").unwrap_or_else(|_| "results/bench".to_string());
     let name = if device == "cpu" { "stage2-meta.md" } else { "stage2-meta-cuda.md" };
