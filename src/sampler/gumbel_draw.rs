@@ -154,8 +154,9 @@ impl RngCore for Xoshiro {
 /// read through its public sampler: a generator whose first word is `i` (layer `i`, uniform
 /// `u = 2^-53`, the smallest there is) makes `Exp1` return `2^-53 x[i]` exactly, accepted on the
 /// fast path or, for the last layer, on the slow one. The fast path below then takes the same
-/// branch with the same product as `Exp1` for every word (test `lanes_match_the_library`); a
-/// change of the table in a later `rand_distr` fails that test rather than the bytes silently.
+/// branch with the same product as `Exp1` for every word. A later `rand_distr` with another table
+/// would be read as it is; one that changes the algorithm (the layer's bits, the uniform, the
+/// test) fails `lanes_match_the_library` rather than changing bytes silently.
 fn ziggurat_x() -> &'static [f64; 257] {
     struct Probe(Option<u64>);
     impl RngCore for Probe {
@@ -188,8 +189,8 @@ fn ziggurat_x() -> &'static [f64; 257] {
 }
 
 /// The exact draw at temperature 1 for `LANES` rows at once, each from its own generator, in
-/// vector registers (`wide`: SSE2 pairs on a plain x86-64 build, AVX2 where the build targets
-/// it, NEON on ARM): the same summaries, bit for bit, as [`summarise`] over `Exp1` draws from
+/// vector registers (`wide`: SSE2 pairs on the default x86-64 build, the only one tested here;
+/// wider registers where a build targets them, NEON on ARM): the same summaries, bit for bit, as [`summarise`] over `Exp1` draws from
 /// each row's generator, since every operation is the scalar one lane by lane (no fused or
 /// reordered arithmetic). Every word is tried on `Exp1`'s fast path, which takes 98% of them; a
 /// lane whose word misses it steps its generator back and draws that variate by `Exp1` itself.
@@ -255,8 +256,8 @@ fn exact_lanes(sizes: &[usize], rngs: [Xoshiro; LANES]) -> [RowSummary; LANES] {
 #[cold]
 #[inline(never)]
 fn off_the_fast_path(mut s: [u64x4; 4], mut e: f64x4, fast: f64x4) -> ([u64x4; 4], f64x4) {
-    let fast = fast.to_array();
-    for l in (0..LANES).filter(|&l| fast[l] == 0.0) {
+    let fast = fast.move_mask();
+    for l in (0..LANES).filter(|&l| fast & (1 << l) == 0) {
         let mut rng = Xoshiro(std::array::from_fn(|k| s[k].as_array_ref()[l]));
         Xoshiro::step_back(&mut rng.0);
         e.as_array_mut()[l] = rng.sample(Exp1);
@@ -420,7 +421,8 @@ pub fn summaries(
         out
     };
     let threads = threads.clamp(1, rows.max(1));
-    let chunk = rows.div_ceil(threads);
+    // Whole groups of lanes per thread (the last thread takes the rest).
+    let chunk = rows.div_ceil(threads).next_multiple_of(LANES);
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -492,9 +494,9 @@ mod tests {
         // The table's edges decrease from the tail's start to 0.
         let x = ziggurat_x();
         assert!(x.windows(2).all(|w| w[0] > w[1]) && x[256] == 0.0, "{x:?}");
-        // The draw: 250 rows (groups of 4 and a padded one) over classes of every size from 1 to
-        // 5,000, 5.4M variates, about 60,000 of them off the fast path, bit for bit the
-        // one-row-at-a-time draw on any number of threads.
+        // The draw: 250 rows (groups of 4 and padded ones) over classes of 1 to 5,000 instances,
+        // 1.36M variates, about 30,000 of them off the fast path (2.2%: every word of the last
+        // layer, and words past a layer's inner edge), bit for bit the one-row-at-a-time draw on 1 and 3 threads.
         let sizes = [5000, 1, 2, 3, 17, 400, 5];
         let want = one_row_at_a_time(&sizes, 250, (11, 3));
         for threads in [1, 3] {
