@@ -130,7 +130,8 @@ fn iteration_costs(
 /// reference: `Xoshiro256PlusPlus` and `Exp1` per variate, as balms drew it before rows went four
 /// at a time; checked equal) and on `threads` threads each right after a libtorch operation on
 /// `threads` threads (the mean of 5: as in a stage-2 iteration, where libtorch's OpenMP threads
-/// are still spinning when the draw starts); the order-statistics draw's milliseconds per
+/// are still spinning when the draw starts), one iteration's rows and eight iterations' rows at
+/// a time (as stage 2 draws them); the order-statistics draw's milliseconds per
 /// iteration on `threads` threads; one raw 64-bit word of Xoshiro256++ in nanoseconds.
 struct DrawCosts {
     variates: f64,
@@ -138,6 +139,7 @@ struct DrawCosts {
     exact_many: f64,
     one_row_at_a_time: f64,
     after_libtorch: f64,
+    after_libtorch_eight: f64,
     order_statistics_ms: f64,
     word: f64,
 }
@@ -151,10 +153,11 @@ impl DrawCosts {
              {:.2} ns per exponential on 1 thread and {:.2} ns on {threads} ({:.1} ms per iteration), \
              against {:.2} ns for the same bytes one row at a time on 1 thread ({:.2}x), and {:.2} ns \
              for one raw 64-bit word of its generator (Xoshiro256++). Right after a libtorch operation, \
-             as in a stage-2 iteration: {:.2} ns on {threads} threads ({:.1} ms), libtorch's idle OpenMP \
-             threads spinning on the same cores. The draw reads and writes no memory per variate, so \
-             the generator and the per-variate work (ziggurat, reciprocal, running sums) bound it, not \
-             memory bandwidth. The order-statistics draw: {:.2} ms per iteration on {threads} threads.\n",
+             as in a stage-2 iteration, on {threads} threads (mean of 5): {:.2} ns ({:.1} ms) drawing one \
+             iteration's rows, libtorch's idle OpenMP threads spinning on the same cores, and {:.2} ns \
+             ({:.1} ms per iteration) drawing eight iterations' rows at once, as stage 2 does. Per variate the draw reads \
+             two edges of a 2 KiB table (in L1 cache) and writes nothing, so the generator and the \
+             per-variate work (ziggurat, reciprocal, running sums) bound it, not memory bandwidth. The order-statistics draw: {:.2} ms per iteration on {threads} threads.\n",
             d.variates / 1e6,
             d.exact_one,
             d.exact_many,
@@ -164,6 +167,8 @@ impl DrawCosts {
             d.word,
             d.after_libtorch,
             d.after_libtorch * d.variates / 1e6,
+            d.after_libtorch_eight,
+            d.after_libtorch_eight * d.variates / 1e6,
             d.order_statistics_ms
         )
     }
@@ -204,10 +209,11 @@ fn draw_costs(threads: usize) -> DrawCosts {
         f();
         start.elapsed().as_secs_f64()
     };
-    let draw = |draw, threads| {
-        let rows = summaries(&sizes, 512, (1, 0), 1.0, draw, threads);
-        assert_eq!(rows.len(), 512);
+    let draw_rows = |rows, draw, threads| {
+        let drawn = summaries(&sizes, rows, (1, 0), 1.0, draw, threads);
+        assert_eq!(drawn.len(), rows);
     };
+    let draw = |draw, threads| draw_rows(512, draw, threads);
     let best_of_3 = |f: &dyn Fn()| (0..3).map(|_| timed(f)).fold(f64::INFINITY, f64::min);
     let reference = one_row_at_a_time(&sizes, 512);
     assert!(
@@ -221,13 +227,17 @@ fn draw_costs(threads: usize) -> DrawCosts {
         let a = tch::Tensor::ones([512, 512], (tch::Kind::Float, tch::Device::Cpu));
         std::hint::black_box((a.matmul(&a) * 2.0).sum(tch::Kind::Float).double_value(&[]));
     };
-    let after_libtorch = (0..5)
-        .map(|_| {
-            libtorch();
-            timed(&|| draw(NoiseDraw::Exact, threads))
-        })
-        .sum::<f64>()
-        / 5.0;
+    let after_libtorch = |rows| {
+        (0..5)
+            .map(|_| {
+                libtorch();
+                timed(&|| draw_rows(rows, NoiseDraw::Exact, threads))
+            })
+            .sum::<f64>()
+            / 5.0
+            * 512.0
+            / rows as f64
+    };
     let mut rng = rand_xoshiro::Xoshiro256PlusPlus::seed_from_u64(1);
     let start = Instant::now();
     let words = 50_000_000u64;
@@ -243,7 +253,8 @@ fn draw_costs(threads: usize) -> DrawCosts {
         exact_one: per_variate(best_of_3(&|| draw(NoiseDraw::Exact, 1))),
         exact_many: per_variate(best_of_3(&|| draw(NoiseDraw::Exact, threads))),
         one_row_at_a_time: per_variate(one_row_at_a_time),
-        after_libtorch: per_variate(after_libtorch),
+        after_libtorch: per_variate(after_libtorch(512)),
+        after_libtorch_eight: per_variate(after_libtorch(8 * 512)),
         order_statistics_ms: best_of_3(&|| draw(NoiseDraw::OrderStatistics, threads)) * 1e3,
         word,
     }

@@ -86,6 +86,78 @@ impl Members {
             lists,
         }
     }
+
+    /// Each class's number of training rows.
+    fn sizes(&self) -> Vec<usize> {
+        self.lists.iter().map(Vec::len).collect()
+    }
+}
+
+/// The host noise summaries of the coming iterations, drawn several iterations at a time (up to
+/// 8 while they fit in about 32 MiB; at least one). libtorch's OpenMP threads spin for a while
+/// after each operation, on the cores the draw's threads use; drawn every iteration, the exact
+/// draw paid for that spin every time (at the Fashion-MNIST-LT IF 10 size, `just bench`: 28.3 ms
+/// per iteration right after a libtorch operation, 18.2 ms eight iterations at a time, 16.6 ms
+/// alone). Row `b` of iteration `t` is stream `t B + b` whatever the grouping, so the draws,
+/// and the bytes of every run, are those of one iteration at a time.
+struct HostNoise {
+    sizes: Vec<usize>,
+    seed: u64,
+    noise: (f64, NoiseDraw),
+    threads: usize,
+    /// Iterations drawn per call.
+    ahead: u64,
+    /// The summaries of iterations `first..first + rows.len() / batch`.
+    rows: Vec<gumbel_draw::RowSummary>,
+    first: u64,
+}
+
+impl HostNoise {
+    fn new(members: &Members, seed: u64, noise: (f64, NoiseDraw), batch: usize) -> HostNoise {
+        let sizes = members.sizes();
+        // Three f64-sized numbers per row and class.
+        let per_iteration = (batch * sizes.len() * 24).max(1);
+        let ahead = (32 << 20) / per_iteration;
+        HostNoise {
+            sizes,
+            seed,
+            noise,
+            threads: usize::try_from(tch::get_num_threads()).unwrap_or(1),
+            ahead: u64::try_from(ahead.clamp(1, 8)).expect("fits"),
+            rows: Vec::new(),
+            first: 0,
+        }
+    }
+
+    /// The `batch` summaries of `iteration` (of `iterations`), drawing the next ones if needed.
+    fn rows(
+        &mut self,
+        iteration: u64,
+        iterations: u64,
+        batch: usize,
+    ) -> &[gumbel_draw::RowSummary] {
+        debug_assert!(iteration < iterations, "iteration {iteration} of {iterations}");
+        let drawn = u64::try_from(self.rows.len() / batch).expect("fits");
+        if !(self.first..self.first + drawn).contains(&iteration) {
+            // The old summaries go before the new ones are drawn.
+            self.rows = Vec::new();
+            let count = self.ahead.min(iterations - iteration);
+            let rows = usize::try_from(count).expect("fits") * batch;
+            let stream = iteration * batch as u64;
+            let (tau, draw) = self.noise;
+            self.rows = gumbel_draw::summaries(
+                &self.sizes,
+                rows,
+                (self.seed, stream),
+                tau,
+                draw,
+                self.threads,
+            );
+            self.first = iteration;
+        }
+        let at = usize::try_from(iteration - self.first).expect("fits") * batch;
+        &self.rows[at..at + batch]
+    }
 }
 
 /// A batch drawn by the straight-through Gumbel-softmax, with what the soft sample needs.
@@ -104,6 +176,7 @@ impl Draw {
     /// Draws `batch` indices given the log-rates `[C]` (no gradient) on the host: row `b`'s noise
     /// comes from the generator of stream `first_stream + b` under `seed`, drawn by `draw` (see
     /// [`gumbel_draw::summaries`]).
+    #[cfg(test)]
     pub(super) fn sample(
         members: &Members,
         log_rates: &Tensor,
@@ -111,10 +184,16 @@ impl Draw {
         seeds: (u64, u64),
         (tau, draw): (f64, NoiseDraw),
     ) -> Draw {
-        let sizes: Vec<usize> = members.lists.iter().map(Vec::len).collect();
         let threads = usize::try_from(tch::get_num_threads()).unwrap_or(1);
-        let rows = gumbel_draw::summaries(&sizes, batch, seeds, tau, draw, threads);
-        let rows_of = |t: Tensor| t.view([i64::try_from(batch).expect("fits"), -1]);
+        let rows = gumbel_draw::summaries(&members.sizes(), batch, seeds, tau, draw, threads);
+        Draw::from_rows(members, log_rates, &rows)
+    }
+
+    /// The draw from host summaries `rows` (one per batch row) of the noise, given the log-rates
+    /// `[C]` (no gradient).
+    fn from_rows(members: &Members, log_rates: &Tensor, rows: &[gumbel_draw::RowSummary]) -> Draw {
+        let batch = i64::try_from(rows.len()).expect("fits");
+        let rows_of = |t: Tensor| t.view([batch, -1]);
         let table = |f: fn(&gumbel_draw::RowSummary) -> &[f64]| {
             let flat: Vec<f64> = rows.iter().flat_map(f).copied().collect();
             rows_of(Tensor::from_slice(&flat))
@@ -134,7 +213,7 @@ impl Draw {
         )
     }
 
-    /// As [`Draw::sample`] with the noise drawn on the rates' device (a GPU) from libtorch's
+    /// A draw of `batch` indices with the noise drawn on the rates' device (a GPU) from libtorch's
     /// generator of that device (seeded with the run's initialisation seed), as the official code
     /// draws it: on a GPU the `B x N` noise costs microseconds while the host pass of
     /// [`gumbel_draw::summaries`] would dominate the iteration. Deterministic for a device and seed,
@@ -339,6 +418,8 @@ pub(super) fn train(
     meta_order.set_stream(1);
     let gumbel_seed = crate::seed::Seed(seeds.order).derive("gumbel");
     let batch = stage2.batch_size as usize;
+    let mut host_noise =
+        HostNoise::new(&members, gumbel_seed, (spec.temperature, spec.draw), batch);
     let timeline = Timeline::of_stage2(stage2, data.counts).map_err(TrainError::Data)?;
     let iterations = timeline.iterations();
     // The Reweighter's batches: instance-balanced (its sampler's batches), drawn from `order`.
@@ -364,15 +445,14 @@ pub(super) fn train(
             let classes_of = data.train_y.index_select(0, &index);
             (index, phi.sigmoid().index_select(0, &classes_of))
         } else {
-            let stream = iteration * batch as u64;
             let log_rates = phi.log_sigmoid();
             // The exact draw on a GPU materialises the noise there; the order-statistics draw is
             // cheap enough on the host everywhere, and so the same on every device.
             let draw = if device.is_cuda() && spec.draw.is_exact() {
                 Draw::sample_on_device(&members, &log_rates, batch, spec.temperature)
             } else {
-                let noise = (spec.temperature, spec.draw);
-                Draw::sample(&members, &log_rates, batch, (gumbel_seed, stream), noise)
+                let rows = host_noise.rows(iteration, iterations, batch);
+                Draw::from_rows(&members, &log_rates, rows)
             };
             let soft = draw.soft(&phi, spec.temperature);
             let scale = soft.detach().neg().g_add_scalar(1.0) + &soft;
@@ -722,6 +802,26 @@ mod tests {
         let mut next = 0i64..;
         let lists = counts.iter().map(|&n| next.by_ref().take(n).collect()).collect();
         Members::new(lists, Device::Cpu)
+    }
+
+    #[test]
+    fn host_noise_ahead_is_the_noise_of_one_iteration_at_a_time() {
+        // 11 iterations of batch 3 drawn 4 at a time (the last call 3), read in order and out of
+        // order: each iteration's rows are those drawn for it alone, by either draw.
+        let members = consecutive_members(&[40, 7, 2]);
+        for draw in [NoiseDraw::Exact, NoiseDraw::OrderStatistics] {
+            let mut noise = HostNoise::new(&members, 5, (1.0, draw), 3);
+            noise.ahead = 4;
+            for iteration in (0..11).chain([2, 10, 0]) {
+                let alone =
+                    gumbel_draw::summaries(&members.sizes(), 3, (5, iteration * 3), 1.0, draw, 1);
+                assert_eq!(noise.rows(iteration, 11, 3), alone, "iteration {iteration}");
+            }
+        }
+        // The default: 8 iterations a call for small problems, fewer when 8 would pass 32 MiB.
+        assert_eq!(HostNoise::new(&members, 5, (1.0, NoiseDraw::Exact), 512).ahead, 8);
+        let many = consecutive_members(&[1; 1000]);
+        assert_eq!(HostNoise::new(&many, 5, (1.0, NoiseDraw::Exact), 512).ahead, 2);
     }
 
     /// Per row of a draw: the soft value at the chosen instance, and its derivative in each
