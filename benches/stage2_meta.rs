@@ -6,17 +6,18 @@
 //!
 //! Two sizes, each with its own plain baseline:
 //! - the Fashion-MNIST-LT stand-in at IF 10 (seeded Gaussian mixture, 10 classes, N = 24,516,
-//!   MLP 256-256, 256-d features), 200 iterations with the exact draw and 1,000 for the others
-//!   (timed over a second or more); also the speed-up of computing the frozen
+//!   MLP 256-256, 256-d features), 200 and 400 iterations with the exact draw, 1,000 and 2,000
+//!   for the others (timed over a second or more); also the speed-up of computing the frozen
 //!   backbone's features once instead of for every batch (`stage2.features = "per-batch"`, the
 //!   official code's way);
 //! - ImageNet-LT-like (1,000 classes and N = 115,740 as ImageNet-LT's 115,846, but from 540 to
 //!   5 per class on the Gaussian mixture's exponential profile; MLP 512, 512-d features), 30
-//!   iterations with the exact draw and 200 for the others.
+//!   and 60 iterations with the exact draw, 200 and 400 for the others.
 //!
 //! Stage 2 uses the official batch of 512. Reported: milliseconds per iteration of each method
-//! (wall time of the whole stage-2 run, features included, divided by its iterations) and the
-//! ratio to the plain method; each draw alone at the small size (the exact one per exponential
+//! (the difference in wall time between its two runs over their difference in iterations: the
+//! iterations alone, without what a run pays once, such as computing the features, set-up and
+//! evaluation) and the ratio to the plain method; each draw alone at the small size (the exact one per exponential
 //! variate, beside the same bytes drawn one row at a time, the same draw right after a libtorch
 //! operation, and one raw 64-bit word of its generator; the order-statistics one per iteration).
 //! A ratio is the result; absolute times depend on the machine.
@@ -34,27 +35,44 @@ use balms::sampler::gumbel_draw::{summaries, NoiseDraw, RowSummary};
 use balms::store::Store;
 use rand::{Rng, RngCore, SeedableRng};
 
-/// The methods both sizes time: the end-to-end backbone, plain stage 2, the Meta Sampler with
-/// each draw and the Meta Reweighter; the exact draw runs `exact` stage-2 iterations, the others
-/// `cheap` (more, so that their short iterations are timed over a second or more).
-fn methods(cheap: u32, exact: u32) -> String {
+/// A timed stage-2 method: name, sampler (TOML), stage-2 settings besides the iterations (TOML,
+/// may be empty) and iterations of its shorter run.
+type Timed = (&'static str, &'static str, &'static str, u32);
+
+/// The Meta Sampler with the exact draw (the order-statistics one is added by [`timed`]).
+const EXACT: &str = "\"meta\"";
+
+/// The methods both sizes time: plain stage 2, the Meta Sampler with each draw and the Meta
+/// Reweighter; the exact draw's shorter run takes `exact` stage-2 iterations, the others `cheap`
+/// (more, so that their short iterations are timed over a second or more).
+fn timed(cheap: u32, exact: u32) -> Vec<Timed> {
+    vec![
+        ("plain", "\"instance\"", "", cheap),
+        ("meta-sampler", EXACT, "", exact),
+        ("meta-sampler-order-statistics", "{ meta = { draw = \"order-statistics\" } }", "", cheap),
+        ("meta-reweighter", "\"meta-reweighter\"", "", cheap),
+    ]
+}
+
+/// The end-to-end backbone and each timed method twice, at its iterations and at twice as many:
+/// the two runs' difference in wall time is the cost of that many iterations alone, without what
+/// a run pays once (features, set-up, evaluation), which would otherwise weigh on the methods
+/// with fewer iterations.
+fn methods(timed: &[Timed]) -> String {
     let mut toml = String::from("\n[[methods]]\nname = \"softmax\"\n");
-    for (name, sampler, iterations) in [
-        ("plain", "\"instance\"", cheap),
-        ("meta-sampler", "\"meta\"", exact),
-        ("meta-sampler-order-statistics", "{ meta = { draw = \"order-statistics\" } }", cheap),
-        ("meta-reweighter", "\"meta-reweighter\"", cheap),
-    ] {
-        let _ = write!(
-            toml,
-            "\n[[methods]]\nname = \"{name}\"\nstage1 = \"softmax\"\nloss = \"balanced-softmax\"\nsampler = {sampler}\nstage2 = {{ iterations = {iterations} }}\n"
-        );
+    for &(name, sampler, stage2, iterations) in timed {
+        for (suffix, iterations) in [("", iterations), ("-long", 2 * iterations)] {
+            let _ = write!(
+                toml,
+                "\n[[methods]]\nname = \"{name}{suffix}\"\nstage1 = \"softmax\"\nloss = \"balanced-softmax\"\nsampler = {sampler}\nstage2 = {{ iterations = {iterations}{stage2} }}\n"
+            );
+        }
     }
     toml
 }
 
-/// The Fashion-MNIST-LT-sized matrix, before [`methods`]`(1000, 200)`; it adds the per-batch
-/// features.
+/// The Fashion-MNIST-LT-sized matrix, before [`methods`] of [`timed`]`(1000, 200)` and the
+/// per-batch features.
 const SMALL: &str = r#"
 name = "bench"
 seeds = [1]
@@ -64,23 +82,10 @@ datasets = [{ gaussian-lt = { imbalance = [10], mixture = { classes = 10, dim = 
 model = { mlp = { hidden = [256, 256] } }
 epochs = 1
 batch-size = 256
-stage2 = { iterations = 200, batch-size = 512, optimizer = { lr = 0.1 } }
-
-[[methods]]
-name = "plain-per-batch"
-stage1 = "softmax"
-loss = "balanced-softmax"
-stage2 = { features = "per-batch", iterations = 1000 }
-
-[[methods]]
-name = "meta-sampler-per-batch"
-stage1 = "softmax"
-loss = "balanced-softmax"
-sampler = "meta"
-stage2 = { features = "per-batch" }
+stage2 = { batch-size = 512, optimizer = { lr = 0.1 } }
 "#;
 
-/// The ImageNet-LT-like matrix, before [`methods`]`(200, 30)`.
+/// The ImageNet-LT-like matrix, before [`methods`] of [`timed`]`(200, 30)`.
 const LARGE: &str = r#"
 name = "bench-large"
 seeds = [1]
@@ -90,11 +95,11 @@ datasets = [{ gaussian-lt = { imbalance = [100], mixture = { classes = 1000, dim
 model = { mlp = { hidden = [512] } }
 epochs = 1
 batch-size = 512
-stage2 = { iterations = 30, batch-size = 512, optimizer = { lr = 0.1 } }
+stage2 = { batch-size = 512, optimizer = { lr = 0.1 } }
 "#;
 
-/// Seconds per iteration of a finished run, from its log's end record and metrics.
-fn per_iteration(results: &Path, cell: &str, method: &str) -> f64 {
+/// Wall seconds and stage-2 iterations of a finished run, from its log's end record and metrics.
+fn run_time(results: &Path, cell: &str, method: &str) -> (f64, f64) {
     let dir = results.join(format!("{cell}.{method}/seed-1"));
     let log = std::fs::read_to_string(dir.join("log.jsonl")).expect("log");
     let end: serde_json::Value = log
@@ -106,23 +111,31 @@ fn per_iteration(results: &Path, cell: &str, method: &str) -> f64 {
         serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json")).expect("metrics"))
             .expect("json");
     let iterations = metrics["iterations"].as_u64().expect("iterations") as f64;
-    end["seconds"].as_f64().expect("seconds") / iterations
+    (end["seconds"].as_f64().expect("seconds"), iterations)
 }
 
-/// Runs `matrix` in `dir` and returns the milliseconds per iteration of each method, and the
-/// plain method's.
+/// Runs `matrix` (with [`methods`]`(timed)`) in `dir` and returns the milliseconds per iteration
+/// of each timed method: the difference between its two runs over their difference in
+/// iterations.
 fn iteration_costs(
     dir: &Path,
     matrix: &str,
     cell: &str,
-    methods: &[&str],
+    timed: &[Timed],
     options: &RunOptions,
 ) -> anyhow::Result<Vec<(String, f64)>> {
     let path = dir.join(format!("{}.toml", cell.replace('/', "-")));
-    std::fs::write(&path, matrix)?;
+    std::fs::write(&path, format!("{matrix}{}", methods(timed)))?;
     run_plan(&Plan::load(&path)?, options)?;
     let results = dir.join("results");
-    Ok(methods.iter().map(|m| ((*m).to_string(), 1e3 * per_iteration(&results, cell, m))).collect())
+    Ok(timed
+        .iter()
+        .map(|&(name, ..)| {
+            let (short, short_iterations) = run_time(&results, cell, name);
+            let (long, long_iterations) = run_time(&results, cell, &format!("{name}-long"));
+            (name.to_string(), 1e3 * (long - short) / (long_iterations - short_iterations))
+        })
+        .collect())
 }
 
 /// Each draw alone at the small size: the exact draw's nanoseconds per exponential variate on 1
@@ -284,25 +297,16 @@ fn main() -> anyhow::Result<()> {
         shard: None,
         scale: None,
     };
-    let small = iteration_costs(
-        dir.path(),
-        &format!("{SMALL}{}", methods(1000, 200)),
-        "bench/gaussian-lt.if10",
-        &[
-            "plain",
-            "meta-sampler",
-            "meta-sampler-order-statistics",
-            "meta-reweighter",
-            "plain-per-batch",
-            "meta-sampler-per-batch",
-        ],
-        &options,
-    )?;
+    let mut small_timed = timed(1000, 200);
+    small_timed.push(("plain-per-batch", "\"instance\"", ", features = \"per-batch\"", 1000));
+    small_timed.push(("meta-sampler-per-batch", EXACT, ", features = \"per-batch\"", 200));
+    let small =
+        iteration_costs(dir.path(), SMALL, "bench/gaussian-lt.if10", &small_timed, &options)?;
     let large = iteration_costs(
         dir.path(),
-        &format!("{LARGE}{}", methods(200, 30)),
+        LARGE,
         "bench-large/gaussian-lt.if100",
-        &["plain", "meta-sampler", "meta-sampler-order-statistics", "meta-reweighter"],
+        &timed(200, 30),
         &options,
     )?;
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -333,7 +337,8 @@ fn main() -> anyhow::Result<()> {
     let cost = |m: &str| small.iter().find(|(n, _)| n == m).expect("measured").1;
     let _ = writeln!(
         report,
-        "\nFeatures computed once instead of per batch: {:.2}x faster (plain), {:.2}x (meta sampler).",
+        "\nFeatures computed once instead of per batch: iterations {:.2}x faster (plain), {:.2}x \
+         (meta sampler), besides the one pass over the training set that computing them once costs.",
         cost("plain-per-batch") / cost("plain"),
         cost("meta-sampler-per-batch") / cost("meta-sampler")
     );
