@@ -27,7 +27,7 @@ pub(super) enum Kind {
 impl Kind {
     /// Seconds per image relative to end-to-end training, used for a kind until one of its runs
     /// has finished: a classifier on cached features costs little; a backbone forward about a
-    /// third of a training step; a Meta Sampler iteration 17x to 108x a plain stage-2 one
+    /// third of a training step; a Meta Sampler iteration about 9x to 80x a plain stage-2 one
     /// (`just bench`), so about an end-to-end step.
     fn prior(self) -> f64 {
         match self {

@@ -94,17 +94,19 @@ impl Members {
 }
 
 /// The host noise summaries of the coming iterations, drawn several iterations at a time (up to
-/// 8 while they fit in about 32 MiB; at least one). libtorch's OpenMP threads spin for a while
-/// after each operation, on the cores the draw's threads use; drawn every iteration, the exact
-/// draw paid for that spin every time (at the Fashion-MNIST-LT IF 10 size, `just bench`: 28.3 ms
-/// per iteration right after a libtorch operation, 18.2 ms eight iterations at a time, 16.6 ms
-/// alone). Row `b` of iteration `t` is stream `t B + b` whatever the grouping, so the draws,
-/// and the bytes of every run, are those of one iteration at a time.
+/// 8 while they fit in about 32 MiB, so 2 at 1,000 classes and batch 512; at least one).
+/// libtorch's OpenMP threads spin for a while after each operation, on the cores the draw's
+/// threads use; drawn every iteration, the exact draw paid for that spin every time (at the
+/// Fashion-MNIST-LT IF 10 size, about half as much again as the draw alone; `just bench`,
+/// `results/bench/stage2-meta.md`). Row `b` of iteration `t` is stream `t B + b` whatever the
+/// grouping, so the draws, and the bytes of every run, are those of one iteration at a time.
 struct HostNoise {
     sizes: Vec<usize>,
     seed: u64,
     noise: (f64, NoiseDraw),
     threads: usize,
+    batch: usize,
+    iterations: u64,
     /// Iterations drawn per call.
     ahead: u64,
     /// The summaries of iterations `first..first + rows.len() / batch`.
@@ -113,7 +115,14 @@ struct HostNoise {
 }
 
 impl HostNoise {
-    fn new(members: &Members, seed: u64, noise: (f64, NoiseDraw), batch: usize) -> HostNoise {
+    /// The noise of `iterations` iterations of `batch` rows under `seed`, drawn by `noise`
+    /// (temperature and draw).
+    fn new(
+        members: &Members,
+        seed: u64,
+        noise: (f64, NoiseDraw),
+        (batch, iterations): (usize, u64),
+    ) -> HostNoise {
         let sizes = members.sizes();
         // Three f64-sized numbers per row and class.
         let per_iteration = (batch * sizes.len() * 24).max(1);
@@ -123,19 +132,17 @@ impl HostNoise {
             seed,
             noise,
             threads: usize::try_from(tch::get_num_threads()).unwrap_or(1),
+            batch,
+            iterations,
             ahead: u64::try_from(ahead.clamp(1, 8)).expect("fits"),
             rows: Vec::new(),
             first: 0,
         }
     }
 
-    /// The `batch` summaries of `iteration` (of `iterations`), drawing the next ones if needed.
-    fn rows(
-        &mut self,
-        iteration: u64,
-        iterations: u64,
-        batch: usize,
-    ) -> &[gumbel_draw::RowSummary] {
+    /// The summaries of `iteration`'s rows, drawing the next iterations' if needed.
+    fn rows(&mut self, iteration: u64) -> &[gumbel_draw::RowSummary] {
+        let (batch, iterations) = (self.batch, self.iterations);
         debug_assert!(iteration < iterations, "iteration {iteration} of {iterations}");
         let drawn = u64::try_from(self.rows.len() / batch).expect("fits");
         if !(self.first..self.first + drawn).contains(&iteration) {
@@ -418,10 +425,10 @@ pub(super) fn train(
     meta_order.set_stream(1);
     let gumbel_seed = crate::seed::Seed(seeds.order).derive("gumbel");
     let batch = stage2.batch_size as usize;
-    let mut host_noise =
-        HostNoise::new(&members, gumbel_seed, (spec.temperature, spec.draw), batch);
     let timeline = Timeline::of_stage2(stage2, data.counts).map_err(TrainError::Data)?;
     let iterations = timeline.iterations();
+    let noise = (spec.temperature, spec.draw);
+    let mut host_noise = HostNoise::new(&members, gumbel_seed, noise, (batch, iterations));
     // The Reweighter's batches: instance-balanced (its sampler's batches), drawn from `order`.
     let reweighter_batches = if reweight {
         let mut sampler = stage2.sampler.build(data.train_labels, data.counts.len(), 1);
@@ -451,7 +458,7 @@ pub(super) fn train(
             let draw = if device.is_cuda() && spec.draw.is_exact() {
                 Draw::sample_on_device(&members, &log_rates, batch, spec.temperature)
             } else {
-                let rows = host_noise.rows(iteration, iterations, batch);
+                let rows = host_noise.rows(iteration);
                 Draw::from_rows(&members, &log_rates, rows)
             };
             let soft = draw.soft(&phi, spec.temperature);
@@ -810,18 +817,18 @@ mod tests {
         // order: each iteration's rows are those drawn for it alone, by either draw.
         let members = consecutive_members(&[40, 7, 2]);
         for draw in [NoiseDraw::Exact, NoiseDraw::OrderStatistics] {
-            let mut noise = HostNoise::new(&members, 5, (1.0, draw), 3);
+            let mut noise = HostNoise::new(&members, 5, (1.0, draw), (3, 11));
             noise.ahead = 4;
             for iteration in (0..11).chain([2, 10, 0]) {
                 let alone =
                     gumbel_draw::summaries(&members.sizes(), 3, (5, iteration * 3), 1.0, draw, 1);
-                assert_eq!(noise.rows(iteration, 11, 3), alone, "iteration {iteration}");
+                assert_eq!(noise.rows(iteration), alone, "iteration {iteration}");
             }
         }
         // The default: 8 iterations a call for small problems, fewer when 8 would pass 32 MiB.
-        assert_eq!(HostNoise::new(&members, 5, (1.0, NoiseDraw::Exact), 512).ahead, 8);
+        assert_eq!(HostNoise::new(&members, 5, (1.0, NoiseDraw::Exact), (512, 9)).ahead, 8);
         let many = consecutive_members(&[1; 1000]);
-        assert_eq!(HostNoise::new(&many, 5, (1.0, NoiseDraw::Exact), 512).ahead, 2);
+        assert_eq!(HostNoise::new(&many, 5, (1.0, NoiseDraw::Exact), (512, 9)).ahead, 2);
     }
 
     /// Per row of a draw: the soft value at the chosen instance, and its derivative in each
